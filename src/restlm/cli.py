@@ -1,0 +1,80 @@
+"""The `restlm` command: run (or resume) an experiment, re-render a report."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from restlm.errors import RestlmError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="restlm", description="Reinforced Self-Training for small models")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the ReST experiment a config describes (or resume one)")
+    run.add_argument("--config", help="a JSON or YAML config file (default: the built-in MRPC/MiniLM experiment)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key, e.g. --set rest.grow_steps=2 (repeatable)")
+    run.add_argument("--seeds", type=int, help="number of seeds (same as --set run.seeds=N)")
+    run.add_argument("--output-dir", help="the run directory (same as --set run.output_dir=DIR)")
+    run.add_argument("--resume", metavar="DIR", help="continue the killed or unfinished run in DIR")
+    report = commands.add_parser("report", help="write report.md/report.html again from a run's results.json")
+    report.add_argument("run_dir")
+    show = commands.add_parser("config", help="print the resolved config (defaults + file + overrides)")
+    show.add_argument("--config")
+    show.add_argument("--set", dest="overrides", action="append", default=[])
+    return parser
+
+
+def _run(args) -> None:
+    from restlm.config import load_config
+    from restlm.experiment import Experiment
+
+    if args.resume:
+        if args.config or args.overrides or args.seeds or args.output_dir:
+            raise RestlmError("--resume takes the run's own config; drop --config/--set/--seeds/--output-dir")
+        experiment = Experiment.resuming(args.resume)
+    else:
+        overrides = list(args.overrides)
+        if args.seeds is not None:
+            overrides.append(f"run.seeds={args.seeds}")
+        if args.output_dir:
+            overrides.append(f"run.output_dir={args.output_dir}")
+        experiment = Experiment(load_config(args.config, overrides))
+    experiment.run_all()
+    if experiment.accelerator.is_main_process:
+        print(f"report: {experiment.run.path / 'report.html'}")
+
+
+def _report(args) -> None:
+    from restlm.report import write_report
+
+    path = Path(args.run_dir) / "results.json"
+    if not path.exists():
+        raise RestlmError(f"{path}: no results yet (has the run finished?)")
+    written = write_report(Path(args.run_dir), json.loads(path.read_text()))
+    print(f"report: {written['html']}")
+
+
+def _config(args) -> None:
+    from restlm.config import load_config, to_dict
+
+    print(json.dumps(to_dict(load_config(args.config, args.overrides)), indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        {"run": _run, "report": _report, "config": _config}[args.command](args)
+    except RestlmError as error:
+        print(f"restlm: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("restlm: interrupted; resume with `restlm run --resume DIR`", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""Process-level helpers on top of accelerate: split inference work, gather it back in order."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from accelerate.utils import gather_object
+
+
+def map_across_processes(accelerator, items: Sequence, fn: Callable[[list], list]) -> list:
+    """fn over contiguous shards of items, one per process; the results come back in order."""
+    if accelerator.num_processes == 1:
+        return fn(list(items))
+    with accelerator.split_between_processes(list(items)) as shard:
+        results = fn(shard) if len(shard) else []
+    return gather_object(results)

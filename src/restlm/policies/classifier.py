@@ -1,0 +1,98 @@
+"""A classifier policy around any AutoModelForSequenceClassification (single sentences or pairs).
+
+Its outputs are labels; sampling draws a label from the softmax at a temperature (or takes the
+argmax), and the offline loss is the (weighted) log-probability of a given label.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from transformers import DataCollatorWithPadding
+
+from restlm.data.examples import Example
+from restlm.distributed import map_across_processes
+from restlm.policies.base import Policy, TrainItem
+
+
+class ClassifierPolicy(Policy):
+    """Policy over class labels. Supports sentence pairs (`text_pair`) and single sentences."""
+
+    kind = "classifier"
+
+    def __init__(self, model, tokenizer, accelerator, max_length: int = 128, batch_size: int = 128):
+        super().__init__(model, tokenizer, accelerator)
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self._pad = DataCollatorWithPadding(tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, name: str, accelerator, num_labels: int = 2, **kwargs) -> "ClassifierPolicy":
+        from restlm.models import load_classifier
+
+        model, tokenizer = load_classifier(name, num_labels)
+        return cls(model, tokenizer, accelerator, **kwargs)
+
+    # ---- encoding
+    def _encode(self, examples: Sequence[Example]) -> list[dict]:
+        pairs = [e.text_pair for e in examples]
+        encoded = self.tokenizer(
+            [e.text for e in examples],
+            pairs if any(p is not None for p in pairs) else None,
+            truncation=True,
+            max_length=self.max_length,
+        )
+        return [{k: encoded[k][i] for k in encoded} for i in range(len(examples))]
+
+    def input_length(self, example: Example) -> int:
+        return len(example.text) + len(example.text_pair or "")
+
+    @torch.no_grad()
+    def _logits(self, examples: Sequence[Example]) -> torch.Tensor:
+        """Logits for all examples, batched by length; runs on this process only."""
+        self.model.eval()
+        order = sorted(range(len(examples)), key=lambda i: self.input_length(examples[i]))
+        out = torch.empty(len(examples), self.unwrapped.config.num_labels)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            batch = self._pad(self._encode([examples[i] for i in idx]))
+            batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
+            out[idx] = self.unwrapped(**batch).logits.float().cpu()
+        return out
+
+    def logits(self, examples: Sequence[Example]) -> torch.Tensor:
+        """Logits for all examples, the work split across processes."""
+        rows = map_across_processes(self.accelerator, list(examples), lambda part: self._logits(part).tolist())
+        return torch.tensor(rows).reshape(len(examples), -1)
+
+    # ---- the policy interface
+    def predict(self, examples: Sequence[Example]) -> list[int]:
+        return self.logits(examples).argmax(-1).tolist()
+
+    def sample(self, examples, k=1, temperature=1.0, greedy=False, seed=0) -> list[list[int]]:
+        logits = self.logits(examples)
+        if greedy:
+            return [[label] for label in logits.argmax(-1).tolist()]
+        probs = torch.softmax(logits / temperature, dim=-1)
+        samples = []
+        for i, row in enumerate(probs):
+            # one generator per input: the draw does not depend on batching or process count
+            generator = torch.Generator().manual_seed(seed * 1_000_003 + i)
+            samples.append(torch.multinomial(row, k, replacement=True, generator=generator).tolist())
+        return samples
+
+    def log_probs(self, examples, outputs) -> np.ndarray:
+        log_softmax = torch.log_softmax(self.logits(examples), dim=-1)
+        return log_softmax[torch.arange(len(examples)), torch.tensor(list(outputs))].numpy()
+
+    def collate(self, items: Sequence[TrainItem]) -> dict:
+        batch = self._pad(self._encode([item.example for item in items]))
+        batch["labels"] = torch.tensor([int(item.output) for item in items])
+        batch["weights"] = torch.tensor([float(item.weight) for item in items])
+        return batch
+
+    def output_log_probs(self, batch: dict) -> torch.Tensor:
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "weights")}
+        logits = self.model(**inputs).logits
+        return torch.log_softmax(logits.float(), dim=-1).gather(1, batch["labels"][:, None]).squeeze(1)

@@ -1,0 +1,89 @@
+"""The report's markdown: header, Table 1, Table 2, figures with captions, config."""
+from __future__ import annotations
+
+import json
+
+from restlm.report.cells import histogram_groups
+from restlm.report.figures import nll_figure_stem
+from restlm.report.tables import table1_markdown, table2_markdown
+
+CONFIG_FACTS = ("model", "data", "dataset", "task", "policy")
+
+TABLE1_CAPTION = (
+    "*Accuracy and F1 on the dev set, mean over seeds. ± is the sample standard deviation over "
+    "seeds; the 95% CI is the Student-t interval over seeds (none with one seed). \"ReST best\" "
+    "is the step with the highest mean dev accuracy, picked on the same dev set it is scored on, "
+    "so it is optimistic. Paper accuracy gives the paper's number and the row it comes from.*")
+
+TABLE2_CAPTION = (
+    "*Change vs G0I0: relative change of the mean accuracy. Paired Δ: mean over seeds of "
+    "(step − G0I0) accuracy on the same seed, with its 95% CI; **bold** when the CI excludes "
+    "zero. Threshold and kept: the reward threshold of the Improve step and the number of "
+    "examples kept, mean over seeds.*")
+
+ACCURACY_CAPTION = (
+    "*Dev accuracy at each step (G Grow steps, I Improve steps), one panel per N. Line: mean "
+    "over seeds; dots: single seeds; band: 95% Student-t CI over seeds; crosses: the paper.*")
+
+NLL_CAPTION = (
+    "*Per-example NLL of the gold label over the training data at each stage (as the paper's "
+    "Figure 2). Bins are log-spaced and the x-axis is log scale because most NLLs are near 0 "
+    "with a long tail; NLLs below 1e-6 fall in the first bin. Dotted lines: each stage's mean "
+    "NLL; the legend gives it with the stage's dev accuracy.*")
+
+REWARD_CAPTION = (
+    "*Reward of the examples grown at each Grow step; dashed lines: the threshold of each "
+    "Improve step, above which examples are kept.*")
+
+
+def _config_fact(value) -> str | None:
+    """A config entry as one short string: a scalar, or a section's name/path/id."""
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    if isinstance(value, dict):
+        return next((str(value[k]) for k in ("name", "path", "id") if k in value), None)
+    return None
+
+
+def _header(results: dict) -> list[str]:
+    facts = [f"Seeds: {', '.join(str(s) for s in results.get('seeds', [])) or 'none'}"]
+    config = results.get("config") or {}
+    for key in CONFIG_FACTS:
+        fact = _config_fact(config.get(key)) if isinstance(config, dict) else None
+        if fact:
+            facts.append(f"{key.capitalize()}: `{fact}`")
+    wall = [c["wall_time_s"] for c in results.get("cells", []) if c.get("wall_time_s") is not None]
+    if wall:
+        facts.append(f"Compute: {sum(wall) / 3600:.2f} h (sum of cell wall times)")
+    return [f"# {results.get('title', 'ReST report')}", "", " · ".join(facts)]
+
+
+def _figure(title: str, file_name: str, caption: str) -> list[str]:
+    return ["", f"## {title}", "", f"![{title}]({file_name})", "", caption]
+
+
+def report_markdown(results: dict, figures: dict[str, str]) -> str:
+    """The whole report as markdown (python-markdown with the `tables` extension renders it).
+
+    In: results (the results.json schema) and the figure file names written beside the report,
+    keyed by stem: "accuracy_by_step", nll_figure_stem(N, seed) per Figure 2, "rewards";
+    any may be absent.
+    """
+    lines = _header(results)
+    lines += ["", "## Table 1: baselines, fine-tuned and ReST", "", table1_markdown(results),
+              "", TABLE1_CAPTION, "", "## Table 2: ReST steps against the fine-tuned model (G0I0)"]
+    tables = table2_markdown(results)
+    for n, table in tables.items():
+        lines += ["", f"### N = {n}", "", table]
+    lines += ["", TABLE2_CAPTION if tables else "*No cells in the results.*"]
+    if "accuracy_by_step" in figures:
+        lines += _figure("Dev accuracy by step", figures["accuracy_by_step"], ACCURACY_CAPTION)
+    for n, seed in histogram_groups(results.get("histograms") or []):
+        if (key := nll_figure_stem(n, seed)) in figures:
+            lines += _figure(f"Figure 2: training NLL by stage (N={n}, seed {seed})",
+                             figures[key], NLL_CAPTION)
+    if "rewards" in figures:
+        lines += _figure("Rewards at each Grow step", figures["rewards"], REWARD_CAPTION)
+    config = json.dumps(results.get("config", {}), indent=2, sort_keys=True, default=str)
+    lines += ["", "## Config", ""] + ["    " + line for line in config.splitlines()]
+    return "\n".join(lines) + "\n"

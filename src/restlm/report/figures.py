@@ -1,0 +1,135 @@
+"""The report's figures as PNGs (matplotlib, Agg canvas, no pyplot global state).
+
+Every function takes the target path and the part of results.json it draws, writes the PNG
+atomically and returns the path. Sizes are fixed so a figure's pixel shape is known:
+figsize inches x DPI.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from restlm.report.atomic import write_bytes_atomic
+from restlm.report.cells import group_cells, paper_table2, step_label, values
+from restlm.stats import summarise
+
+DPI = 100
+NLL_FIGSIZE = (10.0, 5.5)
+ACCURACY_PANEL_SIZE = (6.0, 4.5)   # one panel per N, side by side
+REWARD_PANEL_SIZE = (4.5, 3.2)     # one panel per Grow step, up to 3 a row
+NLL_FLOOR = 1e-6                   # NLL of a confident right answer rounds to 0; log bins need > 0
+
+
+def _new_figure(size: tuple[float, float]) -> Figure:
+    fig = Figure(figsize=size, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return write_bytes_atomic(Path(path), buffer.getvalue())
+
+
+def nll_figure_stem(n: int, seed: int) -> str:
+    """File stem of the Figure 2 PNG for one (N, seed): "nll_N100_seed0"."""
+    return f"nll_N{n}_seed{seed}"
+
+
+def nll_histogram_figure(path: Path, stages: list[dict]) -> Path:
+    """Figure 2: overlaid histograms of per-example training NLL, one per stage, on log-spaced
+    bins, with each stage's mean as a dotted line. `stages` are results["histograms"] entries
+    of one (N, seed): {"label", "nll": [...], "dev_accuracy"}."""
+    nlls = [np.clip(np.asarray(s["nll"], dtype=float), NLL_FLOOR, None) for s in stages]
+    present = [x for x in nlls if x.size]
+    low = min((float(x.min()) for x in present), default=NLL_FLOOR)
+    high = max((float(x.max()) for x in present), default=1.0)
+    bins = np.logspace(np.log10(low), np.log10(max(high, 10 * low)), 60)
+    fig = _new_figure(NLL_FIGSIZE)
+    ax = fig.add_subplot()
+    for i, (stage, x) in enumerate(zip(stages, nlls)):
+        color = f"C{i}"
+        acc = stage.get("dev_accuracy")
+        label = f"{stage['label']}: " + (f"mean NLL {x.mean():.3g}" if x.size else "empty")
+        label += f", dev acc {acc:.4f}" if acc is not None else ""
+        ax.hist(x, bins=bins, histtype="stepfilled", alpha=0.15, color=color)
+        ax.hist(x, bins=bins, histtype="step", linewidth=1.6, color=color, label=label)
+        if x.size:
+            ax.axvline(x.mean(), color=color, linestyle=":", linewidth=2)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"per-example NLL of the gold label (log scale; below {NLL_FLOOR:g} in the "
+                  "first bin)")
+    ax.set_ylabel("training examples")
+    first = stages[0] if stages else {}
+    ax.set_title(f"NLL over the training data, N={first.get('N', '?')}, "
+                 f"seed {first.get('seed', '?')}")
+    ax.legend(loc="upper right", fontsize=9)
+    return _save(fig, path)
+
+
+def _draw_accuracy_panel(ax, n: int, steps: dict, paper: dict) -> None:
+    x = np.arange(len(steps))
+    labels = [step_label(step) for step in steps]
+    summaries = [summarise(values(by_seed, "dev_accuracy")) for by_seed in steps.values()]
+    means = np.array([s["mean"] for s in summaries])
+    ax.fill_between(x, [s["ci95"][0] for s in summaries], [s["ci95"][1] for s in summaries],
+                    color="C0", alpha=0.2, label="95% CI over seeds")
+    for xi, by_seed in zip(x, steps.values()):
+        accs = values(by_seed, "dev_accuracy")
+        ax.scatter([xi] * len(accs), accs, color="C0", alpha=0.35, s=14)
+    ax.plot(x, means, "o-", color="C0", label=f"seed mean (n={max(s['n'] for s in summaries)})")
+    known = [(xi, paper[lab]) for xi, lab in zip(x, labels) if lab in paper]
+    if known:
+        ax.plot(*zip(*known), "x--", color="0.4", label="paper")
+    ax.set_xticks(x, labels)
+    ax.set_title(f"N = {n}")
+    ax.set_xlabel("step (Grow G, Improve I)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def accuracy_by_step_figure(path: Path, results: dict) -> Path | None:
+    """Dev accuracy against step (G, I), one panel per N: seed mean, per-seed points, a 95% CI
+    band (absent with one seed) and the paper's numbers. None (nothing written) without cells."""
+    grouped = {n: {k: v for k, v in steps.items() if values(v, "dev_accuracy")}
+               for n, steps in group_cells(results.get("cells", [])).items()}
+    grouped = {n: steps for n, steps in grouped.items() if steps}
+    if not grouped:
+        return None
+    width, height = ACCURACY_PANEL_SIZE
+    fig = _new_figure((width * len(grouped), height))
+    axes = fig.subplots(1, len(grouped), sharey=True, squeeze=False)[0]
+    for ax, (n, steps) in zip(axes, grouped.items()):
+        paper = {k: float(v) for k, v in paper_table2(results, n).items()}
+        _draw_accuracy_panel(ax, n, steps, paper)
+    axes[0].set_ylabel("dev accuracy")
+    return _save(fig, path)
+
+
+def reward_histogram_figure(path: Path, entries: list[dict]) -> Path:
+    """Rewards of the grown examples at each Grow step, one panel per entry
+    ({"N", "seed", "G", "rewards": [...], "thresholds": [...]}), each Improve step's
+    threshold as a dashed line."""
+    cols = min(3, len(entries))
+    rows = -(-len(entries) // cols)
+    width, height = REWARD_PANEL_SIZE
+    fig = _new_figure((width * cols, height * rows))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, entry in zip(axes, entries):
+        ax.hist(np.asarray(entry.get("rewards", []), dtype=float), bins=40, color="0.6")
+        for i, threshold in enumerate(entry.get("thresholds", []) or []):
+            ax.axvline(threshold, color=f"C{i}", linestyle="--", label=f"I{i + 1}: {threshold:.3g}")
+        title = f"N={entry.get('N')}, seed {entry.get('seed')}, G{entry.get('G')}"
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("reward")
+        if entry.get("thresholds"):
+            ax.legend(fontsize=7, title="threshold", title_fontsize=7)
+    for ax in axes[len(entries):]:
+        ax.set_visible(False)
+    axes[0].set_ylabel("grown examples")
+    return _save(fig, path)

@@ -1,0 +1,161 @@
+"""Reinforced Self-Training (Gulcehre et al., 2023): Grow, then Improve steps at rising thresholds.
+
+Grow: the current policy samples outputs for drawn training inputs; the reward scores them and
+the original data. Improve: keep what passes the step's threshold, fine-tune on it at a lower
+learning rate than the step before, continuing from the previous policy.
+
+Works for any `Policy` (classifier, seq2seq, causal) and any `Reward`. Every Grow and Improve
+step is a stage of the run directory, so a killed run resumes at the stage it was in.
+"""
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from restlm.config import RestConfig, TrainConfig
+from restlm.data.examples import Example
+from restlm.policies.base import Policy, TrainItem
+from restlm.rewards.base import Reward
+from restlm.runs import RunDir, StageRunner, read_jsonl
+from restlm.thresholds import improve_masks
+from restlm.training import train_policy
+
+
+def stage_seed(seed: int, key: str) -> int:
+    """A seed for one stage: the same on every run and after a resume."""
+    return (seed * 7919 + zlib.crc32(key.encode())) % (2**31)
+
+
+def gold_output(example: Example):
+    return example.label if example.label is not None else example.target
+
+
+@dataclass
+class GrownSet:
+    """The augmented data of one Grow step: each row an example, an output, its reward."""
+
+    examples: list[Example]
+    outputs: list
+    rewards: np.ndarray
+    sources: list[str]  # 'original' or 'grown'
+    groups: list[str]  # the input each output belongs to (for per-input thresholds)
+
+
+class ReST:
+    """ReST on `policy` with `reward`. `evaluate(policy) -> {'dev_accuracy': ..}` selects the best step;
+    `stages` runs each Grow and Improve step once, so a resumed run skips what is done."""
+
+    def __init__(self, policy: Policy, reward: Reward, config: RestConfig, train_config: TrainConfig,
+                 train_data: list[Example], evaluate: Callable[[Policy], dict], stages: StageRunner,
+                 selection_metric: str = "dev_accuracy", record_train_nll: bool = False, keep_checkpoints: str = "best"):
+        self.policy, self.reward, self.config, self.train_config = policy, reward, config, train_config
+        self.train_data, self.evaluate, self.stages = train_data, evaluate, stages
+        self.run = stages.run
+        self.selection_metric, self.record_train_nll = selection_metric, record_train_nll
+        self.keep_checkpoints = keep_checkpoints
+
+    # ---------------------------------------------------------------- the algorithm
+    def fit(self, grow_size: int | None, seed: int, prefix: str, start: str, start_score: float) -> list[dict]:
+        """G Grow steps of I Improve steps from the weights of stage `start`; returns the step records."""
+        current, records, best = start, [], (start_score, start)
+        for g in range(1, self.config.grow_steps + 1):
+            # step 1. grow: sample, score, write the grown set for people to inspect
+            grow_key = f"{prefix}/g{g}/grow"
+            grown = self.stages(grow_key, lambda key: self.grow(grow_size, stage_seed(seed, key), key), after=current, trains=False)
+            grown_set = self._read_grown(grown["grown_file"])
+            masks = improve_masks(self.config.threshold, grown_set.rewards, grown_set.groups, self.config.improve_steps,
+                                  self.reward.higher_is_better, self.config.thresholds, self.config.threshold_decay)
+            for i, (mask, threshold) in enumerate(masks, start=1):
+                # step 2. improve: filter at this step's threshold, fine-tune at a lower learning rate
+                learning_rate = self.config.improve_learning_rate * self.config.lr_decay ** (i - 1)
+                last = i == len(masks)
+                record = self.stages(f"{prefix}/g{g}/i{i}", lambda key: self.improve(
+                    grown_set, mask, threshold, learning_rate, stage_seed(seed, key), key, last), after=current, trains=True)
+                current = record["checkpoint"]
+                records.append({"G": g, "I": i, **record})
+                if record[self.selection_metric] > best[0]:
+                    best = (record[self.selection_metric], current)
+                if self.keep_checkpoints == "best":
+                    self.stages.prune(prefix, keep={best[1], current})
+                if self._should_stop(records, start_score):
+                    return records
+        return records
+
+    def grow(self, grow_size: int | None, seed: int, key: str) -> dict:
+        """Draw inputs, sample K outputs each, score them with the original data; write the set."""
+        start = time.perf_counter()
+        rng = np.random.default_rng(seed)
+        size = len(self.train_data) if grow_size is None else min(grow_size, len(self.train_data))
+        drawn = sorted(rng.choice(len(self.train_data), size=size, replace=False).tolist())
+        samples = self.policy.sample([self.train_data[i] for i in drawn], k=self.config.samples_per_input,
+                                     temperature=self.config.temperature, greedy=self.config.sampling == "argmax", seed=seed)
+        rows = []
+        if self.config.original_data != "none":
+            rows += [(i, gold_output(e), "original") for i, e in enumerate(self.train_data)]
+        for index, outputs in zip(drawn, samples):
+            rows += [(index, output, "grown") for output in dict.fromkeys(outputs)]  # identical samples count once
+        rewards = self.reward(self.policy, [self.train_data[i] for i, _, _ in rows], [o for _, o, _ in rows])
+        path = self.run.file("grown", f"{key.replace('/', '_')}.jsonl")
+        self.run.write_jsonl(path, (self._grown_row(i, o, s, r) for (i, o, s), r in zip(rows, rewards)))
+        grown_rewards = rewards[[s == "grown" for _, _, s in rows]]
+        return {"grown_file": str(path.relative_to(self.run.path)), "rows": len(rows), "grown": int(len(grown_rewards)),
+                "reward_mean": float(rewards.mean()),
+                "grown_reward_mean": float(grown_rewards.mean()) if len(grown_rewards) else None,
+                "wall_time_s": time.perf_counter() - start}
+
+    def improve(self, grown: GrownSet, mask: np.ndarray, threshold: float, learning_rate: float, seed: int,
+                key: str, last: bool) -> dict:
+        """Fine-tune on the kept rows (plus every original row when configured); evaluate."""
+        start = time.perf_counter()
+        is_original = np.array(grown.sources) == "original"
+        keep = mask | is_original if self.config.original_data == "all" else mask
+        items = [TrainItem(e, o, 1.0) for e, o, k in zip(grown.examples, grown.outputs, keep) if k]
+        stats = train_policy(self.policy, items, self.train_config, learning_rate, self.config.improve_epochs, seed,
+                             loss=self.config.loss, description=key)
+        record = {"threshold": float(threshold), "kept": int(keep.sum()), "kept_grown": int((keep & ~is_original).sum()),
+                  "kept_mean_reward": float(grown.rewards[keep].mean()) if keep.any() else None,
+                  "lr": learning_rate, "train_loss": stats.mean_loss, "train_examples_per_s": stats.examples_per_s,
+                  **self.evaluate(self.policy)}
+        if last and self.record_train_nll:
+            record["train_nll_file"] = self.write_train_nll(key)
+        record["wall_time_s"] = time.perf_counter() - start
+        return record
+
+    # ---------------------------------------------------------------- plumbing
+    def write_train_nll(self, key: str) -> str:
+        """Per-example NLL of the gold outputs of the training data (the reference's Figure 2)."""
+        return write_train_nll(self.policy, self.train_data, self.run, key)
+
+    def _should_stop(self, records: list[dict], start_score: float) -> bool:
+        """True after `early_stop_patience` Improve steps without a new best."""
+        patience = self.config.early_stop_patience
+        if patience is None:
+            return False
+        best, since = start_score, 0
+        for record in records:
+            score = record[self.selection_metric]
+            best, since = (score, 0) if score > best else (best, since + 1)
+        return since >= patience
+
+    def _grown_row(self, index: int, output, source: str, reward: float) -> dict:
+        example = self.train_data[index]
+        return {"index": index, "uid": example.uid, "source": source, "text": example.text,
+                "text_pair": example.text_pair, "gold": gold_output(example), "output": output, "reward": float(reward)}
+
+    def _read_grown(self, relative: str) -> GrownSet:
+        rows = read_jsonl(self.run.path / relative)
+        return GrownSet([self.train_data[r["index"]] for r in rows], [r["output"] for r in rows],
+                        np.array([r["reward"] for r in rows]), [r["source"] for r in rows],
+                        [str(r["index"]) for r in rows])
+
+
+def write_train_nll(policy: Policy, data: list[Example], run: RunDir, key: str) -> str:
+    """Write the per-example NLL of the gold outputs under `policy`; returns the file, run-relative."""
+    nll = -policy.log_probs(data, [gold_output(e) for e in data])
+    path = run.file("train_nll", f"{key.replace('/', '_')}.jsonl")
+    run.write_jsonl(path, ({"uid": e.uid, "nll": float(v)} for e, v in zip(data, nll)))
+    return str(path.relative_to(run.path))

@@ -1,0 +1,96 @@
+"""Assemble results.json (the report's input) from the stage records of a run directory."""
+from __future__ import annotations
+
+from restlm.config import ExperimentConfig, to_dict
+from restlm.runs import RunDir, read_jsonl
+
+# The reference experiment (ALBERT on MRPC dev), shown beside ours.
+REFERENCE_MRPC = {
+    "table1": {"pre-trained": 0.3161, "fine-tuned": 0.8588, "GPT-4 zero-shot": 0.7819},
+    "table2": {
+        "100": {"G0I0": 0.8382, "G1I1": 0.8333, "G1I2": 0.8627, "G1I3": 0.8455, "G2I1": 0.8284, "G2I2": 0.8480, "G2I3": 0.8774},
+        "1000": {"G0I0": 0.8651, "G1I1": 0.8724, "G1I2": 0.8701, "G1I3": 0.8701},
+    },
+}
+
+
+def _size_key(size) -> str:
+    return "all" if size is None else str(size)
+
+
+def _cells(config: ExperimentConfig, run: RunDir) -> list[dict]:
+    """One row per (seed, N, G, I) that finished; wall time is cumulative from fine-tuning."""
+    cells = []
+    for seed in range(config.run.seeds):
+        sft = run.stage(f"seed{seed}/sft")
+        if sft is None:
+            continue
+        for size in config.rest.grow_sizes:
+            prefix, elapsed = f"seed{seed}/n{_size_key(size)}", sft["wall_time_s"]
+            cells.append(_cell(seed, size, 0, 0, sft, elapsed))
+            for g in range(1, config.rest.grow_steps + 1):
+                grow = run.stage(f"{prefix}/g{g}/grow")
+                elapsed += grow["wall_time_s"] if grow else 0.0
+                for i in range(1, config.rest.improve_steps + 1):
+                    record = run.stage(f"{prefix}/g{g}/i{i}")
+                    if record is not None:
+                        elapsed += record["wall_time_s"]
+                        cells.append(_cell(seed, size, g, i, record, elapsed))
+    return cells
+
+
+def _cell(seed, size, g, i, record, elapsed) -> dict:
+    return {"seed": seed, "N": size, "G": g, "I": i, "dev_accuracy": record["dev_accuracy"], "dev_f1": record["dev_f1"],
+            "threshold": record.get("threshold"), "kept": record.get("kept"), "kept_grown": record.get("kept_grown"),
+            "kept_mean_reward": record.get("kept_mean_reward"), "lr": record.get("lr"),
+            "train_examples_per_s": record.get("train_examples_per_s"), "stage_wall_time_s": record["wall_time_s"],
+            "wall_time_s": elapsed, "checkpoint": record.get("checkpoint")}
+
+
+def _baselines(config: ExperimentConfig, run: RunDir) -> dict:
+    rows = {}
+    majority = run.stage("baselines/majority")
+    if majority:
+        rows["majority class"] = {"accuracy": [majority["dev_accuracy"]], "f1": [majority["dev_f1"]]}
+    untrained = [run.stage(f"seed{s}/untrained") for s in range(config.run.seeds)]
+    if any(untrained):
+        rows["untrained head"] = {"accuracy": [r["dev_accuracy"] for r in untrained if r],
+                                  "f1": [r["dev_f1"] for r in untrained if r]}
+    zero_shot = run.stage("baselines/zero_shot")
+    if zero_shot:
+        rows[f"zero-shot LLM ({zero_shot['model']})"] = {"accuracy": [zero_shot["dev_accuracy"]], "f1": [zero_shot["dev_f1"]]}
+    return rows
+
+
+def _histograms(config: ExperimentConfig, run: RunDir) -> tuple[list[dict], list[dict]]:
+    """Figure 2's training NLL at fine-tuned and end-of-Grow stages, and the Grow rewards (seed 0)."""
+    nll, rewards = [], []
+    sft = run.stage("seed0/sft")
+    for size in config.rest.grow_sizes:
+        prefix = f"seed0/n{_size_key(size)}"
+        if sft and "train_nll_file" in sft:
+            nll.append({"label": "fine-tuned", "N": size, "seed": 0, "dev_accuracy": sft["dev_accuracy"],
+                        "nll": [r["nll"] for r in read_jsonl(run.path / sft["train_nll_file"])]})
+        for g in range(1, config.rest.grow_steps + 1):
+            last = run.stage(f"{prefix}/g{g}/i{config.rest.improve_steps}")
+            if last and "train_nll_file" in last:
+                nll.append({"label": f"G{g}I{config.rest.improve_steps}", "N": size, "seed": 0, "dev_accuracy": last["dev_accuracy"],
+                            "nll": [r["nll"] for r in read_jsonl(run.path / last["train_nll_file"])]})
+            grow = run.stage(f"{prefix}/g{g}/grow")
+            if grow:
+                thresholds = [run.stage(f"{prefix}/g{g}/i{i}") for i in range(1, config.rest.improve_steps + 1)]
+                rewards.append({"N": size, "seed": 0, "G": g, "rewards": [r["reward"] for r in read_jsonl(run.path / grow["grown_file"])],
+                                "thresholds": [t["threshold"] for t in thresholds if t]})
+    return nll, rewards
+
+
+def collect_results(config: ExperimentConfig, run: RunDir) -> dict:
+    """The results dict of a run (schema: see restlm.report.write_report)."""
+    nll, rewards = _histograms(config, run)
+    results = {"title": f"ReST on {config.data.path if config.data.source == 'glue_folder' else config.data.source} with {config.model.name}",
+               "config": to_dict(config), "seeds": list(range(config.run.seeds)),
+               "baselines": _baselines(config, run), "cells": _cells(config, run),
+               "histograms": nll, "reward_histograms": rewards}
+    if config.data.source != "file" and (config.data.path == "mrpc" or config.data.config == "mrpc"):
+        results["reference"] = REFERENCE_MRPC
+    return results

@@ -1,0 +1,42 @@
+"""Rewards by name: 'nll', 'correct', 'model:<path or id>', 'module:function', or a callable."""
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+from restlm.errors import ConfigError
+from restlm.rewards.base import Reward
+from restlm.rewards.classification import classifier_model_reward, correct_reward, nll_reward
+
+NAMED = {"nll": nll_reward, "correct": correct_reward}
+
+
+def build_reward(spec: str | Callable | Reward, normalise: bool = False, key: str = "rest.reward") -> Reward:
+    """A Reward from a name, 'model:PATH', 'package.module:function' or a Python callable.
+
+    A plain callable takes (examples, outputs) and returns one score per pair, higher better.
+    """
+    reward = _build(spec, key)
+    return reward.normalised() if normalise else reward
+
+
+def _build(spec, key: str) -> Reward:
+    if isinstance(spec, Reward):
+        return spec
+    if callable(spec):
+        return Reward(getattr(spec, "__name__", "callable"), lambda policy, e, o: spec(e, o))
+    if spec in NAMED:
+        return NAMED[spec]()
+    if spec.startswith("model:"):
+        return classifier_model_reward(spec.removeprefix("model:"))
+    if ":" in spec:
+        module_name, _, function_name = spec.partition(":")
+        try:
+            function = getattr(importlib.import_module(module_name), function_name)
+        except (ImportError, AttributeError) as error:
+            raise ConfigError(key, f"cannot import reward function {spec!r}: {error}") from None
+        return _build(function, key)
+    raise ConfigError(key, f"unknown reward {spec!r}: use nll, correct, model:PATH or module:function")
+
+
+__all__ = ["Reward", "build_reward"]

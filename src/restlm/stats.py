@@ -1,0 +1,59 @@
+"""Summaries over seeds: mean, sample std, Student-t 95% intervals, paired differences."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from scipy import stats as scipy_stats
+from sklearn.metrics import accuracy_score, f1_score
+
+
+def summarise(values: Sequence[float]) -> dict:
+    """Summarise one number measured over seeds.
+
+    In: the values, one per seed (at least one).
+    Out: {"n", "mean", "std", "ci95": [low, high]} where std is the sample std (ddof=1) and
+    ci95 the Student-t interval mean +- t(0.975, n-1) * std / sqrt(n).
+    With n == 1 there is no spread to estimate: std is 0.0 and ci95 is the degenerate
+    [mean, mean], which says nothing about uncertainty.
+    """
+    x = np.asarray(list(values), dtype=float)
+    if x.size == 0:
+        raise ValueError("summarise() needs at least one value")
+    n = int(x.size)
+    mean = float(x.mean())
+    if n == 1:
+        return {"n": 1, "mean": mean, "std": 0.0, "ci95": [mean, mean]}
+    std = float(x.std(ddof=1))
+    half = float(scipy_stats.t.ppf(0.975, df=n - 1)) * std / math.sqrt(n)
+    return {"n": n, "mean": mean, "std": std, "ci95": [mean - half, mean + half]}
+
+
+def paired_difference(treatment: Sequence[float], control: Sequence[float]) -> dict:
+    """Summarise treatment - control, paired by position (one pair per seed).
+
+    In: two equally long sequences; entry i of each comes from the same seed.
+    Out: summarise() of the per-seed differences plus "excludes_zero": True when the 95%
+    interval lies strictly above or below zero. With a single pair the interval is
+    degenerate, so excludes_zero is False: one seed cannot show a difference is real.
+    """
+    t = np.asarray(list(treatment), dtype=float)
+    c = np.asarray(list(control), dtype=float)
+    if t.shape != c.shape:
+        raise ValueError(f"paired_difference() needs equal lengths, got {t.size} and {c.size}")
+    summary = summarise(t - c)
+    low, high = summary["ci95"]
+    summary["excludes_zero"] = bool(summary["n"] > 1 and (low > 0 or high < 0))
+    return summary
+
+
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict:
+    """Accuracy and binary F1 (positive class 1) of predicted labels against gold labels.
+
+    Out: {"accuracy": float, "f1": float}; F1 is 0.0 when class 1 is never predicted nor gold.
+    """
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "f1": float(f1_score(y_true, y_pred, pos_label=1, average="binary", zero_division=0)),
+    }

@@ -1,0 +1,154 @@
+"""The report: numbers in the tables, figures on disk, HTML that renders in headless Chromium."""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import markdown
+import numpy as np
+import pytest
+from matplotlib import image as mpimg
+
+from restlm.report import figures, write_report
+
+REPO = Path(__file__).resolve().parents[1]
+CHECK_SCRIPT = REPO / "scripts" / "check_report_renders.py"
+CHROMIUM = Path("/usr/bin/chromium")
+
+STEPS = {100: [(0, 0), (1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)],
+         1000: [(0, 0), (1, 1), (1, 2), (1, 3)]}
+# dev accuracy per seed 0, 1, 2 for the cells the tests check by hand; others follow a formula
+ACCURACY = {(100, 0, 0): [0.80, 0.81, 0.82], (100, 1, 1): [0.82, 0.84, 0.83],
+            (100, 2, 3): [0.84, 0.86, 0.86]}
+REFERENCE = {
+    "table1": {"pre-trained": 0.3161, "fine-tuned": 0.8588, "GPT-4 zero-shot": 0.7819},
+    "table2": {"100": {"G0I0": 0.8382, "G1I1": 0.8333, "G1I2": 0.8627, "G1I3": 0.8455,
+                       "G2I1": 0.8284, "G2I2": 0.8480, "G2I3": 0.8774},
+               "1000": {"G0I0": 0.8651, "G1I1": 0.8724, "G1I2": 0.8701, "G1I3": 0.8701}}}
+
+
+def _cell(seed: int, n: int, g: int, i: int) -> dict:
+    acc = ACCURACY.get((n, g, i), [0.80 + 0.004 * (g + i) + 0.003 * s for s in range(3)])[seed]
+    return {"seed": seed, "N": n, "G": g, "I": i, "dev_accuracy": acc, "dev_f1": acc + 0.05,
+            "threshold": None if g == 0 else 0.1 * i, "kept": None if g == 0 else 3000 - 100 * i,
+            "kept_mean_reward": None, "lr": 2e-5, "wall_time_s": 60.0}
+
+
+def synthetic_results(seeds=(0, 1, 2), ns=(100, 1000)) -> dict:
+    """A results.json-shaped dict: baselines, cells for each seed and N, Figure 2 and rewards."""
+    rng = np.random.default_rng(0)
+    stages = [("fine-tuned", 0.81), ("G1I3", 0.83), ("G2I3", 0.86)]
+    return {
+        "title": "ReST on MRPC with minilm",
+        "config": {"model": "minilm", "data": {"name": "mrpc"}},
+        "seeds": list(seeds),
+        "baselines": {"majority class": {"accuracy": [0.6838], "f1": [0.8122]},
+                      "untrained head": {"accuracy": [0.31, 0.35, 0.33], "f1": [0.1, 0.2, 0.15]}},
+        "reference": REFERENCE,
+        "cells": [_cell(s, n, g, i) for s in seeds for n in ns for g, i in STEPS[n]],
+        "histograms": [{"label": label, "N": 100, "seed": 0, "dev_accuracy": acc,
+                        "nll": rng.lognormal(-2 - k, 2, 3668).tolist()}
+                       for k, (label, acc) in enumerate(stages)],
+        "reward_histograms": [{"N": 100, "seed": 0, "G": g, "thresholds": [0.1, 0.2, 0.3],
+                               "rewards": rng.uniform(0, 1, 400).tolist()} for g in (1, 2)],
+    }
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    return run_dir, write_report(run_dir, synthetic_results())
+
+
+def test_tables_hold_the_numbers_worked_out_by_hand(report):
+    md = report[1]["md"].read_text()
+    # G0I0, N=100: [.80 .81 .82] -> std .01, t(.975, 2) = 4.3027 -> half width .0248
+    assert "| G0I0 | 3 | 0.8100 ± 0.0100 | [0.7852, 0.8348] |" in md
+    # G1I1: mean .83, +2.47% on .81; paired diffs .02 .03 .01 -> CI crosses zero, not bold
+    assert "| +2.47% | +0.0200 [-0.0048, +0.0448] | 0.8333 |" in md
+    # G2I3: paired diffs .04 .05 .04 -> CI [.0290, .0577] excludes zero, bold
+    assert "**+0.0433 [+0.0290, +0.0577]**" in md
+    assert "| ReST best (G2I3, N=100) | 3 | 0.8533 ± 0.0115 |" in md
+    assert "| untrained head | 3 | 0.3300 ± 0.0200 | [0.2803, 0.3797] |" in md
+    assert "0.3161 (pre-trained)" in md and "| paper Table 1: GPT-4 zero-shot |" in md
+    assert "### N = 100" in md and "### N = 1000" in md and "0.8724" in md
+
+
+def test_markdown_tables_render_and_html_is_self_contained(report):
+    paths = report[1]
+    rendered = markdown.markdown(paths["md"].read_text(), extensions=["tables"])
+    assert rendered.count("<table>") == 3  # Table 1, Table 2 for N=100 and N=1000
+    page = paths["html"].read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.count("<table>") == 3
+    assert page.count('src="data:image/png;base64,') == 3
+    assert 'src="' not in page.replace('src="data:', "")
+
+
+def test_figures_are_pngs_of_the_designed_size(report):
+    paths = report[1]
+    assert set(paths) == {"md", "html", "accuracy_by_step", "nll_N100_seed0", "rewards"}
+    (acc_w, acc_h), (reward_w, reward_h) = figures.ACCURACY_PANEL_SIZE, figures.REWARD_PANEL_SIZE
+    expected = {"nll_N100_seed0": figures.NLL_FIGSIZE,  # two N panels, two Grow-step panels
+                "accuracy_by_step": (2 * acc_w, acc_h), "rewards": (2 * reward_w, reward_h)}
+    for stem, (width, height) in expected.items():
+        pixels = mpimg.imread(paths[stem])
+        assert pixels.shape == (round(height * figures.DPI), round(width * figures.DPI), 4), stem
+        assert pixels[..., :3].std() > 0.05, f"{stem} is blank"
+
+
+def test_writes_leave_no_temp_files(report):
+    run_dir, paths = report
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(p.name for p in paths.values())
+
+
+def test_one_seed_one_n_no_baselines(tmp_path):
+    results = synthetic_results(seeds=(0,), ns=(100,))
+    for key in ("baselines", "histograms", "reward_histograms"):
+        del results[key]
+    paths = write_report(tmp_path, results)
+    md = paths["md"].read_text()
+    assert set(paths) == {"md", "html", "accuracy_by_step"}
+    assert "| G0I0 | 1 | 0.8000 | — |" in md  # no std, no CI with one seed
+    assert "+0.0200 (1 seed)" in md and "**" not in md.split("## Table 2")[1].split("*Change")[0]
+    assert "N = 1000" not in md and "| paper Table 1: pre-trained |" in md
+
+
+def test_empty_results_still_give_a_report(tmp_path):
+    paths = write_report(tmp_path, {})
+    assert set(paths) == {"md", "html"}
+    assert "No cells in the results" in paths["md"].read_text()
+
+
+def _check_module():
+    spec = importlib.util.spec_from_file_location("check_report_renders", CHECK_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dom_check_catches_missing_tables_and_bad_images():
+    check = _check_module()
+    page = "<table><tr><td>0.8100</td></tr></table><img src='x.png'>"
+    no_image = check.check_dom(page, "<table><tr><td>0.8100</td></tr></table>")
+    assert no_image == ["no <img> in the DOM"]
+    failures = check.check_dom(page, '<p>gone</p><img src="data:image/png;base64,aGVsbG8=">')
+    assert "no table in the page" in failures
+    assert "table cell missing from the DOM: '0.8100'" in failures
+    assert "<img> 0 is not a data: URI of a PNG" in failures
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(),
+                    reason="/usr/bin/chromium absent: apt-get install -y chromium")
+def test_html_renders_in_headless_chromium(report, tmp_path):
+    screenshot = tmp_path / "page.png"
+    command = [sys.executable, str(CHECK_SCRIPT), str(report[1]["html"]),
+               "--screenshot", str(screenshot)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert mpimg.imread(screenshot).shape[:2] == (2000, 1200)
+
+
+def test_baseline_given_as_a_bare_number():
+    from restlm.report.tables import table1_markdown
+    md = table1_markdown({"baselines": {"majority class": {"accuracy": 0.6838, "f1": 0.8122}}})
+    assert "| majority class | 1 | 0.6838 | — | 0.8122 | — |" in md

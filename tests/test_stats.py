@@ -1,0 +1,77 @@
+"""Seed statistics against values worked out by hand."""
+import math
+
+import pytest
+
+from restlm.stats import classification_metrics, paired_difference, summarise
+
+T975 = {1: 12.706205, 2: 4.302653, 3: 3.182446}  # Student-t 0.975 quantiles from tables
+
+
+def test_summarise_two_values():
+    s = summarise([0.8, 0.9])
+    assert s["n"] == 2
+    assert s["mean"] == pytest.approx(0.85)
+    assert s["std"] == pytest.approx(math.sqrt(0.005))  # 0.0707..
+    half = T975[1] * 0.05  # t * std / sqrt(2) = t * 0.05
+    assert s["ci95"] == pytest.approx([0.85 - half, 0.85 + half], abs=1e-5)
+    assert s["ci95"][0] == pytest.approx(0.21469, abs=1e-5)
+
+
+def test_summarise_four_values():
+    s = summarise([1, 2, 3, 4])
+    assert (s["n"], s["mean"]) == (4, 2.5)
+    assert s["std"] == pytest.approx(math.sqrt(5 / 3))
+    half = T975[3] * math.sqrt(5 / 3) / 2
+    assert s["ci95"] == pytest.approx([2.5 - half, 2.5 + half], abs=1e-5)
+
+
+def test_summarise_one_value_is_degenerate():
+    assert summarise([0.7]) == {"n": 1, "mean": 0.7, "std": 0.0, "ci95": [0.7, 0.7]}
+
+
+def test_summarise_empty_raises():
+    with pytest.raises(ValueError):
+        summarise([])
+
+
+def test_paired_difference_interval_crossing_zero():
+    d = paired_difference([0.85, 0.87, 0.86], [0.84, 0.84, 0.83])  # diffs .01 .03 .03
+    assert d["n"] == 3
+    assert d["mean"] == pytest.approx(0.07 / 3)
+    assert d["std"] == pytest.approx(math.sqrt(0.0004 / 3))
+    half = T975[2] * d["std"] / math.sqrt(3)
+    assert d["ci95"] == pytest.approx([0.07 / 3 - half, 0.07 / 3 + half], abs=1e-6)
+    assert d["ci95"][0] < 0 < d["ci95"][1]
+    assert d["excludes_zero"] is False
+
+
+def test_paired_difference_excludes_zero_either_side():
+    up = paired_difference([0.86, 0.87, 0.88], [0.84, 0.84, 0.84])  # diffs .02 .03 .04
+    assert up["mean"] == pytest.approx(0.03)
+    assert up["ci95"] == pytest.approx([0.03 - T975[2] * 0.01 / math.sqrt(3),
+                                        0.03 + T975[2] * 0.01 / math.sqrt(3)], abs=1e-6)
+    assert up["excludes_zero"] is True
+    down = paired_difference([0.84, 0.84, 0.84], [0.86, 0.87, 0.88])
+    assert down["mean"] == pytest.approx(-0.03) and down["excludes_zero"] is True
+
+
+def test_paired_difference_one_seed_never_excludes_zero():
+    d = paired_difference([0.9], [0.8])
+    assert d["mean"] == pytest.approx(0.1)
+    assert d["ci95"] == pytest.approx([0.1, 0.1])
+    assert d["excludes_zero"] is False
+
+
+def test_paired_difference_unequal_lengths_raise():
+    with pytest.raises(ValueError):
+        paired_difference([0.9, 0.8], [0.8])
+
+
+def test_classification_metrics():
+    # TP=2, FP=1, FN=1: precision = recall = 2/3, so F1 = 2/3
+    m = classification_metrics([1, 1, 0, 0, 1], [1, 0, 0, 1, 1])
+    assert m == pytest.approx({"accuracy": 0.6, "f1": 2 / 3})
+    # F1 is about class 1 only: never predicting it gives 0 however accurate
+    never_positive = classification_metrics([0, 0, 1], [0, 0, 0])
+    assert never_positive == pytest.approx({"accuracy": 2 / 3, "f1": 0.0})
