@@ -32,9 +32,9 @@ def _run(args) -> None:
     from restlm.experiment import Experiment
 
     if args.resume:
-        if args.config or args.overrides or args.seeds or args.output_dir:
-            raise RestlmError("--resume takes the run's own config; drop --config/--set/--seeds/--output-dir")
-        experiment = Experiment.resuming(args.resume)
+        if args.config or args.overrides or args.output_dir:
+            raise RestlmError("--resume takes the run's own config; drop --config/--set/--output-dir (--seeds may add seeds)")
+        experiment = Experiment.resuming(args.resume, seeds=args.seeds)
     else:
         overrides = list(args.overrides)
         if args.seeds is not None:

@@ -57,10 +57,17 @@ class Experiment:
         self.resume = resume
 
     @classmethod
-    def resuming(cls, run_dir: str | Path) -> "Experiment":
-        """Reopen a run directory with the config it was started with."""
+    def resuming(cls, run_dir: str | Path, seeds: int | None = None) -> "Experiment":
+        """Reopen a run directory with the config it was started with.
+
+        `seeds` may extend the run to more seeds: seeds are independent, so finished ones stay valid.
+        """
         probe = RunDir(run_dir, is_main=False)
         config = from_dict(ExperimentConfig, probe.resume())
+        if seeds is not None:
+            if seeds < config.run.seeds:
+                raise ConfigError("run.seeds", f"a resumed run can add seeds, not drop them ({config.run.seeds} -> {seeds})")
+            config.run.seeds = seeds
         validate(config)
         return cls(config, run_dir, resume=True)
 
@@ -72,6 +79,7 @@ class Experiment:
         first_policy = self.new_policy(seed=0)
         if self.resume:
             self.run.resume()
+            self.run.update_config(to_dict(self.config))
         else:
             self.run.create(to_dict(self.config))
         self.run.tensorboard = self.config.run.tensorboard

@@ -69,6 +69,11 @@ class RunDir:
         self.state = json.loads((self.path / "state.json").read_text())
         return json.loads((self.path / "config.json").read_text())
 
+    def update_config(self, config: dict) -> None:
+        """Record a config change that keeps finished stages valid (more seeds)."""
+        if self.is_main:
+            write_json(self.path / "config.json", config)
+
     def lock(self) -> None:
         handle = open(self.path / ".lock", "a+")
         try:

@@ -1,0 +1,111 @@
+"""Benchmark: the reference's whole Table 2 grid with MiniLM on MRPC, over seeds.
+
+    .venv/bin/python benchmarks/mrpc_grid.py [--seeds 5] [--run-dir benchmarks/runs/mrpc_minilm]
+
+Runs (or resumes, or extends to more seeds) the experiment of configs/mrpc_minilm_benchmark.yaml,
+then writes benchmarks/results/mrpc_minilm.json and mrpc_minilm.md: per (N, G, I) the seed mean,
+std and 95% CI of dev accuracy, F1, the paired difference against G0I0 of the same seed, and wall
+time; at the top the machine, the command, training and inference throughput, peak memory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from restlm.config import load_config
+from restlm.experiment import Experiment
+from restlm.report.cells import group_cells, values
+from restlm.runs import write_atomic, write_json
+from restlm.stats import paired_difference, summarise
+
+HERE = Path(__file__).resolve().parent
+
+
+def summarise_cells(results: dict) -> list[dict]:
+    """One summary per (N, G, I) over the seeds that reached it."""
+    summaries = []
+    for size, steps in group_cells(results["cells"]).items():
+        control = steps.get((0, 0), {})
+        for (g, i), by_seed in steps.items():
+            seeds = sorted(by_seed)
+            accuracy = summarise(values(by_seed, "dev_accuracy"))
+            diff = paired_difference([by_seed[s]["dev_accuracy"] for s in seeds if s in control],
+                                     [control[s]["dev_accuracy"] for s in seeds if s in control])
+            summaries.append({"N": size, "G": g, "I": i, "seeds": len(seeds),
+                              "dev_accuracy_mean": accuracy["mean"], "dev_accuracy_std": accuracy["std"],
+                              "dev_accuracy_ci95": accuracy["ci95"], "dev_f1_mean": summarise(values(by_seed, "dev_f1"))["mean"],
+                              "diff_vs_g0i0_mean": diff["mean"], "diff_vs_g0i0_ci95": diff["ci95"],
+                              "diff_excludes_zero": diff["excludes_zero"],
+                              "wall_time_s": summarise(values(by_seed, "wall_time_s"))["mean"]})
+    return summaries
+
+
+def inference_pairs_per_s(experiment: Experiment, checkpoint: Path, repeats: int = 3) -> float:
+    """Dev-set predictions per second of a trained checkpoint (best of a few passes)."""
+    policy = experiment.new_policy(seed=0)
+    policy.load_weights(checkpoint)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        policy.predict(experiment.dev)
+        best = min(best, time.perf_counter() - start)
+    return len(experiment.dev) / best
+
+
+def markdown(summary: dict) -> str:
+    lines = [f"# MRPC grid with {summary['model']}", "",
+             f"Machine: {summary['machine']}  ", f"Command: `{summary['command']}`  ",
+             f"Seeds: {summary['seeds']}; training {summary['train_examples_per_s']:.1f} examples/s, "
+             f"inference {summary['inference_pairs_per_s']:.1f} pairs/s, peak memory {summary['peak_memory_mb']:.0f} MB", "",
+             "| N | G | I | seeds | dev acc mean ± std | 95% CI | F1 | paired Δ vs G0I0 [95% CI] | wall time (s) |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for c in summary["cells"]:
+        diff = "—" if (c["G"], c["I"]) == (0, 0) else (
+            f"{c['diff_vs_g0i0_mean']:+.4f} [{c['diff_vs_g0i0_ci95'][0]:+.4f}, {c['diff_vs_g0i0_ci95'][1]:+.4f}]"
+            + (" *" if c["diff_excludes_zero"] else ""))
+        lines.append(f"| {c['N']} | {c['G']} | {c['I']} | {c['seeds']} | {c['dev_accuracy_mean']:.4f} ± {c['dev_accuracy_std']:.4f} "
+                     f"| [{c['dev_accuracy_ci95'][0]:.4f}, {c['dev_accuracy_ci95'][1]:.4f}] | {c['dev_f1_mean']:.4f} | {diff} "
+                     f"| {c['wall_time_s']:.0f} |")
+    lines += ["", "`*`: the paired 95% CI excludes zero. Wall time: cumulative from the start of fine-tuning, seed mean.", ""]
+    lines += summary.get("notes", [])
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--config", default=str(HERE.parent / "configs" / "mrpc_minilm_benchmark.yaml"))
+    parser.add_argument("--run-dir", default=str(HERE / "runs" / "mrpc_minilm"))
+    parser.add_argument("--out", default=str(HERE / "results" / "mrpc_minilm"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args()
+    run_dir = Path(args.run_dir)
+    if (run_dir / "config.json").exists():
+        experiment = Experiment.resuming(run_dir, seeds=args.seeds)
+    else:
+        experiment = Experiment(load_config(args.config, [f"run.seeds={args.seeds}", f"run.output_dir={run_dir}", *args.overrides]))
+    results = experiment.run_all()
+    states = experiment.run.state["stages"]
+    speeds = [r["train_examples_per_s"] for r in states.values() if "train_examples_per_s" in r]
+    best = max((c for c in results["cells"] if c["checkpoint"]), key=lambda c: c["dev_accuracy"])
+    summary = {"machine": f"{platform.node()} {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+               "command": " ".join(["python", *sys.argv]), "model": experiment.config.model.name,
+               "seeds": experiment.config.run.seeds, "train_examples_per_s": sum(speeds) / len(speeds),
+               "inference_pairs_per_s": inference_pairs_per_s(experiment, run_dir / "checkpoints" / best["checkpoint"]),
+               "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               "baselines": results["baselines"], "cells": summarise_cells(results)}
+    out = Path(args.out)
+    write_json(out.with_suffix(".json"), summary)
+    write_atomic(out.with_suffix(".md"), markdown(summary))
+    print(markdown(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Shared builders for the tests: a tiny random BERT, tiny sentence-pair files, CLI runners."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+WORDS = ("the a cat dog bird fish sat ran flew swam on in under mat house tree car road "
+         "red blue green big small fast slow is was and of to it he she they").split()
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def write_vocab(folder: Path) -> Path:
+    """A WordPiece vocab file holding the special tokens, WORDS and a plural suffix."""
+    path = Path(folder) / "vocab.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(SPECIAL + list(WORDS) + ["##s"]) + "\n")
+    return path
+
+
+def build_tiny_bert(folder: Path, seed: int = 0, dropout: float = 0.0, num_labels: int = 2) -> Path:
+    """Save a random 2-layer, 32-wide BERT classifier and its tokenizer under `folder`."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    folder = Path(folder)
+    vocab = write_vocab(folder / "vocab_src")
+    tokenizer = BertTokenizer(vocab=str(vocab))
+    config = BertConfig(vocab_size=len(SPECIAL) + len(WORDS) + 1, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=37, max_position_embeddings=64,
+                        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, num_labels=num_labels)
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def pair_rows(n: int, seed: int) -> list[tuple[str, str, int]]:
+    """n sentence pairs; label 1 when the second sentence repeats the first's subject word."""
+    rng = random.Random(seed)
+    nouns, rest = WORDS[2:6], [w for w in WORDS if w not in WORDS[2:6]]
+    rows = []
+    for j in range(n):
+        subject = rng.choice(nouns)
+        first = " ".join([ "the", subject] + rng.sample(rest, rng.randint(2, 6)))
+        label = j % 2
+        other = subject if label else rng.choice([w for w in nouns if w != subject])
+        second = " ".join(["a", other] + rng.sample(rest, rng.randint(1, 5)))
+        rows.append((first, second, label))
+    return rows
+
+
+def write_tsv(path: Path, rows, header=("sentence1", "sentence2", "label")) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\t".join(header) + "\n" + "".join("\t".join(str(v) for v in r) + "\n" for r in rows))
+    return path
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path = Path(path)
+    path.write_text("".join(json.dumps({"sentence1": a, "sentence2": b, "label": c}) + "\n" for a, b, c in rows))
+    return path
+
+
+def tiny_overrides(model_dir: Path, train: Path, dev: Path, output_dir: Path, **extra) -> list[str]:
+    """`key=value` overrides of a tiny, fast, offline ReST run (2 Grow steps x 2 Improve steps)."""
+    values = {
+        "model.name": str(model_dir), "model.max_length": 32,
+        "data.source": "file", "data.train": str(train), "data.dev": str(dev),
+        "train.epochs": 1, "train.batch_size": 8, "train.eval_batch_size": 16, "train.learning_rate": 1e-3,
+        "rest.grow_steps": 2, "rest.improve_steps": 2, "rest.grow_sizes": "[8,null]",
+        "rest.improve_learning_rate": 5e-4,
+        "baselines.zero_shot.backend": "none", "run.tensorboard": "false", "run.seeds": 1,
+        "run.output_dir": str(output_dir),
+    }
+    values.update({k.replace("__", "."): v for k, v in extra.items()})
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+def cli_env(**extra) -> dict:
+    """Environment of a `restlm` subprocess: offline, one thread (the machine is shared)."""
+    env = dict(os.environ)
+    env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+def restlm_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "restlm.cli", *args]
+
+
+def run_cli(*args: str, cwd=None, timeout: float = 300, **env) -> subprocess.CompletedProcess:
+    """Run `python -m restlm.cli ARGS` to the end; returns the completed process (text mode)."""
+    return subprocess.run(restlm_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env=cli_env(**env))
+
+
+def set_args(overrides: list[str]) -> list[str]:
+    return [a for o in overrides for a in ("--set", o)]
+
+
+def stderr_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
