@@ -81,7 +81,10 @@ class Experiment:
             self.run.resume()
             self.run.update_config(to_dict(self.config))
         else:
-            self.run.create(to_dict(self.config))
+            # every process looks before the main one creates, so none mistakes it for an old run
+            held_run = self.run.holds_run()
+            self.accelerator.wait_for_everyone()
+            self.run.create(to_dict(self.config), held_run)
         self.run.tensorboard = self.config.run.tensorboard
         self.baselines()
         for seed in range(self.config.run.seeds):
@@ -113,7 +116,8 @@ class Experiment:
             metrics = classification_metrics([e.label for e in self.dev], [majority] * len(self.dev))
             self.run.complete("baselines/majority", {"label": majority, "dev_accuracy": metrics["accuracy"], "dev_f1": metrics["f1"]})
         zero_shot = self.config.baselines.zero_shot
-        if zero_shot.backend != "none" and self.run.stage("baselines/zero_shot") is None:
+        # one process is enough for a baseline that does not train; only the main one reports
+        if self.accelerator.is_main_process and zero_shot.backend != "none" and self.run.stage("baselines/zero_shot") is None:
             from restlm.zero_shot import build_zero_shot
 
             predictions = build_zero_shot(dataclasses.asdict(zero_shot)).predict(self.dev)

@@ -50,8 +50,15 @@ class RunDir:
         self._writer = None
 
     # ---- life cycle
-    def create(self, config: dict) -> "RunDir":
-        if (self.path / "state.json").exists():
+    def holds_run(self) -> bool:
+        return (self.path / "state.json").exists()
+
+    def create(self, config: dict, held_run: bool | None = None) -> "RunDir":
+        """Start a new run here; an existing run is never overwritten.
+
+        `held_run`: whether the directory held a run, when the caller looked before other processes could write.
+        """
+        if self.holds_run() if held_run is None else held_run:
             raise RunDirError(f"{self.path}: already holds a run; resume it with `restlm run --resume {self.path}` or pick another run.output_dir")
         if self.is_main:
             self.path.mkdir(parents=True, exist_ok=True)

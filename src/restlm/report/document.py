@@ -32,8 +32,9 @@ NLL_CAPTION = (
     "NLL; the legend gives it with the stage's dev accuracy.*")
 
 REWARD_CAPTION = (
-    "*Reward of the examples grown at each Grow step; dashed lines: the threshold of each "
-    "Improve step, above which examples are kept.*")
+    "*Reward of every row of the augmented set (original data and grown examples) at each Grow "
+    "step; dashed lines: the threshold of each Improve step. Rows on the better side of a "
+    "threshold (below it for NLL) are kept.*")
 
 
 def _config_fact(value) -> str | None:
@@ -41,7 +42,7 @@ def _config_fact(value) -> str | None:
     if isinstance(value, (str, int, float)):
         return str(value)
     if isinstance(value, dict):
-        return next((str(value[k]) for k in ("name", "path", "id") if k in value), None)
+        return next((str(value[k]) for k in ("path", "name", "id") if k in value), None)
     return None
 
 
