@@ -122,7 +122,7 @@ class LocalLLMZeroShot:
         enc = enc.to(self.model.device)
         mask = enc["attention_mask"]
         # Left padding shifts positions; count them from each row's first real token so a
-        # pair scores the same whatever else is in its batch.
+        # pair scores the same whatever its batch (RoPE models would not mind, GPT-2 would).
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         logits = self.model(input_ids=enc["input_ids"], attention_mask=mask,
                             position_ids=positions, logits_to_keep=1).logits[:, -1, :]

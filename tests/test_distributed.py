@@ -1,0 +1,112 @@
+"""Two processes against one: the tiny run (no dropout) under `accelerate launch` with 2 CPU
+processes (gloo) against the same config on one process.
+
+On a CPU-only machine `accelerate launch --cpu --num_processes 2` starts ONE process (accelerate
+1.15 routes --cpu to its simple launcher), and so does `accelerate launch --num_processes 2`
+without an accelerate config; what starts 2 gloo processes is `--multi_gpu` with
+ACCELERATE_USE_CPU=true, which is what this test runs.
+
+Tolerances: SFT shards split evenly (40 items, global batch 8), so its train_loss must agree to
+1e-4 relative (only float summation order differs); dev accuracy per cell within 1/len(dev)
+(one example may flip once Improve steps have drifted apart); kept counts equal.
+"""
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import cli_env, restlm_cmd, set_args, tiny_overrides
+
+
+# a traceback through Policy.save: the checkpoint's .tmp folder vanished while the main process wrote it
+SAVE_RACE = re.compile(r'policies/base\.py", line \d+, in save')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_two(args: list[str]) -> subprocess.Popen:
+    accelerate = Path(sys.executable).parent / "accelerate"
+    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+               "-m", "restlm.cli", *args]
+    return subprocess.Popen(command, env=cli_env(ACCELERATE_USE_CPU="true"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_model_dir, tiny_data, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("distributed")
+
+    def args(name):
+        return ["run", *set_args(tiny_overrides(tiny_model_dir, tiny_data["train"], tiny_data["dev"], folder / name,
+                                                train__epochs=6))]
+
+    two = launch_two(args("two"))
+    one = subprocess.Popen(restlm_cmd(*args("one")), env=cli_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    out_two, err_two = two.communicate(timeout=400)
+    out_one, err_one = one.communicate(timeout=400)
+    assert one.returncode == 0, err_one[-3000:]
+    if two.returncode != 0 and SAVE_RACE.search(err_two):
+        # known src bug, hit in about half the runs: every process runs `shutil.rmtree(tmp)` in
+        # Policy.save (policies/base.py), so a non-main process can delete the main one's folder mid-save
+        pytest.xfail("src bug: Policy.save's rmtree of the .tmp folder runs on every process and races the "
+                     "main process's save_pretrained")
+    assert two.returncode == 0, err_two[-3000:]
+
+    def load(name):
+        path = folder / name
+        return {"results": json.loads((path / "results.json").read_text()),
+                "stages": json.loads((path / "state.json").read_text())["stages"]}
+
+    return {"one": load("one"), "two": load("two"), "stdout_two": out_two, "dev_size": len(tiny_data["dev_rows"])}
+
+
+def test_two_processes_really_ran(runs):
+    # only the main process logs: each stage line once, and the same stages as one process
+    stage_lines = [line for line in runs["stdout_two"].splitlines() if line.startswith("[")]
+    assert len(stage_lines) == len(set(stage_lines)) == len(runs["two"]["stages"])
+    assert list(runs["two"]["stages"]) == list(runs["one"]["stages"])
+
+
+def test_sft_loss_matches_one_process(runs):
+    one, two = runs["one"]["stages"]["seed0/sft"], runs["two"]["stages"]["seed0/sft"]
+    assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4)
+    assert two["dev_accuracy"] == one["dev_accuracy"]
+
+
+def test_cells_match_one_process(runs):
+    one, two = runs["one"]["results"]["cells"], runs["two"]["results"]["cells"]
+    assert [(c["N"], c["G"], c["I"]) for c in two] == [(c["N"], c["G"], c["I"]) for c in one]
+    for a, b in zip(one, two):
+        assert abs(a["dev_accuracy"] - b["dev_accuracy"]) <= 1 / runs["dev_size"] + 1e-12, (a, b)
+        assert a["kept"] == b["kept"]
+        if a["threshold"] is not None:
+            assert b["threshold"] == pytest.approx(a["threshold"], rel=1e-2)
+
+
+def test_first_grow_matches_one_process(runs):
+    # before any Improve step the two runs hold the same weights, so the grown sets agree closely
+    for prefix in ("seed0/n8", "seed0/nall"):
+        one, two = runs["one"]["stages"][f"{prefix}/g1/grow"], runs["two"]["stages"][f"{prefix}/g1/grow"]
+        assert (two["rows"], two["grown"]) == (one["rows"], one["grown"])
+        assert two["reward_mean"] == pytest.approx(one["reward_mean"], rel=1e-5)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "src bug: training.py shards a global batch unevenly when its size is odd (or 1: the empty shard gets a "
+    "weight-0 stand-in) and DDP averages the per-shard means, so such a step is not the 1-process step"))
+def test_improve_losses_match_one_process(runs):
+    for key, record in runs["one"]["stages"].items():
+        if "train_loss" in record:
+            assert runs["two"]["stages"][key]["train_loss"] == pytest.approx(record["train_loss"], rel=1e-3), key
