@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from restlm.config import load_config
-from restlm.experiment import Experiment
+from restlm.experiment import Experiment, load_data
+from restlm.results import collect_results
 from restlm.report.cells import group_cells, values
 from restlm.runs import write_atomic, write_json
 from restlm.stats import paired_difference, summarise
@@ -59,6 +60,22 @@ def inference_pairs_per_s(experiment: Experiment, checkpoint: Path, repeats: int
     return len(experiment.dev) / best
 
 
+def peak_memory_mb(states: dict, measured: float | None) -> float:
+    """Peak resident memory of the run: recorded by its stages, else measured outside (VmHWM), else this process."""
+    recorded = [r["peak_memory_mb"] for r in states.values() if "peak_memory_mb" in r]
+    if recorded:
+        return max(recorded)
+    return measured if measured is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def finished_so_far(run_dir: Path) -> tuple[Experiment, dict]:
+    """The experiment of a run directory and the results of its finished stages, read without a lock."""
+    experiment = Experiment.resuming(run_dir)
+    experiment.run.state = json.loads((run_dir / "state.json").read_text())
+    experiment.train, experiment.dev = load_data(experiment.config)
+    return experiment, collect_results(experiment.config, experiment.run)
+
+
 def markdown(summary: dict) -> str:
     lines = [f"# MRPC grid with {summary['model']}", "",
              f"Machine: {summary['machine']}  ", f"Command: `{summary['command']}`  ",
@@ -85,21 +102,27 @@ def main() -> None:
     parser.add_argument("--run-dir", default=str(HERE / "runs" / "mrpc_minilm"))
     parser.add_argument("--out", default=str(HERE / "results" / "mrpc_minilm"))
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--peak-memory-mb", type=float, help="for runs older than per-stage memory records: VmHWM measured outside")
+    parser.add_argument("--summarise-only", action="store_true",
+                        help="summarise the finished stages of --run-dir without running anything (a run still going may be read)")
     args = parser.parse_args()
     run_dir = Path(args.run_dir)
-    if (run_dir / "config.json").exists():
-        experiment = Experiment.resuming(run_dir, seeds=args.seeds)
+    if args.summarise_only:
+        experiment, results = finished_so_far(run_dir)
     else:
-        experiment = Experiment(load_config(args.config, [f"run.seeds={args.seeds}", f"run.output_dir={run_dir}", *args.overrides]))
-    results = experiment.run_all()
+        if (run_dir / "config.json").exists():
+            experiment = Experiment.resuming(run_dir, seeds=args.seeds)
+        else:
+            experiment = Experiment(load_config(args.config, [f"run.seeds={args.seeds}", f"run.output_dir={run_dir}", *args.overrides]))
+        results = experiment.run_all()
     states = experiment.run.state["stages"]
     speeds = [r["train_examples_per_s"] for r in states.values() if "train_examples_per_s" in r]
     best = max((c for c in results["cells"] if c["checkpoint"]), key=lambda c: c["dev_accuracy"])
     summary = {"machine": f"{platform.node()} {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
                "command": " ".join(["python", *sys.argv]), "model": experiment.config.model.name,
-               "seeds": experiment.config.run.seeds, "train_examples_per_s": sum(speeds) / len(speeds),
+               "seeds": len({c["seed"] for c in results["cells"]}), "train_examples_per_s": sum(speeds) / len(speeds),
                "inference_pairs_per_s": inference_pairs_per_s(experiment, run_dir / "checkpoints" / best["checkpoint"]),
-               "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               "peak_memory_mb": peak_memory_mb(states, args.peak_memory_mb),
                "baselines": results["baselines"], "cells": summarise_cells(results)}
     out = Path(args.out)
     write_json(out.with_suffix(".json"), summary)

@@ -114,3 +114,30 @@ def error_lines(text: str) -> list[str]:
     """stderr lines other than progress bars (tqdm redraws with carriage returns)."""
     lines = [part for line in text.splitlines() for part in line.split("\r")]
     return [line for line in lines if line.strip() and not ("%|" in line and "it/s" in line)]
+
+
+def build_once(tmp_path_factory, name: str, build) -> Path:
+    """A folder that `build(folder)` fills once per test session, shared by all pytest-xdist workers.
+
+    The first worker to ask builds it under a file lock; the others wait and reuse it, so an
+    expensive run is not repeated on each worker. A build that raises leaves no folder behind.
+    """
+    import fcntl
+    import shutil
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, above each worker's own
+    folder = root / f"shared_{name}"
+    with open(root / f"shared_{name}.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            try:
+                build(folder)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            (folder / ".built").touch()
+    return folder

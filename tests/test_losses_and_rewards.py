@@ -119,7 +119,7 @@ def test_plain_callable_reward(examples):
 
 
 @pytest.mark.parametrize("spec, words", [
-    ("bleu", "unknown reward 'bleu'"),
+    ("blue", "unknown reward 'blue'"),
     ("no_such_module_xyz:fn", "cannot import reward function"),
     ("restlm.rewards:no_such_fn", "cannot import reward function"),
 ])

@@ -10,10 +10,11 @@ import os
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpers import cli_env, error_lines, restlm_cmd, run_cli, set_args, stderr_lines, tiny_overrides
+from helpers import build_once, cli_env, error_lines, restlm_cmd, run_cli, set_args, stderr_lines, tiny_overrides
 from restlm import cli
 from restlm.config import load_config, to_dict
 from restlm.runs import RunDir
@@ -50,18 +51,16 @@ def comparable(run_dir) -> tuple[list, dict, dict]:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tiny_model_dir, tiny_data, tmp_path_factory):
-    """The uninterrupted run, started in the background; call it to wait for its run dir."""
-    whole = tmp_path_factory.mktemp("resume") / "whole"
-    process = subprocess.Popen(restlm_cmd("run", *set_args(overrides(tiny_model_dir, tiny_data, whole))),
-                               env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    """The uninterrupted run (once per session, shared by xdist workers), started in the
+    background so that it overlaps the run the test kills; call it to wait for its run dir."""
+    def build(folder):
+        result = subprocess.run(restlm_cmd("run", *set_args(overrides(tiny_model_dir, tiny_data, folder / "whole"))),
+                                env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=400)
+        assert result.returncode == 0, result.stderr[-2000:]
 
-    def finished():
-        assert process.wait(timeout=300) == 0, process.stderr.read()[-2000:]
-        return whole
-
-    yield finished
-    if process.poll() is None:
-        process.kill()
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(build_once, tmp_path_factory, "resume_uninterrupted", build)
+        yield lambda: future.result() / "whole"
 
 
 @pytest.mark.parametrize("kill_after", [3, pytest.param(12, marks=pytest.mark.xfail(strict=True, reason=(

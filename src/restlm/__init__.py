@@ -4,7 +4,7 @@ The public API:
     config = load_config("configs/mrpc_minilm.yaml", ["rest.grow_steps=2"])
     results = Experiment(config).run_all()            # the whole experiment, resumable
 or, one level down, ReST itself on any policy and reward:
-    ReST(policy, build_reward("nll"), config.rest, config.train, train, evaluate, stages).fit(...)
+    ReST(policy=policy, reward="nll", train_data=train, evaluate=evaluate, config=config.rest).run(grow_size=100)
 """
 
 __version__ = "0.1.0"

@@ -28,8 +28,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args) -> None:
+    from transformers.utils import logging as hf_logging
+
     from restlm.config import load_config
     from restlm.experiment import Experiment
+
+    hf_logging.disable_progress_bar()  # restlm shows its own progress; loading bars are noise on stderr
 
     if args.resume:
         if args.config or args.overrides or args.output_dir:

@@ -39,7 +39,7 @@ class DataConfig:
     """for 'file': the column holding the second sentence; None for single sentences"""
     label_column: str = "label"
     """for 'file': the column holding the label"""
-    label_set: list[str] | None = None
+    label_set: list[str | int] | None = None
     """for 'file': labels as written in the file, in class-index order; None for integer labels"""
     name: str = "nyu-mll/glue"
     """for 'hub': the dataset id"""
@@ -110,7 +110,7 @@ class RestConfig:
     improve_epochs: int = 1
     """epochs per Improve step"""
     loss: str = "bc"
-    """offline loss of the Improve step: 'bc'"""
+    """offline loss of the Improve step: 'bc' (default), 'gold' or 'bvmpo' (these two weight by the [0, 1] reward)"""
     early_stop_patience: int | None = None
     """stop a trajectory after this many Improve steps without a better dev accuracy"""
 
@@ -188,6 +188,11 @@ def _check_type(key: str, value, annotation):
         return [_check_type(f"{key}[{i}]", v, inner) for i, v in enumerate(value)]
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if annotation is float and isinstance(value, str):
+        try:  # YAML 1.1 reads 5e-5 (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
     if annotation is type(None):
         if value is None:
             return None
@@ -273,7 +278,7 @@ _CHOICES = {
     "rest.sampling": ("argmax", "sample"),
     "rest.threshold": ("reference", "rising", "percentile"),
     "rest.original_data": ("filtered", "all", "none"),
-    "rest.loss": ("bc",),
+    "rest.loss": ("bc", "gold", "bvmpo"),
     "baselines.zero_shot.backend": ("local", "http", "none"),
     "run.keep_checkpoints": ("best", "all"),
 }
@@ -298,6 +303,8 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError("rest.threshold_decay", f"must be in (0, 1); got {config.rest.threshold_decay}")
     if config.rest.threshold == "rising" and not config.rest.normalise_reward and config.rest.reward == "nll":
         raise ConfigError("rest.threshold", "'rising' thresholds need rewards in [0, 1]: set rest.normalise_reward=true")
+    if config.rest.loss != "bc" and not config.rest.normalise_reward and config.rest.reward == "nll":
+        raise ConfigError("rest.loss", f"'{config.rest.loss}' weights samples by rewards in [0, 1]: set rest.normalise_reward=true")
     if config.data.source == "file" and not (config.data.train and config.data.dev):
         raise ConfigError("data.train", "data.source 'file' needs data.train and data.dev")
 

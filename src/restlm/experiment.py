@@ -74,16 +74,19 @@ class Experiment:
     # ---------------------------------------------------------------- top level
     def run_all(self) -> dict:
         """Run (or finish) every stage; write results.json and the report; return the results."""
-        # everything that can fail on bad input happens before the run directory is touched
-        self.train, self.dev = load_data(self.config)
-        first_policy = self.new_policy(seed=0)
+        # refuse a busy or finished directory first, and fail on bad input before writing anything
+        held_run = self.run.holds_run()
         if self.resume:
             self.run.resume()
+        else:
+            self.run.refuse_held_run(held_run)
+        self.train, self.dev = load_data(self.config)
+        self.reward = build_reward(self.config.rest.reward)  # a bad reward name fails before the run starts
+        first_policy = self.new_policy(seed=0)
+        if self.resume:
             self.run.update_config(to_dict(self.config))
         else:
-            # every process looks before the main one creates, so none mistakes it for an old run
-            held_run = self.run.holds_run()
-            self.accelerator.wait_for_everyone()
+            self.accelerator.wait_for_everyone()  # every process looked before the main one creates
             self.run.create(to_dict(self.config), held_run)
         self.run.tensorboard = self.config.run.tensorboard
         self.baselines()
@@ -135,8 +138,7 @@ class Experiment:
         if self.config.baselines.untrained_head:
             stages(f"seed{seed}/untrained", lambda key: self.evaluate(policy), after=init, trains=False)
         sft_record = stages(sft, lambda key: self.fine_tune(policy, seed, key, record_nll), after=init, trains=True)
-        reward = build_reward(self.config.rest.reward, self.config.rest.normalise_reward)
-        rest = ReST(policy, reward, self.config.rest, self.config.train, self.train, self.evaluate, stages,
+        rest = ReST(policy, self.reward, self.train, self.evaluate, self.config.rest, self.config.train, stages,
                     record_train_nll=record_nll, keep_checkpoints=self.config.run.keep_checkpoints)
         for size in self.config.rest.grow_sizes:
             rest.fit(size, seed, prefix=f"seed{seed}/n{grow_size_key(size)}", start=sft, start_score=sft_record["dev_accuracy"])

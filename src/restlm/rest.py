@@ -9,6 +9,8 @@ step is a stage of the run directory, so a killed run resumes at the stage it wa
 """
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 import time
 import zlib
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ import numpy as np
 
 from restlm.config import RestConfig, TrainConfig
 from restlm.data.examples import Example
+from restlm.losses import LOSS_NEEDS
 from restlm.policies.base import Policy, TrainItem
 from restlm.rewards.base import Reward
 from restlm.runs import RunDir, StageRunner, read_jsonl
@@ -43,20 +46,44 @@ class GrownSet:
     rewards: np.ndarray
     sources: list[str]  # 'original' or 'grown'
     groups: list[str]  # the input each output belongs to (for per-input thresholds)
+    ref_log_probs: list[float | None]  # log-prob under the Grow step's policy, for losses with a reference
 
 
 class ReST:
-    """ReST on `policy` with `reward`. `evaluate(policy) -> {'dev_accuracy': ..}` selects the best step;
-    `stages` runs each Grow and Improve step once, so a resumed run skips what is done."""
+    """ReST on `policy` with `reward` (a Reward, a name like 'nll' or 'chrf', or a function).
 
-    def __init__(self, policy: Policy, reward: Reward, config: RestConfig, train_config: TrainConfig,
-                 train_data: list[Example], evaluate: Callable[[Policy], dict], stages: StageRunner,
-                 selection_metric: str = "dev_accuracy", record_train_nll: bool = False, keep_checkpoints: str = "best"):
-        self.policy, self.reward, self.config, self.train_config = policy, reward, config, train_config
-        self.train_data, self.evaluate, self.stages = train_data, evaluate, stages
-        self.run = stages.run
+        ReST(policy=policy, reward="nll", train_data=train, evaluate=evaluate, config=RestConfig()).run(grow_size=100)
+
+    `evaluate(policy) -> {'dev_accuracy': ..}` selects the best step (`selection_metric`). Each Grow
+    and Improve step is a stage of the run directory `run_dir` (or of the `stages` runner of a
+    larger experiment), so a resumed run skips what is done.
+    """
+
+    def __init__(self, policy: Policy, reward: Reward | str | Callable, train_data: list[Example],
+                 evaluate: Callable[[Policy], dict], config: RestConfig | None = None,
+                 train_config: TrainConfig | None = None, stages: StageRunner | None = None,
+                 run_dir: str | None = None, selection_metric: str = "dev_accuracy",
+                 record_train_nll: bool = False, keep_checkpoints: str = "best"):
+        from restlm.rewards import build_reward
+
+        self.config, self.train_config = config or RestConfig(), train_config or TrainConfig()
+        self.policy, self.train_data, self.evaluate = policy, train_data, evaluate
+        self.reward = build_reward(reward, self.config.normalise_reward)
+        if stages is None:
+            run = RunDir(run_dir or tempfile.mkdtemp(prefix="restlm-"), is_main=policy.accelerator.is_main_process)
+            if run.holds_run():
+                run.resume()
+            else:
+                run.create({"rest": dataclasses.asdict(self.config), "train": dataclasses.asdict(self.train_config)})
+            stages = StageRunner(run, policy, in_memory="start")
+        self.stages, self.run = stages, stages.run
         self.selection_metric, self.record_train_nll = selection_metric, record_train_nll
         self.keep_checkpoints = keep_checkpoints
+
+    def run(self, grow_size: int | None = None, seed: int = 0) -> list[dict]:
+        """ReST from the policy as given; returns one record per Improve step (with G, I and metrics)."""
+        start = self.stages("start/eval", lambda key: self.evaluate(self.policy), after="start", trains=False)
+        return self.fit(grow_size, seed, prefix="rest", start="start", start_score=start[self.selection_metric])
 
     # ---------------------------------------------------------------- the algorithm
     def fit(self, grow_size: int | None, seed: int, prefix: str, start: str, start_score: float) -> list[dict]:
@@ -79,7 +106,8 @@ class ReST:
                 records.append({"G": g, "I": i, **record})
                 if record[self.selection_metric] > best[0]:
                     best = (record[self.selection_metric], current)
-                if self.keep_checkpoints == "best":
+                # only after a step that ran: replaying finished steps on resume must not prune later ones
+                if self.keep_checkpoints == "best" and self.stages.ran:
                     self.stages.prune(prefix, keep={best[1], current})
                 if self._should_stop(records, start_score):
                     return records
@@ -98,9 +126,12 @@ class ReST:
             rows += [(i, gold_output(e), "original") for i, e in enumerate(self.train_data)]
         for index, outputs in zip(drawn, samples):
             rows += [(index, output, "grown") for output in dict.fromkeys(outputs)]  # identical samples count once
-        rewards = self.reward(self.policy, [self.train_data[i] for i, _, _ in rows], [o for _, o, _ in rows])
+        examples, outputs = [self.train_data[i] for i, _, _ in rows], [o for _, o, _ in rows]
+        rewards = self.reward(self.policy, examples, outputs)
+        # BVMPO's reference is the policy that grew the data; kept in the file so a resume reuses it
+        refs = self.policy.log_probs(examples, outputs) if LOSS_NEEDS[self.config.loss].reference else [None] * len(rows)
         path = self.run.file("grown", f"{key.replace('/', '_')}.jsonl")
-        self.run.write_jsonl(path, (self._grown_row(i, o, s, r) for (i, o, s), r in zip(rows, rewards)))
+        self.run.write_jsonl(path, (self._grown_row(i, o, s, r, ref) for (i, o, s), r, ref in zip(rows, rewards, refs)))
         grown_rewards = rewards[[s == "grown" for _, _, s in rows]]
         return {"grown_file": str(path.relative_to(self.run.path)), "rows": len(rows), "grown": int(len(grown_rewards)),
                 "reward_mean": float(rewards.mean()),
@@ -113,7 +144,10 @@ class ReST:
         start = time.perf_counter()
         is_original = np.array(grown.sources) == "original"
         keep = mask | is_original if self.config.original_data == "all" else mask
-        items = [TrainItem(e, o, 1.0) for e, o, k in zip(grown.examples, grown.outputs, keep) if k]
+        # BC clones the kept samples; GOLD and BVMPO also weight each by its reward in [0, 1]
+        weights = grown.rewards if LOSS_NEEDS[self.config.loss].rewards_as_weights else np.ones(len(keep))
+        items = [TrainItem(e, o, float(w), ref) for e, o, w, ref, k
+                 in zip(grown.examples, grown.outputs, weights, grown.ref_log_probs, keep) if k]
         stats = train_policy(self.policy, items, self.train_config, learning_rate, self.config.improve_epochs, seed,
                              loss=self.config.loss, description=key)
         record = {"threshold": float(threshold), "kept": int(keep.sum()), "kept_grown": int((keep & ~is_original).sum()),
@@ -139,18 +173,21 @@ class ReST:
         for record in records:
             score = record[self.selection_metric]
             best, since = (score, 0) if score > best else (best, since + 1)
-        return since >= patience
+        return since > 0 and since >= patience  # patience 0 and 1 both stop at the first step without a gain
 
-    def _grown_row(self, index: int, output, source: str, reward: float) -> dict:
+    def _grown_row(self, index: int, output, source: str, reward: float, ref_log_prob) -> dict:
         example = self.train_data[index]
-        return {"index": index, "uid": example.uid, "source": source, "text": example.text,
-                "text_pair": example.text_pair, "gold": gold_output(example), "output": output, "reward": float(reward)}
+        row = {"index": index, "uid": example.uid, "source": source, "text": example.text,
+               "text_pair": example.text_pair, "gold": gold_output(example), "output": output, "reward": float(reward)}
+        if ref_log_prob is not None:
+            row["ref_log_prob"] = float(ref_log_prob)
+        return row
 
     def _read_grown(self, relative: str) -> GrownSet:
         rows = read_jsonl(self.run.path / relative)
         return GrownSet([self.train_data[r["index"]] for r in rows], [r["output"] for r in rows],
                         np.array([r["reward"] for r in rows]), [r["source"] for r in rows],
-                        [str(r["index"]) for r in rows])
+                        [str(r["index"]) for r in rows], [r.get("ref_log_prob") for r in rows])
 
 
 def write_train_nll(policy: Policy, data: list[Example], run: RunDir, key: str) -> str:

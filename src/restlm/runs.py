@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import resource
 import shutil
 import tempfile
 from pathlib import Path
@@ -53,13 +54,17 @@ class RunDir:
     def holds_run(self) -> bool:
         return (self.path / "state.json").exists()
 
+    def refuse_held_run(self, held_run: bool | None = None) -> None:
+        """Raise if this directory already holds a run: a new run never overwrites one."""
+        if self.holds_run() if held_run is None else held_run:
+            raise RunDirError(f"{self.path}: already holds a run; resume it with `restlm run --resume {self.path}` or pick another run.output_dir")
+
     def create(self, config: dict, held_run: bool | None = None) -> "RunDir":
         """Start a new run here; an existing run is never overwritten.
 
         `held_run`: whether the directory held a run, when the caller looked before other processes could write.
         """
-        if self.holds_run() if held_run is None else held_run:
-            raise RunDirError(f"{self.path}: already holds a run; resume it with `restlm run --resume {self.path}` or pick another run.output_dir")
+        self.refuse_held_run(held_run)
         if self.is_main:
             self.path.mkdir(parents=True, exist_ok=True)
             self.lock()
@@ -73,8 +78,13 @@ class RunDir:
             raise RunDirError(f"{self.path}: no run to resume here (config.json is missing)")
         if self.is_main:
             self.lock()
-        self.state = json.loads((self.path / "state.json").read_text())
-        return json.loads((self.path / "config.json").read_text())
+        state = self.path / "state.json"
+        # no state.json: the run was killed while being created, before any stage finished
+        try:
+            self.state = json.loads(state.read_text()) if state.exists() else {"stages": {}}
+            return json.loads((self.path / "config.json").read_text())
+        except json.JSONDecodeError as error:
+            raise RunDirError(f"{self.path}: unreadable run files ({error})") from None
 
     def update_config(self, config: dict) -> None:
         """Record a config change that keeps finished stages valid (more seeds)."""
@@ -150,15 +160,18 @@ class StageRunner:
     def __init__(self, run: RunDir, policy, in_memory: str):
         self.run, self.policy = run, policy
         self.in_memory = in_memory  # the stage whose weights the policy holds now
+        self.ran = False  # whether the last call computed its stage (False: replayed from the record)
 
     def __call__(self, key: str, compute, after: str, trains: bool) -> dict:
         done = self.run.stage(key)
+        self.ran = done is None
         if done is not None:
             return done
         if after != self.in_memory:
             self.policy.load_weights(self.run.checkpoint_dir(after))
             self.in_memory = after
         record = compute(key)
+        record["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # so far, this process
         if trains:
             self.policy.save(self.run.checkpoint_dir(key))
             record["checkpoint"] = key

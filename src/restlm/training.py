@@ -1,6 +1,7 @@
 """One fine-tuning pass of a policy on weighted (input, output) items: SFT and every Improve step."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -12,8 +13,8 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from restlm.config import TrainConfig
-from restlm.losses import LOSSES
-from restlm.policies.base import Policy, TrainItem
+from restlm.losses import LOSS_NEEDS, LOSSES
+from restlm.policies.base import Policy, TrainItem  # noqa: F401 (TrainItem: the items' type)
 
 
 @dataclass
@@ -28,8 +29,8 @@ class TrainStats:
         return self.examples / max(self.wall_time_s, 1e-9)
 
 
-def length_bucketed_order(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[int]:
-    """A shuffled order whose batches hold inputs of similar length (less padding, same epoch).
+def length_bucketed_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
+    """One epoch of batches whose inputs have similar lengths (less padding), in shuffled order.
 
     Shuffle, sort inside windows of 50 batches by length, cut into batches, shuffle the batches.
     """
@@ -38,17 +39,35 @@ def length_bucketed_order(lengths: Sequence[int], batch_size: int, rng: np.rando
     batches = []
     for start in range(0, len(order), window):
         chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
-        batches += [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
-    return [int(i) for b in (batches[k] for k in rng.permutation(len(batches))) for i in b]
+        batches += [[int(i) for i in chunk[j : j + batch_size]] for j in range(0, len(chunk), batch_size)]
+    return [batches[k] for k in rng.permutation(len(batches))]
 
 
-def _shard_for(accelerator, policy: Policy):
+def length_bucketed_order(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[int]:
+    """The batches of `length_bucketed_batches`, flattened."""
+    return [i for batch in length_bucketed_batches(lengths, batch_size, rng) for i in batch]
+
+
+def _shard_for(accelerator, policy: Policy, loss: str):
+    """Collate this process's contiguous shard of a global batch.
+
+    'shard_scale' makes the shard's mean loss, once DDP averages gradients over processes, equal
+    the mean over the whole global batch even when shards differ in size (or weight).
+    """
+    by_weight = LOSS_NEEDS[loss].normalised_by_weight
+
     def collate(items):
         per_process = -(-len(items) // accelerator.num_processes)
         start = accelerator.process_index * per_process
         # a process whose shard is empty (tiny last batch) repeats the last item, weight 0
-        shard = items[start : start + per_process] or [TrainItem(items[-1].example, items[-1].output, 0.0)]
-        return policy.collate(shard)
+        shard = items[start : start + per_process] or [dataclasses.replace(items[-1], weight=0.0)]
+        batch = policy.collate(shard)
+        size = (lambda part: sum(i.weight for i in part)) if by_weight else len
+        own = size(items[start : start + per_process])
+        batch["shard_scale"] = torch.tensor(accelerator.num_processes * own / max(size(items), 1e-12))
+        if shard[0].ref_log_prob is not None:
+            batch["ref_log_probs"] = torch.tensor([item.ref_log_prob for item in shard], dtype=torch.float32)
+        return batch
 
     return collate
 
@@ -71,13 +90,13 @@ def train_policy(
     accelerator = policy.accelerator
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)  # dropout masks
-    loss_fn = LOSSES[loss]
+    loss_fn, needs = LOSSES[loss], LOSS_NEEDS[loss]
+    if needs.reference and any(item.ref_log_prob is None for item in items):
+        raise ValueError(f"loss '{loss}' needs TrainItem.ref_log_prob on every item")
     lengths = [policy.input_length(item.example) for item in items]
-    ordered = []
-    for _ in range(epochs):
-        ordered += [items[i] for i in length_bucketed_order(lengths, cfg.batch_size, rng)]
+    batches = [b for _ in range(epochs) for b in length_bucketed_batches(lengths, cfg.batch_size, rng)]
     # global batches, each cut into one contiguous shard per process; DDP averages the gradients
-    loader = DataLoader(ordered, batch_size=cfg.batch_size, shuffle=False, collate_fn=_shard_for(accelerator, policy))
+    loader = DataLoader(items, batch_sampler=batches, collate_fn=_shard_for(accelerator, policy, loss))
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=learning_rate, weight_decay=cfg.weight_decay)
     total = len(loader)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
@@ -87,7 +106,12 @@ def train_policy(
     for step, batch in enumerate(bar):
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         with accelerator.autocast():
-            value = loss_fn(policy.output_log_probs(batch), batch["weights"])
+            if needs.token_level:
+                log_probs, mask = policy.output_token_log_probs(batch)
+            else:
+                log_probs, mask = policy.output_log_probs(batch), None
+            value = loss_fn(log_probs, batch["weights"], mask=mask, ref_log_probs=batch.get("ref_log_probs"))
+            value = value * batch["shard_scale"]
         accelerator.backward(value)
         optimizer.step()
         scheduler.step()

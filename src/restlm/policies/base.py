@@ -25,6 +25,7 @@ class TrainItem:
     example: Example
     output: Any
     weight: float = 1.0
+    ref_log_prob: float | None = None  # log p_ref(output | input), for losses with a reference (BVMPO)
 
 
 class Policy(ABC):
@@ -60,6 +61,10 @@ class Policy(ABC):
     def output_log_probs(self, batch: dict) -> torch.Tensor:
         """Differentiable log p(output | input), one value per item of the batch."""
 
+    def output_token_log_probs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Differentiable per-token log-probs of the outputs and their mask; a label is one token."""
+        return self.output_log_probs(batch), None
+
     @abstractmethod
     def input_length(self, example: Example) -> int:
         """A cheap length of an input, for sorting batches by length."""
@@ -69,8 +74,8 @@ class Policy(ABC):
         """Write the model and tokenizer in HF format (safetensors), atomically."""
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
         if self.accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
             self.unwrapped.save_pretrained(tmp, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp)
             if path.exists():

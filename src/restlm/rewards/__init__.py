@@ -1,4 +1,5 @@
-"""Rewards by name: 'nll', 'correct', 'model:<path or id>', 'module:function', or a callable."""
+"""Rewards by name: 'nll', 'correct', 'chrf', 'bleu', 'weighted:chrf=0.7,bleu=0.3',
+'model:<path or id>', 'module:function', or a callable."""
 from __future__ import annotations
 
 import importlib
@@ -7,6 +8,7 @@ from typing import Callable
 from restlm.errors import ConfigError
 from restlm.rewards.base import Reward
 from restlm.rewards.classification import classifier_model_reward, correct_reward, nll_reward
+from restlm.rewards.generation import generation_reward
 
 NAMED = {"nll": nll_reward, "correct": correct_reward}
 
@@ -25,6 +27,8 @@ def _build(spec, key: str) -> Reward:
         return spec
     if callable(spec):
         return Reward(getattr(spec, "__name__", "callable"), lambda policy, e, o: spec(e, o))
+    if (generated := generation_reward(spec, key)) is not None:
+        return generated
     if spec in NAMED:
         return NAMED[spec]()
     if spec.startswith("model:"):
@@ -36,7 +40,8 @@ def _build(spec, key: str) -> Reward:
         except (ImportError, AttributeError) as error:
             raise ConfigError(key, f"cannot import reward function {spec!r}: {error}") from None
         return _build(function, key)
-    raise ConfigError(key, f"unknown reward {spec!r}: use nll, correct, model:PATH or module:function")
+    raise ConfigError(key, f"unknown reward {spec!r}: use nll, correct, chrf, chrf++, bleu (add -lc to lower-case), "
+                      "weighted:chrf=0.7,bleu=0.3, model:PATH or module:function")
 
 
 __all__ = ["Reward", "build_reward"]

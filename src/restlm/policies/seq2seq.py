@@ -1,0 +1,79 @@
+"""A seq2seq policy around any AutoModelForSeq2SeqLM (T5, Marian, BART): source in, string out."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from restlm.data.examples import Example
+from restlm.errors import ModelLoadError
+from restlm.policies.base import TrainItem
+from restlm.policies.causal import GenerativePolicy
+from restlm.policies.lora import apply_lora
+
+
+def load_seq2seq(name: str, dtype: torch.dtype = torch.float32):
+    """(model in eval mode, tokenizer) for a Hugging Face id or local path; failures are one line."""
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from restlm.causal_lm import _load_failure
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        model = AutoModelForSeq2SeqLM.from_pretrained(name, dtype=dtype)
+    except Exception as exc:  # noqa: BLE001 - every loader failure becomes one line
+        raise ModelLoadError(name, _load_failure(name, exc)) from None
+    return model.eval(), tokenizer
+
+
+class Seq2SeqPolicy(GenerativePolicy):
+    """Policy over strings: the encoder reads `prompt_template` filled with Example.text (e.g.
+    T5's "translate German to English: {text}"), the decoder writes the output then EOS.
+
+    Supports LoRA (`lora=`); not beam search. Encoder inputs are right-padded (with the mask);
+    decoder labels are -100 on padding.
+    """
+
+    kind = "seq2seq"
+
+    @classmethod
+    def from_pretrained(cls, name: str, accelerator, lora: dict | None = None, dtype: torch.dtype = torch.float32,
+                        **kwargs) -> "Seq2SeqPolicy":
+        """name: a Hugging Face id or a local path; lora: None or `apply_lora`'s dict."""
+        model, tokenizer = load_seq2seq(name, dtype)
+        return cls(apply_lora(model, lora, "SEQ_2_SEQ_LM"), tokenizer, accelerator, **kwargs)
+
+    def _encode_sources(self, examples: Sequence[Example]) -> dict:
+        return self.tokenizer([self.prompt(e) for e in examples], truncation=True, max_length=self.max_length,
+                              padding=True, return_tensors="pt")
+
+    def output_ids(self, output: str) -> list[int]:
+        """The output's tokens then EOS (T5 and Marian tokenizers add it themselves), cut to max_output_length."""
+        ids = self.tokenizer(text_target=output, add_special_tokens=True)["input_ids"]
+        if not ids or ids[-1] != self.tokenizer.eos_token_id:
+            ids = ids + [self.tokenizer.eos_token_id]
+        return ids[: self.max_output_length]
+
+    def collate(self, items: Sequence[TrainItem]) -> dict:
+        batch = dict(self._encode_sources([item.example for item in items]))
+        outputs = [self.output_ids(item.output) for item in items]
+        labels = torch.full((len(items), max(len(o) for o in outputs)), -100)
+        for row, ids in enumerate(outputs):
+            labels[row, : len(ids)] = torch.tensor(ids)
+        batch["labels"] = labels
+        batch["weights"] = torch.tensor([float(item.weight) for item in items])
+        return batch
+
+    def _token_log_probs(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        # the decoder reads the labels shifted right behind the start token (what `labels=` would do,
+        # without the model also computing a mean loss we do not use)
+        decoder_input_ids = self.unwrapped.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       decoder_input_ids=decoder_input_ids, use_cache=False).logits
+        return self._gather_log_probs(logits, batch["labels"])
+
+    def _generate(self, examples: list[Example], settings: dict) -> torch.Tensor:
+        batch = {k: v.to(self.accelerator.device) for k, v in self._encode_sources(examples).items()}
+        out = self.unwrapped.generate(**batch, pad_token_id=self.tokenizer.pad_token_id,
+                                      eos_token_id=self.eos_ids, **settings)
+        return out[:, 1:]  # drop the decoder start token
