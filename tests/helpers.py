@@ -110,12 +110,6 @@ def stderr_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def error_lines(text: str) -> list[str]:
-    """stderr lines other than progress bars (tqdm redraws with carriage returns)."""
-    lines = [part for line in text.splitlines() for part in line.split("\r")]
-    return [line for line in lines if line.strip() and not ("%|" in line and "it/s" in line)]
-
-
 def build_once(tmp_path_factory, name: str, build) -> Path:
     """A folder that `build(folder)` fills once per test session, shared by all pytest-xdist workers.
 

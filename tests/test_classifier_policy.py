@@ -14,7 +14,7 @@ from restlm.config import TrainConfig
 from restlm.data.examples import Example
 from restlm.policies.base import TrainItem
 from restlm.policies.classifier import ClassifierPolicy
-from restlm.training import length_bucketed_order, train_policy
+from restlm.training import length_bucketed_batches, length_bucketed_order, train_policy
 
 
 def make_policy(model_dir, batch_size=16) -> ClassifierPolicy:
@@ -130,23 +130,24 @@ def test_length_bucketed_order_is_a_permutation():
     assert order == length_bucketed_order(lengths, 8, np.random.default_rng(1))
     assert order != length_bucketed_order(lengths, 8, np.random.default_rng(2))
     assert length_bucketed_order([], 8, np.random.default_rng(0)) == []
+    assert order == [i for b in length_bucketed_batches(lengths, 8, np.random.default_rng(1)) for i in b]
 
 
-def test_length_bucketed_batches_are_sorted_when_batches_are_full():
-    lengths = np.random.default_rng(0).integers(1, 200, size=64).tolist()
-    order = length_bucketed_order(lengths, 8, np.random.default_rng(3))
-    batches = [order[i:i + 8] for i in range(0, 64, 8)]
+def test_length_bucketed_batches_are_sorted_and_cover_every_item():
+    lengths = np.random.default_rng(0).integers(1, 200, size=445).tolist()  # 445 = 8 * 55 + 5: one short batch
+    batches = length_bucketed_batches(lengths, 8, np.random.default_rng(3))
+    assert sorted(i for b in batches for i in b) == list(range(445))
+    assert sorted(len(b) for b in batches) == [5] + [8] * 55
     assert all([lengths[i] for i in b] == sorted(lengths[i] for i in b) for b in batches)
+    # batches are shuffled: the short one is not always last, and the order differs by seed
+    assert batches != length_bucketed_batches(lengths, 8, np.random.default_rng(4))
 
 
-@pytest.mark.xfail(strict=True, reason="src bug: a short batch shuffled into the middle shifts every later "
-                                       "DataLoader batch off the length buckets (training.py)")
-def test_length_bucketed_batches_are_sorted_with_a_short_batch():
-    lengths = np.random.default_rng(0).integers(1, 200, size=45).tolist()
-    for seed in range(5):
-        order = length_bucketed_order(lengths, 8, np.random.default_rng(seed))
-        batches = [order[i:i + 8] for i in range(0, 45, 8)]
-        assert all([lengths[i] for i in b] == sorted(lengths[i] for i in b) for b in batches)
+def test_train_policy_steps_follow_the_batches(tiny_model_dir, examples):
+    # 12 items in batches of 8 for 2 epochs: 2 batches per epoch (8 + 4), never one spanning epochs
+    fresh = make_policy(tiny_model_dir)
+    stats = train_policy(fresh, [TrainItem(e, e.label) for e in examples], TrainConfig(batch_size=8), 1e-3, 2, seed=0)
+    assert (stats.steps, stats.examples) == (4, 24)
 
 
 def test_single_sentences(tiny_model_dir):

@@ -98,8 +98,7 @@ def test_seq2seq_lora_trains_and_saves_merged(tmp_path):
     torch.testing.assert_close(logits(policy.unwrapped, **inputs), merged, rtol=0, atol=1e-5)
 
 
-class LoraClassifierPolicy(LoraCheckpoints, ClassifierPolicy):
-    """What ClassifierPolicy becomes with the mixin in its bases."""
+LoraClassifierPolicy = ClassifierPolicy  # ClassifierPolicy is LoRA-aware itself (LoraCheckpoints)
 
 
 def test_classifier_lora_trains_head_and_adapters_and_saves_merged(tiny_model_dir, tiny_data, tmp_path):

@@ -212,7 +212,8 @@ def test_early_stop_patience_one(full_run, tiny_model_dir, tiny_data, tmp_path):
 
 
 def should_stop(patience, scores, start=0.5):
-    rest = ReST(None, None, RestConfig(early_stop_patience=patience), None, [], None, SimpleNamespace(run=None))
+    rest = ReST(policy=None, reward="nll", train_data=[], evaluate=None, config=RestConfig(early_stop_patience=patience),
+                train_config=None, stages=SimpleNamespace(run=None))
     return rest._should_stop([{"dev_accuracy": s} for s in scores], start)
 
 
@@ -223,14 +224,11 @@ def test_should_stop_counts_steps_without_a_new_best():
     assert should_stop(2, [0.6, 0.55, 0.7]) is False
 
 
-@pytest.mark.xfail(strict=True, reason="src bug: early_stop_patience=0 stops after every Improve step, even one "
-                                       "that beat G0I0 (rest.py _should_stop: since >= 0 is always true)")
 def test_patience_zero_stops_at_the_first_step_that_does_not_beat_sft():
     assert should_stop(0, [0.4]) is True
     assert should_stop(0, [0.6]) is False
 
 
-@pytest.mark.xfail(strict=True, reason="src bug: early_stop_patience=0 ends every trajectory after G1I1")
 def test_early_stop_patience_zero_end_to_end(full_run, tiny_model_dir, tiny_data, tmp_path):
     _, results = run_experiment(tiny_model_dir, tiny_data, tmp_path / "run", rest__early_stop_patience=0)
     for seed in range(SEEDS):

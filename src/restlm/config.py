@@ -101,6 +101,8 @@ class RestConfig:
     """for 'rising': thresholds on normalised rewards; for 'percentile': per-input percentiles"""
     threshold_decay: float = 0.5
     """for 'reference': each Improve step's threshold moves this factor towards the best reward"""
+    threshold_per_output: bool = False
+    """apply the schedule per output value (per label: class-balanced), so filtering keeps the label mix"""
     original_data: str = "filtered"
     """original training data in the Improve mix: 'filtered' (with the grown data, the reference), 'all', 'none'"""
     improve_learning_rate: float = 2e-5

@@ -95,7 +95,8 @@ class ReST:
             grown = self.stages(grow_key, lambda key: self.grow(grow_size, stage_seed(seed, key), key), after=current, trains=False)
             grown_set = self._read_grown(grown["grown_file"])
             masks = improve_masks(self.config.threshold, grown_set.rewards, grown_set.groups, self.config.improve_steps,
-                                  self.reward.higher_is_better, self.config.thresholds, self.config.threshold_decay)
+                                  self.reward.higher_is_better, self.config.thresholds, self.config.threshold_decay,
+                                  strata=[str(o) for o in grown_set.outputs] if self.config.threshold_per_output else None)
             for i, (mask, threshold) in enumerate(masks, start=1):
                 # step 2. improve: filter at this step's threshold, fine-tune at a lower learning rate
                 learning_rate = self.config.improve_learning_rate * self.config.lr_decay ** (i - 1)

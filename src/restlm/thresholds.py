@@ -39,8 +39,24 @@ def per_input_percentile_mask(rewards: np.ndarray, groups: np.ndarray, quantile:
     return mask
 
 
-def improve_masks(kind: str, rewards, groups, steps: int, higher_is_better: bool, values: list[float], decay: float):
-    """[(mask, logged_threshold)] for Improve steps 1..steps under schedule `kind`."""
+def improve_masks(kind: str, rewards, groups, steps: int, higher_is_better: bool, values: list[float], decay: float,
+                  strata=None):
+    """[(mask, logged_threshold)] for Improve steps 1..steps under schedule `kind`.
+
+    `strata` (e.g. each row's label): run the schedule inside each stratum on its own, so the kept
+    rows keep the strata's proportions; the logged threshold is then the mean over strata.
+    """
+    if strata is not None:
+        strata = np.asarray(strata)
+        per_stratum = {s: improve_masks(kind, np.asarray(rewards)[strata == s], np.asarray(groups)[strata == s], steps,
+                                        higher_is_better, values, decay) for s in np.unique(strata)}
+        masks = []
+        for step in range(steps):
+            mask = np.zeros(len(strata), dtype=bool)
+            for s, schedule in per_stratum.items():
+                mask[strata == s] = schedule[step][0]
+            masks.append((mask, float(np.mean([schedule[step][1] for schedule in per_stratum.values()]))))
+        return masks
     rewards = np.asarray(rewards, dtype=np.float64)
     if kind == "percentile":
         percentiles = rising_thresholds(values, steps)

@@ -120,4 +120,4 @@ def train_policy(
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
         if on_step:
             on_step(step, losses[-1])
-    return TrainStats(total, len(ordered), float(np.mean(losses)) if losses else float("nan"), time.perf_counter() - start)
+    return TrainStats(total, sum(len(b) for b in batches), float(np.mean(losses)) if losses else float("nan"), time.perf_counter() - start)

@@ -1,4 +1,21 @@
-"""Policy kinds behind one interface (base.Policy)."""
+"""Policy kinds behind one interface (base.Policy): classifier, causal LM, seq2seq LM."""
 from restlm.policies.base import Policy, TrainItem
 
-__all__ = ["Policy", "TrainItem"]
+__all__ = ["CausalLMPolicy", "ClassifierPolicy", "GenerativePolicy", "Policy", "Seq2SeqPolicy", "TrainItem"]
+
+
+def __getattr__(name):
+    # each kind imports transformers pieces of its own; load a kind only when it is asked for
+    if name == "ClassifierPolicy":
+        from restlm.policies.classifier import ClassifierPolicy
+
+        return ClassifierPolicy
+    if name in ("CausalLMPolicy", "GenerativePolicy"):
+        from restlm.policies import causal
+
+        return getattr(causal, name)
+    if name == "Seq2SeqPolicy":
+        from restlm.policies.seq2seq import Seq2SeqPolicy
+
+        return Seq2SeqPolicy
+    raise AttributeError(name)

@@ -14,9 +14,10 @@ from transformers import DataCollatorWithPadding
 from restlm.data.examples import Example
 from restlm.distributed import map_across_processes
 from restlm.policies.base import Policy, TrainItem
+from restlm.policies.lora import LoraCheckpoints, apply_lora
 
 
-class ClassifierPolicy(Policy):
+class ClassifierPolicy(LoraCheckpoints, Policy):
     """Policy over class labels. Supports sentence pairs (`text_pair`) and single sentences."""
 
     kind = "classifier"
@@ -28,11 +29,13 @@ class ClassifierPolicy(Policy):
         self._pad = DataCollatorWithPadding(tokenizer)
 
     @classmethod
-    def from_pretrained(cls, name: str, accelerator, num_labels: int = 2, **kwargs) -> "ClassifierPolicy":
+    def from_pretrained(cls, name: str, accelerator, num_labels: int = 2, lora: dict | None = None,
+                        **kwargs) -> "ClassifierPolicy":
+        """Load by short name, HF id or path; `lora` (peft options) trains adapters and the head only."""
         from restlm.models import load_classifier
 
         model, tokenizer = load_classifier(name, num_labels)
-        return cls(model, tokenizer, accelerator, **kwargs)
+        return cls(apply_lora(model, lora, "SEQ_CLS"), tokenizer, accelerator, **kwargs)
 
     # ---- encoding
     def _encode(self, examples: Sequence[Example]) -> list[dict]:
