@@ -41,13 +41,13 @@ def run_variant(base: dict, name: str, overrides: list[str], source: Path, seed:
                 config=config.rest, train_config=config.train, run_dir=str(out_dir / name))
     size = config.rest.grow_sizes[0]
     records = rest.run(grow_size=size, seed=seed)
-    start = rest.run.stage("start/eval")
+    start = rest.run_dir.stage("start/eval")
     steps = []
     for r in records:
-        grow = rest.run.stage(f"rest/g{r['G']}/grow")
+        grow = rest.run_dir.stage(f"rest/g{r['G']}/grow")
         steps.append({"G": r["G"], "I": r["I"], "dev_accuracy": r["dev_accuracy"], "dev_f1": r["dev_f1"],
                       "threshold": r["threshold"], "kept": r["kept"],
-                      "kept_positive_share": kept_positive_share(rest.run.path, r, grow["grown_file"], config.rest.threshold_per_output)})
+                      "kept_positive_share": kept_positive_share(rest.run_dir.path, r, grow["grown_file"], config.rest.threshold_per_output)})
     return {"variant": name, "overrides": overrides, "seed": seed, "N": size, "g0i0_dev_accuracy": start["dev_accuracy"], "steps": steps}
 
 

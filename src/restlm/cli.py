@@ -21,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="DIR", help="continue the killed or unfinished run in DIR")
     report = commands.add_parser("report", help="write report.md/report.html again from a run's results.json")
     report.add_argument("run_dir")
+    inspect = commands.add_parser("inspect", help="per Grow step: reward distribution, kept rows, best and worst samples")
+    inspect.add_argument("run_dir")
+    inspect.add_argument("--samples", type=int, default=3, help="best and worst samples shown per Grow step")
     show = commands.add_parser("config", help="print the resolved config (defaults + file + overrides)")
     show.add_argument("--config")
     show.add_argument("--set", dest="overrides", action="append", default=[])
@@ -61,6 +64,12 @@ def _report(args) -> None:
     print(f"report: {written['html']}")
 
 
+def _inspect(args) -> None:
+    from restlm.inspect_run import inspect_run
+
+    print(inspect_run(args.run_dir, args.samples))
+
+
 def _config(args) -> None:
     from restlm.config import load_config, to_dict
 
@@ -70,7 +79,7 @@ def _config(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        {"run": _run, "report": _report, "config": _config}[args.command](args)
+        {"run": _run, "report": _report, "inspect": _inspect, "config": _config}[args.command](args)
     except RestlmError as error:
         print(f"restlm: error: {error}", file=sys.stderr)
         return error.exit_code

@@ -76,7 +76,7 @@ class ReST:
             else:
                 run.create({"rest": dataclasses.asdict(self.config), "train": dataclasses.asdict(self.train_config)})
             stages = StageRunner(run, policy, in_memory="start")
-        self.stages, self.run = stages, stages.run
+        self.stages, self.run_dir = stages, stages.run
         self.selection_metric, self.record_train_nll = selection_metric, record_train_nll
         self.keep_checkpoints = keep_checkpoints
 
@@ -131,10 +131,10 @@ class ReST:
         rewards = self.reward(self.policy, examples, outputs)
         # BVMPO's reference is the policy that grew the data; kept in the file so a resume reuses it
         refs = self.policy.log_probs(examples, outputs) if LOSS_NEEDS[self.config.loss].reference else [None] * len(rows)
-        path = self.run.file("grown", f"{key.replace('/', '_')}.jsonl")
-        self.run.write_jsonl(path, (self._grown_row(i, o, s, r, ref) for (i, o, s), r, ref in zip(rows, rewards, refs)))
+        path = self.run_dir.file("grown", f"{key.replace('/', '_')}.jsonl")
+        self.run_dir.write_jsonl(path, (self._grown_row(i, o, s, r, ref) for (i, o, s), r, ref in zip(rows, rewards, refs)))
         grown_rewards = rewards[[s == "grown" for _, _, s in rows]]
-        return {"grown_file": str(path.relative_to(self.run.path)), "rows": len(rows), "grown": int(len(grown_rewards)),
+        return {"grown_file": str(path.relative_to(self.run_dir.path)), "rows": len(rows), "grown": int(len(grown_rewards)),
                 "reward_mean": float(rewards.mean()),
                 "grown_reward_mean": float(grown_rewards.mean()) if len(grown_rewards) else None,
                 "wall_time_s": time.perf_counter() - start}
@@ -163,7 +163,7 @@ class ReST:
     # ---------------------------------------------------------------- plumbing
     def write_train_nll(self, key: str) -> str:
         """Per-example NLL of the gold outputs of the training data (the reference's Figure 2)."""
-        return write_train_nll(self.policy, self.train_data, self.run, key)
+        return write_train_nll(self.policy, self.train_data, self.run_dir, key)
 
     def _should_stop(self, records: list[dict], start_score: float) -> bool:
         """True after `early_stop_patience` Improve steps without a new best."""
@@ -185,7 +185,7 @@ class ReST:
         return row
 
     def _read_grown(self, relative: str) -> GrownSet:
-        rows = read_jsonl(self.run.path / relative)
+        rows = read_jsonl(self.run_dir.path / relative)
         return GrownSet([self.train_data[r["index"]] for r in rows], [r["output"] for r in rows],
                         np.array([r["reward"] for r in rows]), [r["source"] for r in rows],
                         [str(r["index"]) for r in rows], [r.get("ref_log_prob") for r in rows])
