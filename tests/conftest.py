@@ -34,7 +34,8 @@ def tiny_data(tmp_path_factory) -> dict:
     train, dev = pair_rows(40, seed=1), pair_rows(16, seed=2)
 
     def build(folder):
-        write_tsv(folder / "train.tsv", train), write_tsv(folder / "dev.tsv", dev)
+        write_tsv(folder / "train.tsv", train)
+        write_tsv(folder / "dev.tsv", dev)
         write_jsonl(folder / "train.jsonl", train)
 
     folder = build_once(tmp_path_factory, "tiny_data", build)

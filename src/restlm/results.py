@@ -84,12 +84,24 @@ def _histograms(config: ExperimentConfig, run: RunDir) -> tuple[list[dict], list
     return nll, rewards
 
 
+def _best_checkpoints(cells: list[dict], run: RunDir) -> list[dict]:
+    """Per (seed, N): the step with the best dev accuracy (G0I0 included) and its checkpoint folder."""
+    best = {}
+    for cell in cells:
+        key = (cell["seed"], cell["N"])
+        if key not in best or cell["dev_accuracy"] > best[key]["dev_accuracy"]:
+            best[key] = cell
+    return [{"seed": c["seed"], "N": c["N"], "G": c["G"], "I": c["I"], "dev_accuracy": c["dev_accuracy"],
+             "checkpoint": str(run.checkpoint_dir(c["checkpoint"]))} for c in best.values() if c.get("checkpoint")]
+
+
 def collect_results(config: ExperimentConfig, run: RunDir) -> dict:
     """The results dict of a run (schema: see restlm.report.write_report)."""
     nll, rewards = _histograms(config, run)
     results = {"title": f"ReST on {config.data.path if config.data.source == 'glue_folder' else config.data.source} with {config.model.name}",
                "config": to_dict(config), "seeds": list(range(config.run.seeds)),
-               "baselines": _baselines(config, run), "cells": _cells(config, run),
+               "baselines": _baselines(config, run), "cells": (cells := _cells(config, run)),
+               "best_checkpoints": _best_checkpoints(cells, run),
                "histograms": nll, "reward_histograms": rewards}
     if config.data.source != "file" and (config.data.path == "mrpc" or config.data.config == "mrpc"):
         results["reference"] = REFERENCE_MRPC
