@@ -95,8 +95,6 @@ def test_integer_label_set():
     assert load_config(None, ["data.label_set=[0, 1]"]).data.label_set in ([0, 1], ["0", "1"])
 
 
-@pytest.mark.xfail(strict=True, reason="src bug: validate() accepts these; the run then crashes with a traceback "
-                                       "after the run directory exists (config.py validate)")
 @pytest.mark.parametrize("overrides, key", [
     (["rest.sampling=sample", "rest.temperature=0"], "rest.temperature"),  # softmax(logits / 0): NaN
     (["rest.grow_sizes=[0]"], "rest.grow_sizes[0]"),  # an empty Grow set: reshape error

@@ -172,8 +172,6 @@ def test_resume_of_a_run_killed_while_being_created(tiny_model_dir, tiny_data, t
     assert (path / "results.json").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="src bug: RunDir keeps its lock until the Experiment is garbage-collected, "
-                                       "so a run finished in this process cannot be resumed by it (runs.py lock)")
 def test_finished_run_can_be_resumed_in_the_same_process(tiny_model_dir, tiny_data, tmp_path, capfd):
     path = tmp_path / "run"
     overrides = tiny_overrides(tiny_model_dir, tiny_data["train"], tiny_data["dev"], path,

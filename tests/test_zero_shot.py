@@ -5,7 +5,6 @@ import csv
 import json
 import os
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
@@ -230,13 +229,12 @@ def mrpc_dev(n: int) -> list[Example]:
 
 @pytest.mark.real
 def test_smollm2_zero_shot_on_mrpc_dev():
-    from restlm.causal_lm import load_causal_lm
+    from restlm.causal_lm import load_causal_lm, resolve_causal_lm
 
     examples = mrpc_dev(16)
     clf = LocalLLMZeroShot("smollm2", batch_size=8, progress=False)  # converts the GGUF if not cached
-    start = time.perf_counter()
-    load_causal_lm("smollm2")
-    assert time.perf_counter() - start < 1.0  # the cached safetensors, not the GGUF again
+    cached = resolve_causal_lm("smollm2")  # the safetensors cache, not the GGUF again (its load time: benchmarks/)
+    assert (Path(cached) / "model.safetensors").exists() and load_causal_lm("smollm2")[0].config.model_type == "llama"
     assert clf.use_chat and len(clf.yes_ids) == 4 and len(clf.no_ids) == 4
     assert clf.render(examples[0]).endswith("Answer with 'Yes' or 'No'.<|im_end|>\n<|im_start|>assistant\n")
     preds = clf.predict(examples)

@@ -292,13 +292,23 @@ def validate(config: ExperimentConfig) -> None:
     for key, choices in _CHOICES.items():
         if flat[key] not in choices:
             raise ConfigError(key, f"must be one of {', '.join(choices)}; got {flat[key]!r}")
-    positive = ["train.epochs", "train.batch_size", "rest.samples_per_input", "run.seeds", "model.max_length"]
+    positive = ["train.epochs", "train.batch_size", "train.eval_batch_size", "rest.samples_per_input",
+                "rest.improve_epochs", "run.seeds", "model.max_length"]
     for key in positive:
         if flat[key] < 1:
             raise ConfigError(key, f"must be at least 1; got {flat[key]}")
     for key in ["rest.grow_steps", "rest.improve_steps"]:
         if flat[key] < 0:
             raise ConfigError(key, f"must be 0 or more; got {flat[key]}")
+    if not config.rest.grow_sizes:
+        raise ConfigError("rest.grow_sizes", "needs at least one grow size (an int, or null for all inputs)")
+    for i, size in enumerate(config.rest.grow_sizes):
+        if size is not None and size < 1:
+            raise ConfigError(f"rest.grow_sizes[{i}]", f"must be at least 1, or null for all inputs; got {size}")
+    if config.rest.temperature <= 0:
+        raise ConfigError("rest.temperature", f"must be above 0 (use rest.sampling=argmax for greedy); got {config.rest.temperature}")
+    if config.rest.early_stop_patience is not None and config.rest.early_stop_patience < 0:
+        raise ConfigError("rest.early_stop_patience", f"must be 0 or more, or null; got {config.rest.early_stop_patience}")
     if not 0 < config.rest.lr_decay <= 1:
         raise ConfigError("rest.lr_decay", f"must be in (0, 1]; got {config.rest.lr_decay}")
     if not 0 < config.rest.threshold_decay < 1:

@@ -17,7 +17,7 @@ from restlm.config import ExperimentConfig, from_dict, to_dict, validate
 from restlm.data.examples import Example
 from restlm.data.location import data_root
 from restlm.data.sentence_pairs import COMMON_KEYS, SOURCE_KEYS, load_classification_split
-from restlm.errors import ConfigError
+from restlm.errors import ConfigError, DataError
 from restlm.policies.base import TrainItem
 from restlm.policies.classifier import ClassifierPolicy
 from restlm.rest import ReST, write_train_nll
@@ -37,9 +37,10 @@ def load_data(config: ExperimentConfig) -> tuple[list[Example], list[Example]]:
     train = load_classification_split(cfg, "train", root)
     dev = load_classification_split({**cfg, "limit": config.data.dev_limit}, "dev", root)
     for name, examples in (("train", train), ("dev", dev)):
-        bad = [e.label for e in examples if not 0 <= e.label < config.model.num_labels]
-        if bad:
-            raise ConfigError("model.num_labels", f"{name} data has label {bad[0]} outside 0..{config.model.num_labels - 1}")
+        bad = next((e for e in examples if e.label is None or not 0 <= e.label < config.model.num_labels), None)
+        if bad is not None:
+            message = f"label {bad.label} is outside 0..{config.model.num_labels - 1} (model.num_labels)"
+            raise DataError(bad.meta.get("path", f"{name} data"), message, bad.meta.get("line"))
     return train, dev
 
 
@@ -74,6 +75,12 @@ class Experiment:
     # ---------------------------------------------------------------- top level
     def run_all(self) -> dict:
         """Run (or finish) every stage; write results.json and the report; return the results."""
+        try:
+            return self._run_all()
+        finally:
+            self.run.close()
+
+    def _run_all(self) -> dict:
         # refuse a busy or finished directory first, and fail on bad input before writing anything
         held_run = self.run.holds_run()
         if self.resume:

@@ -3,10 +3,10 @@ so the default run needs no network; any Hugging Face id or local path works too
 from __future__ import annotations
 
 import importlib
-import os
 from pathlib import Path
 
 from restlm.errors import ModelLoadError
+from restlm.hub import hub_reachable, offline
 
 
 def _minilm_path() -> str:
@@ -26,13 +26,29 @@ def resolve_encoder(name: str) -> str:
     return ENCODERS[name]() if name in ENCODERS else name
 
 
+def _looks_local(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or Path(name).exists()
+
+
+def _hub_id_cannot_download(name: str) -> str | None:
+    """Why a hub id cannot be fetched now (None: try it). Checked first: offline retries take minutes."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return None  # cached: loads offline
+    if offline(("HF_HUB_OFFLINE",)):
+        return "not a local folder and not in the Hugging Face cache (HF_HUB_OFFLINE is set); download it first or pass a local path"
+    if not hub_reachable():
+        return "not a local folder, not in the Hugging Face cache, and the hub is unreachable (no network?)"
+    return None
+
+
 def _load_error_message(name: str, error: Exception) -> str:
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-    looks_local = name.startswith((".", "/", "~")) or Path(name).exists()
-    if looks_local:
+    if _looks_local(name):
+        if not Path(name).expanduser().exists():
+            return "no such folder"
         return f"cannot load from local path: {str(error).splitlines()[0][:200]}"
-    hint = " (HF_HUB_OFFLINE=1 is set)" if offline else " (no network, or no such model on the hub?)"
-    return f"not found locally and could not be downloaded{hint}: {type(error).__name__}"
+    return f"not found locally and could not be downloaded (no such model on the hub?): {type(error).__name__}"
 
 
 def load_classifier(name: str, num_labels: int = 2):
@@ -41,6 +57,8 @@ def load_classifier(name: str, num_labels: int = 2):
     from transformers.utils import logging as hf_logging
 
     path = resolve_encoder(name)
+    if not _looks_local(path) and (why := _hub_id_cannot_download(path)):
+        raise ModelLoadError(name, why)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the 'newly initialised head' report is expected, not news
     try:

@@ -82,8 +82,11 @@ class ReST:
 
     def run(self, grow_size: int | None = None, seed: int = 0) -> list[dict]:
         """ReST from the policy as given; returns one record per Improve step (with G, I and metrics)."""
-        start = self.stages("start/eval", lambda key: self.evaluate(self.policy), after="start", trains=False)
-        return self.fit(grow_size, seed, prefix="rest", start="start", start_score=start[self.selection_metric])
+        try:
+            start = self.stages("start/eval", lambda key: self.evaluate(self.policy), after="start", trains=False)
+            return self.fit(grow_size, seed, prefix="rest", start="start", start_score=start[self.selection_metric])
+        finally:
+            self.run_dir.close()
 
     # ---------------------------------------------------------------- the algorithm
     def fit(self, grow_size: int | None, seed: int, prefix: str, start: str, start_score: float) -> list[dict]:

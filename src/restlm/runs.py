@@ -86,6 +86,16 @@ class RunDir:
         except json.JSONDecodeError as error:
             raise RunDirError(f"{self.path}: unreadable run files ({error})") from None
 
+    def close(self) -> None:
+        """Release the lock (also released when the process exits)."""
+        if self._lock_handle is not None:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
     def update_config(self, config: dict) -> None:
         """Record a config change that keeps finished stages valid (more seeds)."""
         if self.is_main:
@@ -98,6 +108,7 @@ class RunDir:
         except BlockingIOError:
             handle.seek(0)
             owner = handle.read().strip() or "another process"
+            handle.close()
             raise RunDirError(f"{self.path}: in use by {owner}; a run directory takes one process at a time") from None
         handle.truncate(0)
         handle.write(f"pid {os.getpid()}")

@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 from restlm.data.examples import Example
 from restlm.data.tabular import read_labelled
 from restlm.errors import ConfigError, DataError, RestlmError
+from restlm.hub import hub_reachable, offline
 
 # GLUE's published sizes: a short count means the file was cut, or read with quoting on
 # (MRPC text holds `"`, and csv's default quoting silently swallows rows)
@@ -22,7 +23,6 @@ HUB_COLUMNS = {
     "qnli": ("question", "sentence"), "mnli": ("premise", "hypothesis"),
     "sst2": ("sentence", None), "cola": ("sentence", None),
 }
-_TRUE = {"1", "ON", "YES", "TRUE"}
 
 
 def read_mrpc(folder: str | Path, split: str) -> list[Example]:
@@ -53,7 +53,7 @@ def load_hub_glue(task: str = "mrpc", split: str = "train", name: str = HUB_GLUE
     if task not in HUB_COLUMNS:
         raise ConfigError("data.config", f"'{task}' is not one of {', '.join(HUB_COLUMNS)}")
     hint = "download it while online, or use data.source 'glue_folder' with a local copy"
-    if not _offline() and not _hub_reachable():
+    if not offline() and not hub_reachable():
         # without this check, datasets retries for about 25 s and then fails anyway
         raise RestlmError(f"cannot reach the Hugging Face hub for {name}/{task}: {hint}")
     try:
@@ -73,20 +73,3 @@ def load_hub_glue(task: str = "mrpc", split: str = "train", name: str = HUB_GLUE
         )
         for row in rows
     ]
-
-
-def _offline() -> bool:
-    flags = ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")
-    return any(os.environ.get(flag, "").upper() in _TRUE for flag in flags)
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True  # only the proxy knows; let datasets try
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
-    try:
-        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
-    except OSError:
-        return False
-    return True

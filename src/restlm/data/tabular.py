@@ -51,7 +51,7 @@ def read_labelled(
             text_pair=_text(path, line, row, text_pair_column) if text_pair_column else None,
             label=label,
             uid="-".join(str(row[c]) for c in uid_columns) if uid_columns else f"{path.stem}-{line}",
-            meta={"line": line},
+            meta={"path": str(path), "line": line},
         ))
     if not examples:
         raise DataError(path, "no data rows", line=_line_count(text) + 1)
