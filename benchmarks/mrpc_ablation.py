@@ -13,21 +13,28 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from restlm.config import apply_overrides, from_dict, ExperimentConfig, to_dict
 from restlm.experiment import Experiment, load_data
 from restlm.rest import ReST
+from restlm.rewards import build_reward
 from restlm.runs import read_jsonl, write_atomic, write_json
+from restlm.thresholds import improve_masks
 
 HERE = Path(__file__).resolve().parent
 
 
-def kept_positive_share(run_dir: Path, record: dict, grown_file: str, per_label: bool) -> float:
-    """Share of label 1 among the rows the step kept (recomputed from the grown file and threshold)."""
+def kept_positive_shares(run_dir: Path, grown_file: str, config: ExperimentConfig) -> list[float]:
+    """Share of label 1 among the rows each Improve step kept, recomputed from the grown file."""
     rows = read_jsonl(run_dir / grown_file)
-    if per_label:
-        return float("nan")  # per-label thresholds differ per class; the mean logged threshold is not one cut
-    kept = [r for r in rows if r["reward"] <= record["threshold"]]
-    return sum(r["output"] == 1 for r in kept) / max(len(kept), 1)
+    rest = config.rest
+    reward = build_reward(rest.reward, rest.normalise_reward)
+    masks = improve_masks(rest.threshold, [r["reward"] for r in rows], [r["index"] for r in rows], rest.improve_steps,
+                          reward.higher_is_better, rest.thresholds, rest.threshold_decay,
+                          strata=[str(r["output"]) for r in rows] if rest.threshold_per_output else None)
+    outputs = np.array([r["output"] for r in rows])
+    return [float((outputs[mask] == 1).mean()) for mask, _ in masks]
 
 
 def run_variant(base: dict, name: str, overrides: list[str], source: Path, seed: int, out_dir: Path) -> dict:
@@ -45,9 +52,9 @@ def run_variant(base: dict, name: str, overrides: list[str], source: Path, seed:
     steps = []
     for r in records:
         grow = rest.run_dir.stage(f"rest/g{r['G']}/grow")
+        shares = kept_positive_shares(rest.run_dir.path, grow["grown_file"], config)
         steps.append({"G": r["G"], "I": r["I"], "dev_accuracy": r["dev_accuracy"], "dev_f1": r["dev_f1"],
-                      "threshold": r["threshold"], "kept": r["kept"],
-                      "kept_positive_share": kept_positive_share(rest.run_dir.path, r, grow["grown_file"], config.rest.threshold_per_output)})
+                      "threshold": r["threshold"], "kept": r["kept"], "kept_positive_share": shares[r["I"] - 1]})
     return {"variant": name, "overrides": overrides, "seed": seed, "N": size, "g0i0_dev_accuracy": start["dev_accuracy"], "steps": steps}
 
 

@@ -94,8 +94,8 @@ def test_offline_hub_id_through_the_real_command(tiny_model_dir, tiny_data, bad_
     assert result.returncode == 2
     lines = stderr_lines(result.stderr)
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("restlm: error: model 'albert/albert-base-v2': not found locally")
-    assert "HF_HUB_OFFLINE=1" in lines[0]
+    assert lines[0].startswith("restlm: error: model 'albert/albert-base-v2': not a local folder and not in the Hugging Face cache")
+    assert "HF_HUB_OFFLINE is set" in lines[0]
     assert_nothing_written(bad_files)
 
 

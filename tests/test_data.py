@@ -230,7 +230,7 @@ def test_hub_offline_is_one_line(monkeypatch, tmp_path):
 def test_hub_without_network_fails_fast(monkeypatch):
     for flag in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(flag, raising=False)
-    monkeypatch.setattr(glue, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(glue, "hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(RestlmError, match=r"^cannot reach the Hugging Face hub for nyu-mll/glue/mrpc: "):
         load_hub_glue("mrpc", "train")
 
@@ -241,7 +241,7 @@ def test_hub_rows_become_examples(monkeypatch, tmp_path):
     calls = []
     fake = types.SimpleNamespace(load_dataset=lambda *args, **kw: calls.append((args, kw)) or rows)
     monkeypatch.setitem(sys.modules, "datasets", fake)
-    monkeypatch.setattr(glue, "_hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(glue, "hub_reachable", lambda timeout=3.0: True)
     examples = load_classification_split({"source": "hub", "name": "nyu-mll/glue", "config": "mrpc"}, "dev", tmp_path)
     assert calls == [(("nyu-mll/glue", "mrpc"), {"split": "validation"})]
     assert [(e.text, e.text_pair, e.label, e.uid) for e in examples] == [("a", "b", 1, "0"), ("c", "d", None, "7")]
