@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from restlm.config import load_config
@@ -120,7 +121,9 @@ def main() -> None:
     best = max((c for c in results["cells"] if c["checkpoint"]), key=lambda c: c["dev_accuracy"])
     summary = {"machine": f"{platform.node()} {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
                "command": " ".join(["python", *sys.argv]), "model": experiment.config.model.name,
-               "seeds": len({c["seed"] for c in results["cells"]}), "train_examples_per_s": sum(speeds) / len(speeds),
+               "seeds": len({c["seed"] for c in results["cells"]}),
+               # the median over training stages: stages that shared the CPU with other jobs ran slower
+               "train_examples_per_s": float(np.median(speeds)),
                "inference_pairs_per_s": inference_pairs_per_s(experiment, run_dir / "checkpoints" / best["checkpoint"]),
                "peak_memory_mb": peak_memory_mb(states, args.peak_memory_mb),
                "baselines": results["baselines"], "cells": summarise_cells(results)}
