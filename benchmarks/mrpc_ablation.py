@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from restlm.config import apply_overrides, from_dict, ExperimentConfig, to_dict
+from restlm.config import apply_overrides, from_dict, ExperimentConfig
 from restlm.experiment import Experiment, load_data
 from restlm.rest import ReST
 from restlm.rewards import build_reward

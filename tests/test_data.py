@@ -1,7 +1,6 @@
 """Data readers: real MRPC from ../shared/data, and every bad input a user can give."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import types

@@ -15,7 +15,7 @@ from restlm.errors import ConfigError
 from restlm.policies.base import TrainItem
 from restlm.policies.causal import CausalLMPolicy
 from restlm.policies.classifier import ClassifierPolicy
-from restlm.policies.lora import ADAPTER_DIR, LoraCheckpoints, apply_lora, is_lora, merged_for_save
+from restlm.policies.lora import apply_lora, is_lora, merged_for_save
 from restlm.policies.seq2seq import Seq2SeqPolicy
 from restlm.training import train_policy
 from test_causal_lm import save_tiny, tiny_llama, tiny_tokenizer

@@ -1,10 +1,7 @@
 """GLUE sentence-pair data: MRPC from a local GLUE folder, or any GLUE task from the hub."""
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
-from urllib.parse import urlparse
 
 from restlm.data.examples import Example
 from restlm.data.tabular import read_labelled
