@@ -20,7 +20,7 @@ from restlm.data.sentence_pairs import COMMON_KEYS, SOURCE_KEYS, load_classifica
 from restlm.errors import ConfigError, DataError
 from restlm.policies.base import TrainItem
 from restlm.policies.classifier import ClassifierPolicy
-from restlm.rest import ReST, write_train_nll
+from restlm.rest import ReST, stage_seed, write_train_nll
 from restlm.results import collect_results
 from restlm.rewards import build_reward
 from restlm.runs import RunDir, StageRunner, write_json
@@ -152,8 +152,6 @@ class Experiment:
 
     def fine_tune(self, policy: ClassifierPolicy, seed: int, key: str, record_nll: bool) -> dict:
         """G0I0: supervised fine-tuning on the gold labels."""
-        from restlm.rest import stage_seed
-
         items = [TrainItem(e, e.label) for e in self.train]
         stats = train_policy(policy, items, self.config.train, self.config.train.learning_rate,
                              self.config.train.epochs, stage_seed(seed, key), description=key)
