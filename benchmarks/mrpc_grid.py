@@ -92,7 +92,7 @@ def markdown(summary: dict) -> str:
                      f"| [{c['dev_accuracy_ci95'][0]:.4f}, {c['dev_accuracy_ci95'][1]:.4f}] | {c['dev_f1_mean']:.4f} | {diff} "
                      f"| {c['wall_time_s']:.0f} |")
     lines += ["", "`*`: the paired 95% CI excludes zero. Wall time: cumulative from the start of fine-tuning, seed mean.", ""]
-    lines += summary.get("notes", [])
+    lines += [f"- {note}" for note in summary.get("notes", [])]
     return "\n".join(lines) + "\n"
 
 
@@ -104,6 +104,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "results" / "mrpc_minilm"))
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--peak-memory-mb", type=float, help="for runs older than per-stage memory records: VmHWM measured outside")
+    parser.add_argument("--run-command", help="with --summarise-only: the command that produced the run")
+    parser.add_argument("--note", action="append", default=[], help="a line for the results' notes (repeatable)")
     parser.add_argument("--summarise-only", action="store_true",
                         help="summarise the finished stages of --run-dir without running anything (a run still going may be read)")
     args = parser.parse_args()
@@ -120,7 +122,8 @@ def main() -> None:
     speeds = [r["train_examples_per_s"] for r in states.values() if "train_examples_per_s" in r]
     best = max((c for c in results["cells"] if c["checkpoint"]), key=lambda c: c["dev_accuracy"])
     summary = {"machine": f"{platform.node()} {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-               "command": " ".join(["python", *sys.argv]), "model": experiment.config.model.name,
+               "command": args.run_command or " ".join(["python", *sys.argv]),
+               "summarised_by": " ".join(["python", *sys.argv]), "notes": args.note, "model": experiment.config.model.name,
                "seeds": len({c["seed"] for c in results["cells"]}),
                # the median over training stages: stages that shared the CPU with other jobs ran slower
                "train_examples_per_s": float(np.median(speeds)),
