@@ -14,7 +14,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from restlm.config import TrainConfig
 from restlm.losses import LOSS_NEEDS, LOSSES
-from restlm.policies.base import Policy, TrainItem  # noqa: F401 (TrainItem: the items' type)
+from restlm.policies.base import Policy, TrainItem
 
 
 @dataclass
