@@ -59,6 +59,8 @@ class ModelConfig:
     """number of classes of a classifier policy"""
     max_length: int = 128
     """token limit of an input"""
+    lora_rank: int | None = None
+    """train LoRA adapters of this rank (peft) instead of every weight; merged on save. None: full fine-tuning"""
 
 
 @dataclass
@@ -91,6 +93,8 @@ class RestConfig:
     """'argmax' (the reference) or 'sample' (labels drawn from the softmax at `temperature`)"""
     temperature: float = 1.0
     """softmax temperature when sampling"""
+    top_p: float = 1.0
+    """nucleus of generative sampling: draw from the smallest token set holding this probability"""
     reward: str = "nll"
     """'nll' (the reference; lower is better), 'correct', 'model:<path>' or 'module:function'"""
     normalise_reward: bool = False
@@ -114,7 +118,39 @@ class RestConfig:
     loss: str = "bc"
     """offline loss of the Improve step: 'bc' (default), 'gold' or 'bvmpo' (these two weight by the [0, 1] reward)"""
     early_stop_patience: int | None = None
-    """stop a trajectory after this many Improve steps without a better dev accuracy"""
+    """stop a trajectory after this many Improve steps without a better selection metric"""
+    binary_reward_threshold: float | None = None
+    """ReST-EM: the reward becomes 1 at or above this value (after normalisation), else 0"""
+    max_kept_per_input: int | None = None
+    """ReST-EM: keep at most this many grown samples per input (its best by reward)"""
+    restart_from: str = "previous"
+    """each Grow step's Improve steps start from the 'previous' policy (ReST) or the trajectory's 'start' (ReST-EM)"""
+    preset: str | None = None
+    """'rest_em' (Singh et al. 2023): binary reward, restart each Grow step, a cap per input, one Improve step"""
+
+
+@dataclass
+class TranslationConfig:
+    source_lang: str = "de"
+    """language of the source files (file suffix)"""
+    target_lang: str = "en"
+    """language of the reference files (file suffix)"""
+    test_splits: list[str] = field(default_factory=lambda: ["test_2016_flickr"])
+    """Multi30k splits scored at every step for the report (never used for selection)"""
+    test_limit: int | None = None
+    """score only the first `test_limit` sentences of each test split (fast runs)"""
+    out_of_domain: bool = True
+    """also score IWSLT14 de-en valid (TED talks), an out-of-domain set"""
+    out_of_domain_limit: int | None = None
+    """score only the first sentences of the out-of-domain set"""
+    system_prompt: str | None = "Translate the user's German text into English. Reply with the translation only."
+    """the chat template's system turn (None: the template's own default)"""
+    prompt: str = "{text}"
+    """the user turn, with {text} the source sentence"""
+    max_new_tokens: int = 64
+    """token limit of a sampled or decoded translation"""
+    heldout_metric: str | None = None
+    """the metric the reward does not see, shown beside it: 'bleu' or 'chrf' (None: the other one of the reward)"""
 
 
 @dataclass
@@ -158,10 +194,13 @@ class RunConfig:
 
 @dataclass
 class ExperimentConfig:
+    task: str = "classification"
+    """'classification' (sentence (pair) labels, e.g. MRPC) or 'translation' (Multi30k with a generative policy)"""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     rest: RestConfig = field(default_factory=RestConfig)
+    translation: TranslationConfig = field(default_factory=TranslationConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
@@ -270,17 +309,42 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """The experiment config from an optional file plus `key=value` overrides, validated."""
     values = read_config_file(path) if path else {}
     apply_overrides(values, overrides or [])
+    values = apply_preset(values)
     config = from_dict(ExperimentConfig, values)
     validate(config)
     return config
 
 
+# A preset fills rest.* keys the user did not set; anything set in the file or by --set wins.
+PRESETS = {
+    "rest_em": {  # Singh et al. 2023: binary reward, restart from the start each Grow step, cap per input
+        "binary_reward_threshold": 0.5, "max_kept_per_input": 10, "restart_from": "start",
+        "improve_steps": 1, "threshold": "rising", "thresholds": [0.5], "normalise_reward": True,
+        "original_data": "none",
+    },
+}
+
+
+def apply_preset(values: dict) -> dict:
+    """`values` with the rest.preset's keys filled in where they are not set; unknown presets raise."""
+    rest = values.get("rest") if isinstance(values, dict) else None
+    if not isinstance(rest, dict) or rest.get("preset") is None:
+        return values
+    preset = rest["preset"]
+    if preset not in PRESETS:
+        raise ConfigError("rest.preset", f"must be one of {', '.join(PRESETS)}; got {preset!r}")
+    return {**values, "rest": {**PRESETS[preset], **rest}}
+
+
 _CHOICES = {
+    "task": ("classification", "translation"),
     "data.source": ("glue_folder", "file", "hub"),
     "rest.sampling": ("argmax", "sample"),
     "rest.threshold": ("reference", "rising", "percentile"),
     "rest.original_data": ("filtered", "all", "none"),
     "rest.loss": ("bc", "gold", "bvmpo"),
+    "rest.restart_from": ("previous", "start"),
+    "translation.heldout_metric": ("bleu", "chrf", None),
     "baselines.zero_shot.backend": ("local", "http", "none"),
     "run.keep_checkpoints": ("best", "all"),
 }
@@ -317,6 +381,11 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError("rest.threshold", "'rising' thresholds need rewards in [0, 1]: set rest.normalise_reward=true")
     if config.rest.loss != "bc" and not config.rest.normalise_reward and config.rest.reward == "nll":
         raise ConfigError("rest.loss", f"'{config.rest.loss}' weights samples by rewards in [0, 1]: set rest.normalise_reward=true")
+    if not 0 < config.rest.top_p <= 1:
+        raise ConfigError("rest.top_p", f"must be in (0, 1]; got {config.rest.top_p}")
+    for key in ["rest.max_kept_per_input", "model.lora_rank", "translation.max_new_tokens"]:
+        if flat[key] is not None and flat[key] < 1:
+            raise ConfigError(key, f"must be at least 1; got {flat[key]}")
     if config.data.source == "file" and not (config.data.train and config.data.dev):
         raise ConfigError("data.train", "data.source 'file' needs data.train and data.dev")
 

@@ -22,7 +22,7 @@ from restlm.config import RestConfig, TrainConfig
 from restlm.data.examples import Example
 from restlm.losses import LOSS_NEEDS
 from restlm.policies.base import Policy, TrainItem
-from restlm.rewards.base import Reward
+from restlm.rewards.base import Reward, binarised
 from restlm.runs import RunDir, StageRunner, read_jsonl
 from restlm.thresholds import improve_masks
 from restlm.training import train_policy
@@ -69,6 +69,8 @@ class ReST:
         self.config, self.train_config = config or RestConfig(), train_config or TrainConfig()
         self.policy, self.train_data, self.evaluate = policy, train_data, evaluate
         self.reward = build_reward(reward, self.config.normalise_reward)
+        if self.config.binary_reward_threshold is not None:
+            self.reward = binarised(self.reward, self.config.binary_reward_threshold)
         if stages is None:
             run = RunDir(run_dir or tempfile.mkdtemp(prefix="restlm-"), is_main=policy.accelerator.is_main_process)
             if run.holds_run():
@@ -104,8 +106,10 @@ class ReST:
                 # step 2. improve: filter at this step's threshold, fine-tune at a lower learning rate
                 learning_rate = self.config.improve_learning_rate * self.config.lr_decay ** (i - 1)
                 last = i == len(masks)
+                # ReST-EM fine-tunes the start policy again on each Grow step's data (less overfitting)
+                base = start if i == 1 and self.config.restart_from == "start" else current
                 record = self.stages(f"{prefix}/g{g}/i{i}", lambda key: self.improve(
-                    grown_set, mask, threshold, learning_rate, stage_seed(seed, key), key, last), after=current, trains=True)
+                    grown_set, mask, threshold, learning_rate, stage_seed(seed, key), key, last), after=base, trains=True)
                 current = record["checkpoint"]
                 records.append({"G": g, "I": i, **record})
                 if record[self.selection_metric] > best[0]:
@@ -124,7 +128,9 @@ class ReST:
         size = len(self.train_data) if grow_size is None else min(grow_size, len(self.train_data))
         drawn = sorted(rng.choice(len(self.train_data), size=size, replace=False).tolist())
         samples = self.policy.sample([self.train_data[i] for i in drawn], k=self.config.samples_per_input,
-                                     temperature=self.config.temperature, greedy=self.config.sampling == "argmax", seed=seed)
+                                     temperature=self.config.temperature, greedy=self.config.sampling == "argmax",
+                                     seed=seed, top_p=self.config.top_p)
+        sampled_tokens = getattr(self.policy, "last_generated_tokens", None)  # generative policies count them
         rows = []
         if self.config.original_data != "none":
             rows += [(i, gold_output(e), "original") for i, e in enumerate(self.train_data)]
@@ -140,13 +146,17 @@ class ReST:
         return {"grown_file": str(path.relative_to(self.run_dir.path)), "rows": len(rows), "grown": int(len(grown_rewards)),
                 "reward_mean": float(rewards.mean()),
                 "grown_reward_mean": float(grown_rewards.mean()) if len(grown_rewards) else None,
-                "wall_time_s": time.perf_counter() - start}
+                "distinct_samples": float(np.mean([len(set(outputs)) / len(outputs) for outputs in samples])),
+                "sampled_tokens": sampled_tokens, "wall_time_s": time.perf_counter() - start}
 
     def improve(self, grown: GrownSet, mask: np.ndarray, threshold: float, learning_rate: float, seed: int,
                 key: str, last: bool) -> dict:
         """Fine-tune on the kept rows (plus every original row when configured); evaluate."""
         start = time.perf_counter()
         is_original = np.array(grown.sources) == "original"
+        if self.config.max_kept_per_input is not None:
+            mask = cap_per_input(mask & ~is_original, grown.rewards, grown.groups, self.config.max_kept_per_input,
+                                 self.reward.higher_is_better) | (mask & is_original)
         keep = mask | is_original if self.config.original_data == "all" else mask
         # BC clones the kept samples; GOLD and BVMPO also weight each by its reward in [0, 1]
         weights = grown.rewards if LOSS_NEEDS[self.config.loss].rewards_as_weights else np.ones(len(keep))
@@ -192,6 +202,17 @@ class ReST:
         return GrownSet([self.train_data[r["index"]] for r in rows], [r["output"] for r in rows],
                         np.array([r["reward"] for r in rows]), [r["source"] for r in rows],
                         [str(r["index"]) for r in rows], [r.get("ref_log_prob") for r in rows])
+
+
+def cap_per_input(mask: np.ndarray, rewards: np.ndarray, groups: list[str], cap: int, higher_is_better: bool) -> np.ndarray:
+    """`mask` with at most `cap` rows kept per group: the best-rewarded ones (ties: the earlier row)."""
+    order = np.argsort(-rewards if higher_is_better else rewards, kind="stable")
+    capped, counts = np.zeros_like(mask), {}
+    for row in order:
+        if mask[row] and counts.get(groups[row], 0) < cap:
+            capped[row] = True
+            counts[groups[row]] = counts.get(groups[row], 0) + 1
+    return capped
 
 
 def write_train_nll(policy: Policy, data: list[Example], run: RunDir, key: str) -> str:

@@ -19,7 +19,10 @@ def _size_key(size) -> str:
 
 
 def _cells(config: ExperimentConfig, run: RunDir) -> list[dict]:
-    """One row per (seed, N, G, I) that finished; wall time is cumulative from fine-tuning."""
+    """One row per (seed, N, G, I) that finished; wall time is cumulative from fine-tuning.
+
+    A cell holds every metric its stage recorded, and the distinct-sample share of its Grow step.
+    """
     cells = []
     for seed in range(config.run.seeds):
         sft = run.stage(f"seed{seed}/sft")
@@ -35,27 +38,38 @@ def _cells(config: ExperimentConfig, run: RunDir) -> list[dict]:
                     record = run.stage(f"{prefix}/g{g}/i{i}")
                     if record is not None:
                         elapsed += record["wall_time_s"]
-                        cells.append(_cell(seed, size, g, i, record, elapsed))
+                        cell = _cell(seed, size, g, i, record, elapsed)
+                        if grow:
+                            cell.update(distinct_samples=grow.get("distinct_samples"),
+                                        grow_sampled_tokens=grow.get("sampled_tokens"),
+                                        grow_wall_time_s=grow["wall_time_s"])
+                        cells.append(cell)
     return cells
 
 
+# stage-record keys that are plumbing, not results
+_NOT_METRICS = {"checkpoint", "train_nll_file", "grown_file", "wall_time_s", "completed_at", "peak_memory_mb"}
+
+
 def _cell(seed, size, g, i, record, elapsed) -> dict:
-    return {"seed": seed, "N": size, "G": g, "I": i, "dev_accuracy": record["dev_accuracy"], "dev_f1": record["dev_f1"],
-            "threshold": record.get("threshold"), "kept": record.get("kept"), "kept_grown": record.get("kept_grown"),
-            "kept_mean_reward": record.get("kept_mean_reward"), "lr": record.get("lr"),
-            "train_examples_per_s": record.get("train_examples_per_s"), "stage_wall_time_s": record["wall_time_s"],
+    metrics = {k: v for k, v in record.items() if k not in _NOT_METRICS and (v is None or isinstance(v, (int, float)))}
+    return {"seed": seed, "N": size, "G": g, "I": i, "threshold": None, "kept": None, "kept_grown": None,
+            "kept_mean_reward": None, "lr": None, **metrics, "stage_wall_time_s": record["wall_time_s"],
             "wall_time_s": elapsed, "checkpoint": record.get("checkpoint")}
 
 
-def _baselines(config: ExperimentConfig, run: RunDir) -> dict:
+def _baselines(config: ExperimentConfig, run: RunDir, untrained_label: str) -> dict:
+    """{row name: {metric: [value per seed]}}; classification rows also carry 'accuracy' and 'f1'."""
     rows = {}
     majority = run.stage("baselines/majority")
     if majority:
         rows["majority class"] = {"accuracy": [majority["dev_accuracy"]], "f1": [majority["dev_f1"]]}
-    untrained = [run.stage(f"seed{s}/untrained") for s in range(config.run.seeds)]
-    if any(untrained):
-        rows["untrained head"] = {"accuracy": [r["dev_accuracy"] for r in untrained if r],
-                                  "f1": [r["dev_f1"] for r in untrained if r]}
+    untrained = [r for s in range(config.run.seeds) if (r := run.stage(f"seed{s}/untrained"))]
+    if untrained:
+        keys = [k for k, v in untrained[0].items() if k not in _NOT_METRICS and isinstance(v, (int, float))]
+        rows[untrained_label] = {k: [r[k] for r in untrained if k in r] for k in keys}
+        if "dev_accuracy" in rows[untrained_label]:
+            rows[untrained_label].update(accuracy=rows[untrained_label]["dev_accuracy"], f1=rows[untrained_label]["dev_f1"])
     zero_shot = run.stage("baselines/zero_shot")
     if zero_shot:
         rows[f"zero-shot LLM ({zero_shot['model']})"] = {"accuracy": [zero_shot["dev_accuracy"]], "f1": [zero_shot["dev_f1"]]}
@@ -69,12 +83,12 @@ def _histograms(config: ExperimentConfig, run: RunDir) -> tuple[list[dict], list
     for size in config.rest.grow_sizes:
         prefix = f"seed0/n{_size_key(size)}"
         if sft and "train_nll_file" in sft:
-            nll.append({"label": "fine-tuned", "N": size, "seed": 0, "dev_accuracy": sft["dev_accuracy"],
+            nll.append({"label": "fine-tuned", "N": size, "seed": 0, "dev_accuracy": sft.get("dev_accuracy"),
                         "nll": [r["nll"] for r in read_jsonl(run.path / sft["train_nll_file"])]})
         for g in range(1, config.rest.grow_steps + 1):
             last = run.stage(f"{prefix}/g{g}/i{config.rest.improve_steps}")
             if last and "train_nll_file" in last:
-                nll.append({"label": f"G{g}I{config.rest.improve_steps}", "N": size, "seed": 0, "dev_accuracy": last["dev_accuracy"],
+                nll.append({"label": f"G{g}I{config.rest.improve_steps}", "N": size, "seed": 0, "dev_accuracy": last.get("dev_accuracy"),
                             "nll": [r["nll"] for r in read_jsonl(run.path / last["train_nll_file"])]})
             grow = run.stage(f"{prefix}/g{g}/grow")
             if grow:
@@ -84,25 +98,38 @@ def _histograms(config: ExperimentConfig, run: RunDir) -> tuple[list[dict], list
     return nll, rewards
 
 
-def _best_checkpoints(cells: list[dict], run: RunDir) -> list[dict]:
-    """Per (seed, N): the step with the best dev accuracy (G0I0 included) and its checkpoint folder."""
+def _best_checkpoints(cells: list[dict], run: RunDir, metric: str) -> list[dict]:
+    """Per (seed, N): the step with the best `metric` (G0I0 included) and its checkpoint folder."""
     best = {}
     for cell in cells:
         key = (cell["seed"], cell["N"])
-        if key not in best or cell["dev_accuracy"] > best[key]["dev_accuracy"]:
+        if key not in best or cell[metric] > best[key][metric]:
             best[key] = cell
-    return [{"seed": c["seed"], "N": c["N"], "G": c["G"], "I": c["I"], "dev_accuracy": c["dev_accuracy"],
+    return [{"seed": c["seed"], "N": c["N"], "G": c["G"], "I": c["I"], metric: c[metric],
              "checkpoint": str(run.checkpoint_dir(c["checkpoint"]))} for c in best.values() if c.get("checkpoint")]
 
 
-def collect_results(config: ExperimentConfig, run: RunDir) -> dict:
-    """The results dict of a run (schema: see restlm.report.write_report)."""
+def collect_results(config: ExperimentConfig, run: RunDir, task=None) -> dict:
+    """The results dict of a run (schema: see restlm.report.write_report).
+
+    `task` (a restlm.tasks.Task; default: the config's) names the selection metric, the metric
+    columns and the reward-hacking guard pair of the report.
+    """
+    if task is None:
+        from restlm.tasks import build_task
+
+        task = build_task(config, None)
     nll, rewards = _histograms(config, run)
-    results = {"title": f"ReST on {config.data.path if config.data.source == 'glue_folder' else config.data.source} with {config.model.name}",
+    data = config.data.path if config.data.source == "glue_folder" or config.task != "classification" else config.data.source
+    metric = task.selection_metric
+    guard = task.guard()
+    results = {"title": f"ReST on {data} with {config.model.name}", "task": config.task,
                "config": to_dict(config), "seeds": list(range(config.run.seeds)),
-               "baselines": _baselines(config, run), "cells": (cells := _cells(config, run)),
-               "best_checkpoints": _best_checkpoints(cells, run),
+               "primary_metric": metric, "metric_columns": [list(c) for c in task.metric_columns()],
+               "guard": {"reward": guard[0], "heldout": guard[1]} if guard else None,
+               "baselines": _baselines(config, run, task.untrained_label), "cells": (cells := _cells(config, run)),
+               "best_checkpoints": _best_checkpoints(cells, run, metric),
                "histograms": nll, "reward_histograms": rewards}
-    if config.data.source != "file" and (config.data.path == "mrpc" or config.data.config == "mrpc"):
+    if config.task == "classification" and config.data.source != "file" and (config.data.path == "mrpc" or config.data.config == "mrpc"):
         results["reference"] = REFERENCE_MRPC
     return results

@@ -157,17 +157,21 @@ class CausalLMPolicy(GenerativePolicy):
 
     The prompt is `prompt_template` filled with Example.text, inside the tokenizer's chat
     template as one user turn (with the generation prompt) when it has one and
-    `chat_template` is not False. Batches are left-padded for generation and right-padded
+    `chat_template` is not False, after a system turn holding `system_prompt` when that is
+    given (else the template's own default system turn, if it writes one). Batches are
+    left-padded for generation and right-padded
     for training. Supports LoRA (`lora=`), not beam search or multi-turn prompts.
     """
 
     kind = "causal"
 
-    def __init__(self, model, tokenizer, accelerator, chat_template: bool | None = None, **kwargs):
+    def __init__(self, model, tokenizer, accelerator, chat_template: bool | None = None,
+                 system_prompt: str | None = None, **kwargs):
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token  # padding is masked; any id works
         super().__init__(model, tokenizer, accelerator, **kwargs)
         self.chat_template = bool(tokenizer.chat_template) if chat_template is None else chat_template
+        self.system_prompt = system_prompt
 
     @classmethod
     def from_pretrained(cls, name: str, accelerator, lora: dict | None = None, dtype: torch.dtype = torch.float32,
@@ -182,7 +186,8 @@ class CausalLMPolicy(GenerativePolicy):
         text = super().prompt(example)
         if not self.chat_template:
             return text
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+        turns = [{"role": "system", "content": self.system_prompt}] if self.system_prompt is not None else []
+        return self.tokenizer.apply_chat_template(turns + [{"role": "user", "content": text}], tokenize=False,
                                                   add_generation_prompt=True)
 
     def prompt_ids(self, example: Example) -> list[int]:

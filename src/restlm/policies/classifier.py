@@ -73,7 +73,8 @@ class ClassifierPolicy(LoraCheckpoints, Policy):
     def predict(self, examples: Sequence[Example]) -> list[int]:
         return self.logits(examples).argmax(-1).tolist()
 
-    def sample(self, examples, k=1, temperature=1.0, greedy=False, seed=0) -> list[list[int]]:
+    def sample(self, examples, k=1, temperature=1.0, greedy=False, seed=0, top_p=1.0) -> list[list[int]]:
+        """K labels per input drawn from softmax(logits / temperature); top_p is ignored (two labels)."""
         logits = self.logits(examples)
         if greedy:
             return [[label] for label in logits.argmax(-1).tolist()]

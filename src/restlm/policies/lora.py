@@ -99,3 +99,19 @@ class LoraCheckpoints:
         if result.unexpected_keys or missing:
             raise RuntimeError(f"LoRA checkpoint {path} does not match the model: missing {missing}, "
                                f"unexpected {result.unexpected_keys}")
+
+
+def save_merged(model, tokenizer, path: Path) -> None:
+    """Write `model` (LoRA merged in, see `merged_for_save`) and `tokenizer` to `path` in HF format.
+
+    Written to `<path>.tmp` and renamed into place, so a killed save leaves the old folder whole.
+    For one process; policies save through `LoraCheckpoints.save`, which also keeps the adapter.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged_for_save(model).save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)

@@ -50,10 +50,10 @@ def paired_values(
     return [float(treated[s][key]) for s in seeds], [float(control[s][key]) for s in seeds]
 
 
-def best_rest_step(steps: dict[Step, dict[int, dict]]) -> Step | None:
-    """The ReST step (any but G0I0) with the highest seed-mean dev accuracy, or None."""
+def best_rest_step(steps: dict[Step, dict[int, dict]], metric: str = "dev_accuracy") -> Step | None:
+    """The ReST step (any but G0I0) with the highest seed-mean `metric`, or None."""
     scored = [(sum(v) / len(v), step) for step, by_seed in steps.items()
-              if step != FINE_TUNED and (v := values(by_seed, "dev_accuracy"))]
+              if step != FINE_TUNED and (v := values(by_seed, metric))]
     return max(scored)[1] if scored else None
 
 

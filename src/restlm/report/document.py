@@ -5,6 +5,7 @@ import json
 
 from restlm.report.cells import histogram_groups
 from restlm.report.figures import nll_figure_stem
+from restlm.report.steps import guard_table_markdown, steps_table_markdown
 from restlm.report.tables import table1_markdown, table2_markdown
 
 CONFIG_FACTS = ("model", "data", "dataset", "task", "policy")
@@ -30,6 +31,17 @@ NLL_CAPTION = (
     "Figure 2). Bins are log-spaced and the x-axis is log scale because most NLLs are near 0 "
     "with a long tail; NLLs below 1e-6 fall in the first bin. Dotted lines: each stage's mean "
     "NLL; the legend gives it with the stage's dev accuracy.*")
+
+STEPS_CAPTION = (
+    "*Every metric at every step, mean over seeds (the untrained row is the pretrained model "
+    "before fine-tuning). G0I0 is supervised fine-tuning; GgIi is Improve step i of Grow step g. "
+    "Threshold and kept: the Improve step's reward threshold and the rows it trained on; distinct "
+    "samples: the share of a Grow step's samples per input that were different strings.*")
+
+GUARD_CAPTION = (
+    "*Reward-hacking guard: the training reward of the decoded held-out sentences beside a metric "
+    "the reward never saw. A step where the reward rises while the held-out metric falls is "
+    "flagged: the policy may be learning what the reward likes rather than what it stands for.*")
 
 REWARD_CAPTION = (
     "*Reward of every row of the augmented set (original data and grown examples) at each Grow "
@@ -63,6 +75,16 @@ def _figure(title: str, file_name: str, caption: str) -> list[str]:
     return ["", f"## {title}", "", f"![{title}]({file_name})", "", caption]
 
 
+def _classification_tables(results: dict) -> list[str]:
+    """The reference experiment's Table 1 and Table 2 (accuracy, paired differences, the paper)."""
+    lines = ["", "## Table 1: baselines, fine-tuned and ReST", "", table1_markdown(results),
+             "", TABLE1_CAPTION, "", "## Table 2: ReST steps against the fine-tuned model (G0I0)"]
+    tables = table2_markdown(results)
+    for n, table in tables.items():
+        lines += ["", f"### N = {n}", "", table]
+    return lines + ["", TABLE2_CAPTION if tables else "*No cells in the results.*"]
+
+
 def report_markdown(results: dict, figures: dict[str, str]) -> str:
     """The whole report as markdown (python-markdown with the `tables` extension renders it).
 
@@ -71,14 +93,16 @@ def report_markdown(results: dict, figures: dict[str, str]) -> str:
     any may be absent.
     """
     lines = _header(results)
-    lines += ["", "## Table 1: baselines, fine-tuned and ReST", "", table1_markdown(results),
-              "", TABLE1_CAPTION, "", "## Table 2: ReST steps against the fine-tuned model (G0I0)"]
-    tables = table2_markdown(results)
-    for n, table in tables.items():
-        lines += ["", f"### N = {n}", "", table]
-    lines += ["", TABLE2_CAPTION if tables else "*No cells in the results.*"]
+    if results.get("primary_metric", "dev_accuracy") == "dev_accuracy":
+        lines += _classification_tables(results)
+    lines += ["", "## Metrics by step", "", steps_table_markdown(results), "", STEPS_CAPTION]
+    guard = guard_table_markdown(results)
+    if guard:
+        lines += ["", "## Reward-hacking guard", "", guard, "", GUARD_CAPTION]
     if "accuracy_by_step" in figures:
-        lines += _figure("Dev accuracy by step", figures["accuracy_by_step"], ACCURACY_CAPTION)
+        metric = results.get("primary_metric", "dev_accuracy").replace("_", " ")
+        lines += _figure(f"{metric.capitalize()} by step", figures["accuracy_by_step"],
+                         ACCURACY_CAPTION.replace("Dev accuracy", metric.capitalize()))
     for n, seed in histogram_groups(results.get("histograms") or []):
         if (key := nll_figure_stem(n, seed)) in figures:
             lines += _figure(f"Figure 2: training NLL by stage (N={n}, seed {seed})",

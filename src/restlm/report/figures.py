@@ -72,15 +72,15 @@ def nll_histogram_figure(path: Path, stages: list[dict]) -> Path:
     return _save(fig, path)
 
 
-def _draw_accuracy_panel(ax, n: int, steps: dict, paper: dict) -> None:
+def _draw_accuracy_panel(ax, n: int, steps: dict, paper: dict, metric: str = "dev_accuracy") -> None:
     x = np.arange(len(steps))
     labels = [step_label(step) for step in steps]
-    summaries = [summarise(values(by_seed, "dev_accuracy")) for by_seed in steps.values()]
+    summaries = [summarise(values(by_seed, metric)) for by_seed in steps.values()]
     means = np.array([s["mean"] for s in summaries])
     ax.fill_between(x, [s["ci95"][0] for s in summaries], [s["ci95"][1] for s in summaries],
                     color="C0", alpha=0.2, label="95% CI over seeds")
     for xi, by_seed in zip(x, steps.values()):
-        accs = values(by_seed, "dev_accuracy")
+        accs = values(by_seed, metric)
         ax.scatter([xi] * len(accs), accs, color="C0", alpha=0.35, s=14)
     ax.plot(x, means, "o-", color="C0", label=f"seed mean (n={max(s['n'] for s in summaries)})")
     known = [(xi, paper[lab]) for xi, lab in zip(x, labels) if lab in paper]
@@ -94,9 +94,11 @@ def _draw_accuracy_panel(ax, n: int, steps: dict, paper: dict) -> None:
 
 
 def accuracy_by_step_figure(path: Path, results: dict) -> Path | None:
-    """Dev accuracy against step (G, I), one panel per N: seed mean, per-seed points, a 95% CI
-    band (absent with one seed) and the paper's numbers. None (nothing written) without cells."""
-    grouped = {n: {k: v for k, v in steps.items() if values(v, "dev_accuracy")}
+    """The selection metric (results["primary_metric"], default dev accuracy) against step (G, I),
+    one panel per N: seed mean, per-seed points, a 95% CI band (absent with one seed) and the
+    paper's numbers. None (nothing written) without cells."""
+    metric = results.get("primary_metric", "dev_accuracy")
+    grouped = {n: {k: v for k, v in steps.items() if values(v, metric)}
                for n, steps in group_cells(results.get("cells", [])).items()}
     grouped = {n: steps for n, steps in grouped.items() if steps}
     if not grouped:
@@ -106,8 +108,8 @@ def accuracy_by_step_figure(path: Path, results: dict) -> Path | None:
     axes = fig.subplots(1, len(grouped), sharey=True, squeeze=False)[0]
     for ax, (n, steps) in zip(axes, grouped.items()):
         paper = {k: float(v) for k, v in paper_table2(results, n).items()}
-        _draw_accuracy_panel(ax, n, steps, paper)
-    axes[0].set_ylabel("dev accuracy")
+        _draw_accuracy_panel(ax, n, steps, paper, metric)
+    axes[0].set_ylabel(metric.replace("_", " "))
     return _save(fig, path)
 
 

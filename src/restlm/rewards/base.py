@@ -32,6 +32,13 @@ class Reward:
         return Reward(f"{self.name} (normalised)", lambda p, e, o: to_unit(self(p, e, o)), True, None)
 
 
+def binarised(reward: Reward, threshold: float) -> Reward:
+    """ReST-EM's binary reward: 1 where `reward` (higher is better) is at or above `threshold`, else 0."""
+    if not reward.higher_is_better:
+        raise ValueError(f"a binary reward needs a higher-is-better reward; {reward.name} is lower-is-better")
+    return Reward(f"{reward.name} >= {threshold:g}", lambda p, e, o: (reward(p, e, o) >= threshold).astype(float), True, None)
+
+
 def _min_max(higher_is_better: bool) -> Callable[[np.ndarray], np.ndarray]:
     def scale(scores: np.ndarray) -> np.ndarray:
         low, high = scores.min(), scores.max()

@@ -1,0 +1,28 @@
+"""PPO for causal language models: RLHF with a per-token KL penalty to a frozen reference.
+
+Schulman et al. (2017), "Proximal Policy Optimization Algorithms", in the language-model setting
+of Ziegler et al. (2019), "Fine-Tuning Language Models from Human Preferences": the reward of a
+sample comes at its last token, every output token pays kl_coef * (log p - log p_ref),
+advantages come from GAE over the output tokens, and kl_coef may adapt towards a target KL.
+
+  config.py      PPOConfig
+  objectives.py  the pure pieces: KL-shaped rewards, GAE, whitening, the clipped losses, the KL controller
+  algorithm.py   the value head, the token pass and the loop (generate, score, advantages, optimise)
+
+    from restlm.ppo import PPO, PPOConfig
+    history = PPO(policy, "chrf", prompts, PPOConfig(total_steps=20)).train("metrics.jsonl")
+"""
+from restlm.ppo.algorithm import METRICS, PPO, ValueHead, rollout_batch, token_outputs
+from restlm.ppo.config import PPOConfig
+from restlm.ppo.objectives import (
+    KLController,
+    clipped_policy_loss,
+    clipped_value_loss,
+    gae,
+    kl_penalty_rewards,
+    masked_mean,
+    whiten,
+)
+
+__all__ = ["METRICS", "PPO", "KLController", "PPOConfig", "ValueHead", "clipped_policy_loss", "clipped_value_loss",
+           "gae", "kl_penalty_rewards", "masked_mean", "rollout_batch", "token_outputs", "whiten"]

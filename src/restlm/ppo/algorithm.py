@@ -1,0 +1,270 @@
+"""The PPO loop on a causal LM: the value head, the token pass, then `PPO`, whose `step` is four
+numbered steps: generate, score, advantages, optimise."""
+from __future__ import annotations
+
+import copy
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from restlm.data.examples import Example
+from restlm.errors import ConfigError, RestlmError
+from restlm.guards import distinct_n
+from restlm.policies.base import TrainItem
+from restlm.policies.lora import apply_lora, is_lora
+from restlm.ppo.config import PPOConfig
+from restlm.ppo.objectives import (
+    KLController,
+    clipped_policy_loss,
+    clipped_value_loss,
+    gae,
+    kl_penalty_rewards,
+    masked_mean,
+    whiten,
+)
+from restlm.rewards.base import Reward
+from restlm.runs import write_jsonl
+
+# every step logs exactly these, so runs compare line by line
+METRICS = (
+    "ppo/mean_reward", "ppo/std_reward", "ppo/kl", "ppo/kl_coef", "ppo/mean_non_score_reward", "ppo/entropy",
+    "ppo/policy_loss", "ppo/value_loss", "ppo/clipfrac", "ppo/value_clipfrac", "ppo/approx_kl",
+    "ppo/mean_output_tokens", "guards/distinct_1", "guards/distinct_2",
+    "charts/step", "charts/sampled_tokens", "charts/tokens_per_s", "charts/step_time_s",
+    "time/generate_s", "time/score_s", "time/advantages_s", "time/optimise_s",
+)
+
+
+# ---------------------------------------------------------------- the value head and the token pass
+class ValueHead(nn.Module):
+    """V(s_t): a scalar linear map of the policy's last hidden state, [B, T, H] -> [B, T].
+
+    A module of its own, so the policy stays a plain causal LM that saves in HF format.
+    Zero-initialised: values start at 0 and the value loss sends no gradient into the policy
+    until the head has learnt something.
+    """
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.linear = nn.Linear(hidden_size, 1)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.linear(hidden.float()).squeeze(-1)
+
+
+def token_outputs(model, batch: dict, temperature: float = 1.0, value_head: ValueHead | None = None) -> dict:
+    """One forward pass over prompt + output, read at the output tokens.
+
+    In: a right-padded causal batch (input_ids, attention_mask, labels with -100 off the output).
+    Out: 'log_probs' of the label tokens under softmax(logits / temperature), 'entropy' of that
+    distribution (no gradient), 'values' (None without a head) and 'mask'; each [B, T - 1],
+    position t scoring token t + 1.
+    """
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
+                output_hidden_states=value_head is not None)
+    labels = batch["labels"][:, 1:]
+    log_softmax = torch.log_softmax(out.logits[:, :-1].float() / temperature, dim=-1)
+    log_probs = log_softmax.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+    with torch.no_grad():
+        entropy = -(log_softmax.exp() * log_softmax).sum(-1)
+    values = value_head(out.hidden_states[-1][:, :-1]) if value_head is not None else None
+    return {"log_probs": log_probs, "entropy": entropy, "values": values, "mask": labels != -100}
+
+
+def rollout_batch(policy, examples: Sequence[Example], outputs: Sequence[str], max_new_tokens: int) -> dict:
+    """The policy's collated batch of (prompt, output + EOS), with the EOS label dropped where the
+    output reached max_new_tokens: the cap cut it there, the policy did not choose to stop."""
+    batch = policy.collate([TrainItem(e, o) for e, o in zip(examples, outputs, strict=True)])
+    for row, output in enumerate(outputs):
+        if len(policy.output_ids(output)) - 1 >= max_new_tokens:
+            last = int((batch["labels"][row] != -100).nonzero().max())
+            if last > 0 and batch["labels"][row, last - 1] != -100:  # keep at least one token
+                batch["labels"][row, last] = -100
+    return batch
+
+
+_SEQUENCE_KEYS = ("input_ids", "attention_mask", "labels")  # [B, W]; every other 2-D tensor is per token, [B, W - 1]
+
+
+def _rows(tensors: dict, rows: torch.Tensor) -> dict:
+    """Some rows of a right-padded batch and of its token tensors, cut to those rows' own width."""
+    width = int(tensors["attention_mask"][rows].sum(-1).max())
+    return {key: value[rows, : width if key in _SEQUENCE_KEYS else width - 1]
+            for key, value in tensors.items() if isinstance(value, torch.Tensor) and value.dim() == 2}
+
+
+# ---------------------------------------------------------------- the algorithm
+class PPO:
+    """PPO on a causal LM policy with a reward, over a list of prompts (Example.text).
+
+        history = PPO(policy, "chrf", prompts, PPOConfig(total_steps=20)).train("metrics.jsonl")
+
+    `reward`: a Reward, a name (as `build_reward` takes) or a function (examples, outputs) -> scores.
+    Supported: CausalLMPolicy (full weights or LoRA), one process, float32. Not supported:
+    several processes, resuming a killed run, seq2seq or classifier policies. Dropout stays off
+    (the model stays in eval mode) so the old and new log-probs of a token differ only by the update.
+    The value head shares the policy's body (one forward pass for both); the KL is the
+    sampled estimate log p - log p_ref per token.
+    """
+
+    def __init__(self, policy, reward: Reward | str | Callable, prompts: Sequence[Example],
+                 config: PPOConfig | None = None):
+        from restlm.rewards import build_reward
+
+        self.config = cfg = (config or PPOConfig()).validate()
+        if not prompts:
+            raise RestlmError("PPO needs at least one prompt")
+        if getattr(policy, "kind", None) != "causal":
+            raise RestlmError(f"PPO trains causal LM policies, not {getattr(policy, 'kind', type(policy).__name__)!r}")
+        if policy.accelerator.num_processes > 1:
+            raise RestlmError("PPO runs on one process; launch it without accelerate's multi-process mode")
+        if cfg.lora is not None:
+            if is_lora(policy.unwrapped):
+                raise ConfigError("ppo.lora", "the policy already has LoRA adapters; leave ppo.lora unset")
+            policy.model = policy.accelerator.prepare(apply_lora(policy.unwrapped, cfg.lora, "CAUSAL_LM"))
+        self.policy, self.prompts = policy, list(prompts)
+        self.reward = build_reward(reward, key="ppo.reward")
+        torch.manual_seed(cfg.seed)
+        # under LoRA the base model (adapters off) is the reference; else a frozen copy of the start
+        self.reference = None if is_lora(policy.unwrapped) else copy.deepcopy(policy.unwrapped).requires_grad_(False)
+        self.value_head = ValueHead(policy.unwrapped.config.hidden_size).to(policy.accelerator.device)
+        params = [p for p in policy.model.parameters() if p.requires_grad] + list(self.value_head.parameters())
+        # no weight decay: the KL penalty is what keeps the policy near the reference
+        self.optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
+        self.kl = KLController(cfg.kl_coef, cfg.kl_target if cfg.adaptive_kl else None, cfg.kl_horizon)
+        self.prompt_rng = np.random.default_rng([cfg.seed, 0])
+        self.minibatch_rng = np.random.default_rng([cfg.seed, 1])
+        self.sampled_tokens = 0  # over the whole run, for budgets comparable with ReST's Grow steps
+
+    def train(self, metrics_path: str | Path | None = None, verbose: bool = True) -> list[dict]:
+        """`total_steps` PPO steps; returns one metrics dict per step (names: METRICS), also
+        rewritten to `metrics_path` as JSONL after every step when given."""
+        history = []
+        order: list[int] = []
+        for step in range(1, self.config.total_steps + 1):
+            while len(order) < self.config.batch_size:  # every prompt once per pass, in a new order each pass
+                order += self.prompt_rng.permutation(len(self.prompts)).tolist()
+            rows, order = order[: self.config.batch_size], order[self.config.batch_size :]
+            history.append(self.step([self.prompts[i] for i in rows], step))
+            if metrics_path is not None:
+                write_jsonl(Path(metrics_path), history)
+            if verbose:
+                print(_log_line(history[-1], self.config.total_steps), flush=True)
+        return history
+
+    def step(self, prompts: Sequence[Example], step: int) -> dict:
+        """One PPO step on these prompts; returns its metrics."""
+        cfg, clock = self.config, time.perf_counter
+        started = clock()
+        # step 1. generate: K samples per prompt
+        samples = self.policy.sample(prompts, k=cfg.samples_per_prompt, temperature=cfg.temperature, top_p=cfg.top_p,
+                                     max_new_tokens=cfg.max_new_tokens, seed=cfg.seed * 100_003 + step)
+        examples = [e for e, outs in zip(prompts, samples) for _ in outs]
+        outputs = [o for outs in samples for o in outs]
+        sampled = self.policy.last_generated_tokens
+        self.sampled_tokens += sampled
+        generated = clock()
+
+        # step 2. score: the reward of each sample; log p, log p_ref and V of each of its tokens
+        scores = torch.as_tensor(self.reward(self.policy, examples, outputs), dtype=torch.float32)
+        if not torch.isfinite(scores).all():
+            raise RestlmError(f"reward {self.reward.name!r} gave a non-finite score")
+        rollout = self._rollout(rollout_batch(self.policy, examples, outputs, cfg.max_new_tokens))
+        scored = clock()
+
+        # step 3. advantages: KL-shaped per-token rewards, GAE, whitened advantages
+        mask, kl_coef = rollout["mask"], self.kl.value
+        rewards, kl = kl_penalty_rewards(scores, rollout["log_probs"], rollout["ref_log_probs"], mask, kl_coef)
+        if cfg.whiten_rewards:
+            rewards = whiten(rewards, mask, shift_mean=False)
+        advantages, returns = gae(rewards, rollout["values"], mask, cfg.gamma, cfg.lam)
+        rollout["advantages"], rollout["returns"] = whiten(advantages, mask), returns
+        advantaged = clock()
+
+        # step 4. optimise: ppo_epochs passes of minibatches over the rollouts
+        losses = self._optimise(rollout)
+        kl_per_sample = kl.sum(-1)
+        self.kl.update(kl_per_sample.mean().item(), len(outputs))
+        done = clock()
+        return {
+            "ppo/mean_reward": scores.mean().item(), "ppo/std_reward": scores.std(unbiased=False).item(),
+            "ppo/kl": kl_per_sample.mean().item(), "ppo/kl_coef": kl_coef,
+            "ppo/mean_non_score_reward": (-kl_coef * kl_per_sample).mean().item(),
+            "ppo/entropy": masked_mean(rollout["entropy"], mask).item(), **losses,
+            "ppo/mean_output_tokens": mask.sum(-1).float().mean().item(),
+            "guards/distinct_1": distinct_n(outputs, 1), "guards/distinct_2": distinct_n(outputs, 2),
+            "charts/step": step, "charts/sampled_tokens": self.sampled_tokens,
+            "charts/tokens_per_s": sampled / (done - started), "charts/step_time_s": done - started,
+            "time/generate_s": generated - started, "time/score_s": scored - generated,
+            "time/advantages_s": advantaged - scored, "time/optimise_s": done - advantaged,
+        }
+
+    @torch.no_grad()
+    def _rollout(self, batch: dict) -> dict:
+        """The batch with, per token, the policy's log-probs, entropy and values and the reference's log-probs."""
+        cfg = self.config
+        parts = defaultdict(list)
+        for start in range(0, len(batch["input_ids"]), cfg.mini_batch_size):
+            rows = torch.arange(start, min(start + cfg.mini_batch_size, len(batch["input_ids"])))
+            part = _rows(batch, rows)
+            now = token_outputs(self.policy.unwrapped, part, cfg.temperature, self.value_head)
+            with self._reference() as reference:
+                ref = token_outputs(reference, part, cfg.temperature)
+            for key, value in (*now.items(), ("ref_log_probs", ref["log_probs"])):
+                parts[key].append(value)
+        width = batch["input_ids"].shape[1] - 1
+        rollout = {k: torch.cat([nn.functional.pad(v, (0, width - v.shape[1])) for v in vs]) for k, vs in parts.items()}
+        return {**batch, **rollout}
+
+    def _optimise(self, rollout: dict) -> dict[str, float]:
+        """ppo_epochs passes over the rollouts in minibatches; returns the mean losses and fractions."""
+        cfg, stats = self.config, defaultdict(list)
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        n = len(rollout["input_ids"])
+        for _ in range(cfg.ppo_epochs):
+            order = torch.as_tensor(self.minibatch_rng.permutation(n))
+            for start in range(0, n, cfg.mini_batch_size):
+                part = _rows(rollout, order[start : start + cfg.mini_batch_size])
+                now = token_outputs(self.policy.model, part, cfg.temperature, self.value_head)
+                policy_loss, clipfrac, approx_kl = clipped_policy_loss(
+                    now["log_probs"], part["log_probs"], part["advantages"], part["mask"], cfg.clip_range)
+                value_loss, value_clipfrac = clipped_value_loss(
+                    now["values"], part["values"], part["returns"], part["mask"], cfg.value_clip_range)
+                self.optimizer.zero_grad()
+                (policy_loss + cfg.vf_coef * value_loss).backward()
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                self.optimizer.step()
+                for name, value in (("policy_loss", policy_loss), ("value_loss", value_loss), ("clipfrac", clipfrac),
+                                    ("value_clipfrac", value_clipfrac), ("approx_kl", approx_kl)):
+                    stats[f"ppo/{name}"].append(value.item())
+        return {name: float(np.mean(values)) for name, values in stats.items()}
+
+    @contextmanager
+    def _reference(self):
+        if self.reference is not None:
+            yield self.reference
+        else:
+            with self.policy.unwrapped.disable_adapter():
+                yield self.policy.unwrapped
+
+    def save(self, path: str | Path) -> None:
+        """The policy in HF format (LoRA merged, see policies/lora.py) and `value_head.safetensors` beside it."""
+        from safetensors.torch import save_file
+
+        self.policy.save(Path(path))
+        save_file(self.value_head.state_dict(), str(Path(path) / "value_head.safetensors"))
+
+
+def _log_line(metrics: dict, total_steps: int) -> str:
+    return (f"[ppo {metrics['charts/step']}/{total_steps}] reward={metrics['ppo/mean_reward']:.4g} "
+            f"kl={metrics['ppo/kl']:.4g} entropy={metrics['ppo/entropy']:.4g} "
+            f"clipfrac={metrics['ppo/clipfrac']:.3g} {metrics['charts/step_time_s']:.2f} s/step "
+            f"{metrics['charts/tokens_per_s']:.1f} sampled tok/s")

@@ -1,0 +1,54 @@
+"""What an experiment needs from a task: data, a fresh policy, an evaluator, baselines.
+
+`Experiment` runs the same stages (baselines, fine-tuning, ReST trajectories) for every task;
+a task decides what a policy is, what its data look like and how a step is scored.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from restlm.config import ExperimentConfig
+from restlm.data.examples import Example
+from restlm.policies.base import Policy, TrainItem
+from restlm.runs import RunDir
+
+
+class Task(ABC):
+    """One task of `Experiment`: load data, build policies, evaluate them, run baselines."""
+
+    selection_metric: str
+    """the evaluate() key (higher is better) that picks the best step and drives early stopping"""
+    untrained_label: str = "untrained"
+    """the report's name for the policy before fine-tuning"""
+
+    def __init__(self, config: ExperimentConfig, accelerator):
+        self.config, self.accelerator = config, accelerator
+        self.train: list[Example] = []
+        self.dev: list[Example] = []
+
+    @abstractmethod
+    def load_data(self) -> None:
+        """Read every split the task uses (bad files raise DataError) into self.train, self.dev, ..."""
+
+    @abstractmethod
+    def new_policy(self, seed: int) -> Policy:
+        """A fresh policy from the configured pretrained model (new heads drawn from `seed`)."""
+
+    @abstractmethod
+    def evaluate(self, policy: Policy) -> dict:
+        """Metrics of `policy` on the held-out data, flat {name: float}; includes selection_metric."""
+
+    def baselines(self, run: RunDir) -> None:
+        """Record the seed-free baseline stages (none by default)."""
+
+    def sft_items(self) -> list[TrainItem]:
+        """Supervised fine-tuning data (G0I0): every training input with its gold output."""
+        return [TrainItem(e, e.label if e.label is not None else e.target) for e in self.train]
+
+    def guard(self) -> tuple[str, str] | None:
+        """(reward metric, held-out metric) the report sets side by side, or None."""
+        return None
+
+    def metric_columns(self) -> list[tuple[str, str]]:
+        """[(evaluate() key, column title)] of the report's metrics-by-step table."""
+        return [(self.selection_metric, self.selection_metric)]

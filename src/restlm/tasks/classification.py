@@ -1,0 +1,77 @@
+"""Sentence (pair) classification, the reference experiment (MRPC): accuracy and F1 on dev.
+
+Baselines: the majority class and a zero-shot LLM. The policy is a ClassifierPolicy.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+from accelerate.utils import set_seed
+
+from restlm.config import ExperimentConfig, to_dict
+from restlm.data.examples import Example
+from restlm.data.location import data_root
+from restlm.data.sentence_pairs import COMMON_KEYS, SOURCE_KEYS, load_classification_split
+from restlm.errors import DataError
+from restlm.policies.classifier import ClassifierPolicy
+from restlm.runs import RunDir
+from restlm.stats import classification_metrics
+from restlm.tasks.base import Task
+
+
+def load_data(config: ExperimentConfig) -> tuple[list[Example], list[Example]]:
+    """(train, dev) examples as the data config names them; bad files raise DataError."""
+    values = to_dict(config.data)
+    keys = COMMON_KEYS | SOURCE_KEYS[config.data.source]
+    cfg = {k: v for k, v in values.items() if k in keys}
+    root = data_root(config.data.root) if config.data.source != "hub" else None
+    train = load_classification_split(cfg, "train", root)
+    dev = load_classification_split({**cfg, "limit": config.data.dev_limit}, "dev", root)
+    for name, examples in (("train", train), ("dev", dev)):
+        bad = next((e for e in examples if e.label is None or not 0 <= e.label < config.model.num_labels), None)
+        if bad is not None:
+            message = f"label {bad.label} is outside 0..{config.model.num_labels - 1} (model.num_labels)"
+            raise DataError(bad.meta.get("path", f"{name} data"), message, bad.meta.get("line"))
+    return train, dev
+
+
+class ClassificationTask(Task):
+    selection_metric = "dev_accuracy"
+    untrained_label = "untrained head"
+
+    def load_data(self) -> None:
+        self.train, self.dev = load_data(self.config)
+
+    def new_policy(self, seed: int) -> ClassifierPolicy:
+        set_seed(seed)  # the new classification head is drawn from this seed
+        model = self.config.model
+        lora = {"r": model.lora_rank} if model.lora_rank else None
+        return ClassifierPolicy.from_pretrained(model.name, self.accelerator, model.num_labels, lora=lora,
+                                                max_length=model.max_length,
+                                                batch_size=self.config.train.eval_batch_size)
+
+    def evaluate(self, policy: ClassifierPolicy) -> dict:
+        metrics = classification_metrics([e.label for e in self.dev], policy.predict(self.dev))
+        return {"dev_accuracy": metrics["accuracy"], "dev_f1": metrics["f1"]}
+
+    def metric_columns(self) -> list[tuple[str, str]]:
+        return [("dev_accuracy", "dev accuracy"), ("dev_f1", "dev F1")]
+
+    def baselines(self, run: RunDir) -> None:
+        """Majority class and the zero-shot LLM: the rows of Table 1 that need no seed."""
+        if run.stage("baselines/majority") is None:
+            majority = Counter(e.label for e in self.train).most_common(1)[0][0]
+            metrics = classification_metrics([e.label for e in self.dev], [majority] * len(self.dev))
+            run.complete("baselines/majority", {"label": majority, "dev_accuracy": metrics["accuracy"], "dev_f1": metrics["f1"]})
+        zero_shot = self.config.baselines.zero_shot
+        # one process is enough for a baseline that does not train; only the main one reports
+        if self.accelerator.is_main_process and zero_shot.backend != "none" and run.stage("baselines/zero_shot") is None:
+            from restlm.zero_shot import build_zero_shot
+
+            predictions = build_zero_shot(dataclasses.asdict(zero_shot)).predict(self.dev)
+            metrics = classification_metrics([e.label for e in self.dev], predictions)
+            run.complete("baselines/zero_shot", {"model": zero_shot.model, "backend": zero_shot.backend,
+                                                 "dev_accuracy": metrics["accuracy"], "dev_f1": metrics["f1"],
+                                                 "predicted_yes": sum(predictions) / len(predictions)})
+        self.accelerator.wait_for_everyone()

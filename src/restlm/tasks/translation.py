@@ -1,0 +1,97 @@
+"""Translation with a generative policy (the ReST paper's testbed): Multi30k German to English.
+
+Fine-tuning and Grow use the train split; the dev split (Multi30k val) selects steps; each step
+is also scored on the test splits (test_2016_flickr) and on IWSLT14 valid, out of domain. Every
+set is decoded greedily. Metrics, per set: corpus BLEU and chrF (sacrebleu); on dev also the
+mean training reward of the decoded sentences (`dev_reward`), which selects the best step.
+"""
+from __future__ import annotations
+
+from accelerate.utils import set_seed
+
+from restlm.data.examples import Example
+from restlm.data.location import data_root
+from restlm.data.parallel import MULTI30K_SPLITS, load_iwslt14_valid, load_multi30k, read_parallel
+from restlm.policies.base import Policy
+from restlm.rewards import build_reward
+from restlm.rewards.generation import corpus_bleu, corpus_chrf
+from restlm.tasks.base import Task
+
+OUT_OF_DOMAIN = "iwslt"
+
+
+class TranslationTask(Task):
+    selection_metric = "dev_reward"
+    untrained_label = "pretrained, prompted (no fine-tuning)"
+
+    def __init__(self, config, accelerator):
+        super().__init__(config, accelerator)
+        self.reward = build_reward(config.rest.reward, normalise=True)
+        self.tests: dict[str, list[Example]] = {}
+        self.out_of_domain: list[Example] = []
+
+    # ---- data
+    def load_data(self) -> None:
+        data, cfg = self.config.data, self.config.translation
+        root = data_root(data.root)
+        self.train = self._split(root, data.train_split, data.limit)
+        self.dev = self._split(root, data.dev_split, data.dev_limit)
+        self.tests = {split: self._split(root, split, cfg.test_limit) for split in cfg.test_splits}
+        if cfg.out_of_domain:
+            # IWSLT14 here is tokenized and lower-cased: scored lower-cased, with Moses escapes undone
+            self.out_of_domain = load_iwslt14_valid(root, cfg.source_lang, cfg.target_lang,
+                                                    limit=cfg.out_of_domain_limit, unescape=True)
+
+    def _split(self, root, split: str, limit: int | None) -> list[Example]:
+        cfg = self.config.translation
+        if self.config.data.path == "multi30k" and split in MULTI30K_SPLITS:
+            return load_multi30k(root, split, cfg.source_lang, cfg.target_lang, limit)
+        folder = root / self.config.data.path
+        return read_parallel(folder / f"{split}.{cfg.source_lang}", folder / f"{split}.{cfg.target_lang}", limit)
+
+    # ---- policy
+    def new_policy(self, seed: int) -> Policy:
+        from restlm.policies.generative_loading import load_generative_policy
+
+        set_seed(seed)
+        model, cfg = self.config.model, self.config.translation
+        lora = {"r": model.lora_rank, "alpha": 2 * model.lora_rank} if model.lora_rank else None
+        return load_generative_policy(model.name, self.accelerator, lora=lora, prompt_template=cfg.prompt,
+                                      system_prompt=cfg.system_prompt, max_length=model.max_length,
+                                      max_new_tokens=cfg.max_new_tokens, batch_size=self.config.train.eval_batch_size)
+
+    # ---- evaluation
+    def evaluate(self, policy: Policy) -> dict:
+        sets = {"dev": self.dev, **{self._name(split): examples for split, examples in self.tests.items()}}
+        if self.out_of_domain:
+            sets[OUT_OF_DOMAIN] = self.out_of_domain
+        everything = [e for examples in sets.values() for e in examples]
+        decoded = [outputs[0] for outputs in policy.sample(everything, greedy=True)]  # one call: one length sort
+        metrics, start = {}, 0
+        for name, examples in sets.items():
+            hyps, refs = decoded[start : start + len(examples)], [e.target for e in examples]
+            start += len(examples)
+            lowercase = name == OUT_OF_DOMAIN
+            metrics[f"{name}_bleu"] = corpus_bleu(hyps, refs, lowercase=lowercase)
+            metrics[f"{name}_chrf"] = corpus_chrf(hyps, refs, lowercase=lowercase)
+        metrics["dev_reward"] = float(self.reward(policy, self.dev, decoded[: len(self.dev)]).mean())
+        return metrics
+
+    def _name(self, split: str) -> str:
+        """The first test split reports as 'test_*'; others under their own names."""
+        return "test" if split == self.config.translation.test_splits[0] else split
+
+    def guard(self) -> tuple[str, str]:
+        heldout = self.config.translation.heldout_metric
+        if heldout is None:
+            heldout = "chrf" if self.config.rest.reward.startswith("bleu") else "bleu"
+        return "dev_reward", f"dev_{heldout}"
+
+    def metric_columns(self) -> list[tuple[str, str]]:
+        columns = [("dev_reward", "dev reward"), ("dev_bleu", "dev BLEU"), ("dev_chrf", "dev chrF")]
+        for split in self.config.translation.test_splits:
+            name = self._name(split)
+            columns += [(f"{name}_bleu", f"{split} BLEU"), (f"{name}_chrf", f"{split} chrF")]
+        if self.config.translation.out_of_domain:
+            columns += [(f"{OUT_OF_DOMAIN}_bleu", "IWSLT14 BLEU"), (f"{OUT_OF_DOMAIN}_chrf", "IWSLT14 chrF")]
+        return columns
