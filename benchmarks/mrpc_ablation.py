@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from restlm.config import apply_overrides, from_dict, ExperimentConfig
-from restlm.experiment import Experiment, load_data
+from restlm.experiment import Experiment
 from restlm.rest import ReST
 from restlm.rewards import build_reward
 from restlm.runs import read_jsonl, write_atomic, write_json
@@ -41,7 +41,7 @@ def run_variant(base: dict, name: str, overrides: list[str], source: Path, seed:
     values = apply_overrides(json.loads(json.dumps(base)), overrides)
     config = from_dict(ExperimentConfig, values)
     experiment = Experiment(config, out_dir / name)
-    experiment.train, experiment.dev = load_data(config)
+    experiment.load_data()
     policy = experiment.new_policy(seed)
     policy.load_weights(source / "checkpoints" / f"seed{seed}" / "sft")
     rest = ReST(policy=policy, reward=config.rest.reward, train_data=experiment.train, evaluate=experiment.evaluate,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from restlm.config import load_config
-from restlm.experiment import Experiment, load_data
+from restlm.experiment import Experiment
 from restlm.results import collect_results
 from restlm.report.cells import group_cells, values
 from restlm.runs import write_atomic, write_json
@@ -73,8 +73,8 @@ def finished_so_far(run_dir: Path) -> tuple[Experiment, dict]:
     """The experiment of a run directory and the results of its finished stages, read without a lock."""
     experiment = Experiment.resuming(run_dir)
     experiment.run.state = json.loads((run_dir / "state.json").read_text())
-    experiment.train, experiment.dev = load_data(experiment.config)
-    return experiment, collect_results(experiment.config, experiment.run)
+    experiment.load_data()
+    return experiment, collect_results(experiment.config, experiment.run, experiment.task)
 
 
 def markdown(summary: dict) -> str:

@@ -19,7 +19,6 @@ from restlm.results import collect_results
 from restlm.rewards import build_reward
 from restlm.runs import RunDir, StageRunner, write_json
 from restlm.tasks import build_task
-from restlm.tasks.classification import load_data  # noqa: F401 - the benchmarks import it from here
 from restlm.training import train_policy
 
 
@@ -67,8 +66,7 @@ class Experiment:
             self.run.resume()
         else:
             self.run.refuse_held_run(held_run)
-        self.task.load_data()
-        self.train, self.dev = self.task.train, self.task.dev
+        self.load_data()
         self.reward = build_reward(self.config.rest.reward)  # a bad reward name fails before the run starts
         first_policy = self.new_policy(seed=0)
         if self.resume:
@@ -88,6 +86,11 @@ class Experiment:
             write_report(self.run.path, results)
         self.accelerator.wait_for_everyone()
         return results
+
+    def load_data(self) -> None:
+        """Read the task's data (bad files raise DataError); self.train and self.dev are its splits."""
+        self.task.load_data()
+        self.train, self.dev = self.task.train, self.task.dev
 
     def new_policy(self, seed: int) -> Policy:
         return self.task.new_policy(seed)

@@ -83,4 +83,4 @@ def flag_divergence(proxy: Sequence[float], gold: Sequence[float]) -> list[bool]
     """
     if len(proxy) != len(gold):
         raise RestlmError(f"proxy has {len(proxy)} steps but gold has {len(gold)}")
-    return [False] + [proxy[i] > proxy[i - 1] and gold[i] < gold[i - 1] for i in range(1, len(proxy))]
+    return [i > 0 and proxy[i] > proxy[i - 1] and gold[i] < gold[i - 1] for i in range(len(proxy))]

@@ -5,8 +5,8 @@ Lines are split on "\\n" only: the IMDB file holds NEL characters inside sentenc
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from restlm.data.examples import Example
 from restlm.data.location import data_root

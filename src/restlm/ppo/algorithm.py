@@ -7,6 +7,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from torch import nn
 from restlm.data.examples import Example
 from restlm.errors import ConfigError, RestlmError
 from restlm.guards import distinct_n
-from restlm.policies.base import TrainItem
+from restlm.policies.causal import count_until_eos
 from restlm.policies.lora import apply_lora, is_lora
 from restlm.ppo.config import PPOConfig
 from restlm.ppo.objectives import (
@@ -31,7 +32,9 @@ from restlm.ppo.objectives import (
 from restlm.rewards.base import Reward
 from restlm.runs import write_jsonl
 
-# every step logs exactly these, so runs compare line by line
+# every step logs exactly these, so runs compare line by line. ppo/kl: mean over samples of the summed
+# per-token log p - log p_ref, at sampling time; charts/sampled_tokens: generated tokens (EOS included) so
+# far, as ReST's Grow steps count them; charts/tokens_per_s: this step's sampled tokens / its wall time
 METRICS = (
     "ppo/mean_reward", "ppo/std_reward", "ppo/kl", "ppo/kl_coef", "ppo/mean_non_score_reward", "ppo/entropy",
     "ppo/policy_loss", "ppo/value_loss", "ppo/clipfrac", "ppo/value_clipfrac", "ppo/approx_kl",
@@ -79,16 +82,62 @@ def token_outputs(model, batch: dict, temperature: float = 1.0, value_head: Valu
     return {"log_probs": log_probs, "entropy": entropy, "values": values, "mask": labels != -100}
 
 
-def rollout_batch(policy, examples: Sequence[Example], outputs: Sequence[str], max_new_tokens: int) -> dict:
-    """The policy's collated batch of (prompt, output + EOS), with the EOS label dropped where the
-    output reached max_new_tokens: the cap cut it there, the policy did not choose to stop."""
-    batch = policy.collate([TrainItem(e, o) for e, o in zip(examples, outputs, strict=True)])
-    for row, output in enumerate(outputs):
-        if len(policy.output_ids(output)) - 1 >= max_new_tokens:
-            last = int((batch["labels"][row] != -100).nonzero().max())
-            if last > 0 and batch["labels"][row, last - 1] != -100:  # keep at least one token
-                batch["labels"][row, last] = -100
-    return batch
+@dataclass
+class Samples:
+    """K samples per prompt, prompt-major: the exact tokens PPO trains on and the strings the reward reads."""
+
+    examples: list[Example] = field(default_factory=list)
+    prompt_ids: list[list[int]] = field(default_factory=list)
+    output_ids: list[list[int]] = field(default_factory=list)  # through the first EOS; no EOS if the cap cut it
+    texts: list[str] = field(default_factory=list)
+
+
+@torch.no_grad()
+def generate(policy, prompts: Sequence[Example], k: int, temperature: float, top_p: float, max_new_tokens: int,
+             seed: int) -> Samples:
+    """K samples per prompt from the policy's model, keeping the generated tokens.
+
+    PPO needs the tokens themselves: a decoded string tokenized again can split differently,
+    and its log-probs would then not be those of a sample. Prompts, decoding and seeding are
+    `policy.sample`'s: each chunk of `policy.batch_size` prompts seeds torch from (seed, its index).
+    """
+    model, pad = policy.unwrapped, policy.tokenizer.pad_token_id
+    model.eval()
+    settings = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0, "num_beams": 1,
+                "num_return_sequences": k, "max_new_tokens": max_new_tokens, "use_cache": True,
+                "pad_token_id": pad, "eos_token_id": policy.eos_ids}
+    samples = Samples()
+    for index, start in enumerate(range(0, len(prompts), policy.batch_size)):
+        chunk = list(prompts[start : start + policy.batch_size])
+        ids = [policy.prompt_ids(e) for e in chunk]
+        width = max(len(p) for p in ids)
+        # left padding: every prompt ends at the last position, where generation starts
+        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in ids], device=policy.accelerator.device)
+        attention_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in ids],
+                                      device=policy.accelerator.device)
+        with torch.random.fork_rng():  # the caller's random stream goes on as if we had not sampled
+            torch.manual_seed(seed * 1_000_003 + index)
+            new = model.generate(input_ids=input_ids, attention_mask=attention_mask, **settings)[:, width:]
+        for row, (tokens, count) in enumerate(zip(new.tolist(), count_until_eos(new, policy.eos_ids))):
+            samples.examples.append(chunk[row // k])
+            samples.prompt_ids.append(ids[row // k])
+            samples.output_ids.append(tokens[:count])
+            samples.texts.append(policy.tokenizer.decode(tokens[:count], skip_special_tokens=True).strip())
+    return samples
+
+
+def rollout_batch(prompt_ids: Sequence[list[int]], output_ids: Sequence[list[int]], pad_id: int) -> dict:
+    """input_ids = prompt + output, right-padded; labels are the output tokens, -100 elsewhere."""
+    width = max(len(p) + len(o) for p, o in zip(prompt_ids, output_ids))
+    input_ids = torch.full((len(prompt_ids), width), pad_id)
+    labels = torch.full((len(prompt_ids), width), -100)
+    attention_mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
+    for row, (prompt, output) in enumerate(zip(prompt_ids, output_ids)):
+        n = len(prompt) + len(output)
+        input_ids[row, :n] = torch.tensor(prompt + output)
+        labels[row, len(prompt) : n] = torch.tensor(output)
+        attention_mask[row, :n] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
 _SEQUENCE_KEYS = ("input_ids", "attention_mask", "labels")  # [B, W]; every other 2-D tensor is per token, [B, W - 1]
@@ -111,8 +160,10 @@ class PPO:
     Supported: CausalLMPolicy (full weights or LoRA), one process, float32. Not supported:
     several processes, resuming a killed run, seq2seq or classifier policies. Dropout stays off
     (the model stays in eval mode) so the old and new log-probs of a token differ only by the update.
-    The value head shares the policy's body (one forward pass for both); the KL is the
-    sampled estimate log p - log p_ref per token.
+    The value head shares the policy's body (one forward pass for both), so the value loss
+    also moves the policy. Approximations: with top_p < 1 the samples come from the nucleus
+    while ratios, KL and entropy use the full softmax (at `temperature`); the KL is the sampled
+    estimate log p - log p_ref per token, so one step's mean can be negative.
     """
 
     def __init__(self, policy, reward: Reward | str | Callable, prompts: Sequence[Example],
@@ -136,9 +187,10 @@ class PPO:
         # under LoRA the base model (adapters off) is the reference; else a frozen copy of the start
         self.reference = None if is_lora(policy.unwrapped) else copy.deepcopy(policy.unwrapped).requires_grad_(False)
         self.value_head = ValueHead(policy.unwrapped.config.hidden_size).to(policy.accelerator.device)
-        params = [p for p in policy.model.parameters() if p.requires_grad] + list(self.value_head.parameters())
+        trainable = [p for p in policy.model.parameters() if p.requires_grad]
         # no weight decay: the KL penalty is what keeps the policy near the reference
-        self.optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
+        self.optimizer = torch.optim.Adam([{"params": trainable, "lr": cfg.learning_rate},
+                                           {"params": list(self.value_head.parameters()), "lr": cfg.value_learning_rate}])
         self.kl = KLController(cfg.kl_coef, cfg.kl_target if cfg.adaptive_kl else None, cfg.kl_horizon)
         self.prompt_rng = np.random.default_rng([cfg.seed, 0])
         self.minibatch_rng = np.random.default_rng([cfg.seed, 1])
@@ -165,19 +217,20 @@ class PPO:
         cfg, clock = self.config, time.perf_counter
         started = clock()
         # step 1. generate: K samples per prompt
-        samples = self.policy.sample(prompts, k=cfg.samples_per_prompt, temperature=cfg.temperature, top_p=cfg.top_p,
-                                     max_new_tokens=cfg.max_new_tokens, seed=cfg.seed * 100_003 + step)
-        examples = [e for e, outs in zip(prompts, samples) for _ in outs]
-        outputs = [o for outs in samples for o in outs]
-        sampled = self.policy.last_generated_tokens
+        samples = generate(self.policy, prompts, cfg.samples_per_prompt, cfg.temperature, cfg.top_p,
+                           cfg.max_new_tokens, seed=cfg.seed * 100_003 + step)
+        sampled = sum(len(o) for o in samples.output_ids)  # EOS included, as policy.sample counts
         self.sampled_tokens += sampled
         generated = clock()
 
         # step 2. score: the reward of each sample; log p, log p_ref and V of each of its tokens
-        scores = torch.as_tensor(self.reward(self.policy, examples, outputs), dtype=torch.float32)
-        if not torch.isfinite(scores).all():
-            raise RestlmError(f"reward {self.reward.name!r} gave a non-finite score")
-        rollout = self._rollout(rollout_batch(self.policy, examples, outputs, cfg.max_new_tokens))
+        device = self.policy.accelerator.device
+        scores = torch.as_tensor(self.reward(self.policy, samples.examples, samples.texts), dtype=torch.float32)
+        if scores.shape != (len(samples.texts),) or not torch.isfinite(scores).all():
+            raise RestlmError(f"reward {self.reward.name!r} must give one finite score per sample")
+        batch = rollout_batch(samples.prompt_ids, samples.output_ids, self.policy.tokenizer.pad_token_id)
+        rollout = self._rollout({k: v.to(device) for k, v in batch.items()})
+        scores = scores.to(device)
         scored = clock()
 
         # step 3. advantages: KL-shaped per-token rewards, GAE, whitened advantages
@@ -192,7 +245,7 @@ class PPO:
         # step 4. optimise: ppo_epochs passes of minibatches over the rollouts
         losses = self._optimise(rollout)
         kl_per_sample = kl.sum(-1)
-        self.kl.update(kl_per_sample.mean().item(), len(outputs))
+        self.kl.update(kl_per_sample.mean().item(), len(samples.texts))
         done = clock()
         return {
             "ppo/mean_reward": scores.mean().item(), "ppo/std_reward": scores.std(unbiased=False).item(),
@@ -200,7 +253,7 @@ class PPO:
             "ppo/mean_non_score_reward": (-kl_coef * kl_per_sample).mean().item(),
             "ppo/entropy": masked_mean(rollout["entropy"], mask).item(), **losses,
             "ppo/mean_output_tokens": mask.sum(-1).float().mean().item(),
-            "guards/distinct_1": distinct_n(outputs, 1), "guards/distinct_2": distinct_n(outputs, 2),
+            "guards/distinct_1": distinct_n(samples.texts, 1), "guards/distinct_2": distinct_n(samples.texts, 2),
             "charts/step": step, "charts/sampled_tokens": self.sampled_tokens,
             "charts/tokens_per_s": sampled / (done - started), "charts/step_time_s": done - started,
             "time/generate_s": generated - started, "time/score_s": scored - generated,

@@ -8,8 +8,10 @@ from restlm.errors import ConfigError
 
 @dataclass
 class PPOConfig:
-    learning_rate: float = 1e-5
-    """Adam learning rate of the policy (or its LoRA adapters) and the value head"""
+    learning_rate: float = 3e-6
+    """Adam learning rate of the policy (LoRA adapters take about 1e-4)"""
+    value_learning_rate: float = 1e-4
+    """Adam learning rate of the value head: it starts from zero and needs larger steps than the policy"""
     batch_size: int = 8
     """prompts per PPO step"""
     samples_per_prompt: int = 1
@@ -55,9 +57,15 @@ class PPOConfig:
 
     def validate(self) -> PPOConfig:
         """Raise ConfigError naming the first bad field; returns self."""
-        positive = ("learning_rate", "batch_size", "samples_per_prompt", "mini_batch_size", "ppo_epochs",
-                    "temperature", "max_new_tokens", "clip_range", "value_clip_range", "kl_target", "kl_horizon",
-                    "max_grad_norm", "total_steps")
+        positive = ("learning_rate", "value_learning_rate", "batch_size", "samples_per_prompt", "mini_batch_size",
+                    "ppo_epochs", "temperature", "top_p", "max_new_tokens", "clip_range", "value_clip_range",
+                    "kl_target", "kl_horizon", "max_grad_norm", "total_steps")
+        for name in (*positive, "gamma", "lam", "vf_coef", "kl_coef"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"ppo.{name}", f"must be a number, not {value!r}")
+        if self.lora is not None and not isinstance(self.lora, dict):
+            raise ConfigError("ppo.lora", f"must be null or a dict of LoRA options, not {self.lora!r}")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"ppo.{name}", f"must be > 0, not {getattr(self, name)!r}")

@@ -9,8 +9,8 @@ encoder, no left truncation) and needs an EOS token that BERT tokenizers lack.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch

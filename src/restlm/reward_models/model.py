@@ -8,8 +8,8 @@ of the window with the END of the prompt, so the last turns of a long dialogue s
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -38,27 +38,33 @@ class RewardModel:
             model.config.pad_token_id = tokenizer.pad_token_id
         else:
             tokenizer.truncation_side = "left"  # truncation="only_first" then cuts the START of the prompt
-        self._specials = tokenizer("")["input_ids"]  # what the tokenizer adds to any text (BOS, [CLS] [SEP])
-        self._specials_pair = len(tokenizer("", "")["input_ids"]) if kind == "encoder" else len(self._specials)
+        self._specials = tokenizer("")["input_ids"]  # what the tokenizer adds to any text (BOS for Llama's)
+        self._specials_pair = tokenizer.num_special_tokens_to_add(pair=True) if kind == "encoder" else len(self._specials)
         if self.max_length <= 4 * self._specials_pair:
             raise ValueError(f"max_length {self.max_length} leaves no room for text")
 
     @classmethod
     def from_pretrained(cls, name: str, lora: dict | None = None, max_length: int | None = None,
-                        dtype: torch.dtype = torch.float32) -> "RewardModel":
+                        dtype: torch.dtype = torch.float32) -> RewardModel:
         """Load 'minilm', 'smollm2', a HF id or a local path (a base model gets a new one-output head).
 
         lora: None or `apply_lora`'s dict (adapters on the backbone, the head trained in full).
         max_length: tokens per (prompt, response); default what a saved reward model used, else 256.
         Raises ModelLoadError (one line) when it cannot be loaded or has more than one output.
         """
-        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import (
+            AutoConfig,
+            AutoModelForSequenceClassification,
+            AutoTokenizer,
+        )
         from transformers.utils import logging as hf_logging
 
-        from restlm.causal_lm import _load_failure
+        from restlm.causal_lm import _load_failure, _looks_like_path
         from restlm.policies.lora import apply_lora
 
         path = _resolve(name)
+        if _looks_like_path(path) and not Path(path).expanduser().exists():
+            raise ModelLoadError(name, f"no such file or directory: {path}")
         try:
             config = AutoConfig.from_pretrained(path)
         except Exception as error:  # noqa: BLE001 - every loader failure becomes one line
@@ -154,8 +160,10 @@ def _resolve(name: str) -> str:
 
 def _is_causal(config) -> bool:
     """A decoder-only architecture (Llama, GPT-2, ...): one that has a causal LM and no masked LM."""
-    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-                                                        MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
 
     kind = config.model_type
     return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES

@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -82,7 +82,7 @@ def train_sentiment_model(train: Sequence[Example], eval_examples: Sequence[Exam
     return metrics
 
 
-def train_sentiment_role(role: str, out: str | Path | None, cfg: SentimentTrainConfig = SentimentTrainConfig(),
+def train_sentiment_role(role: str, out: str | Path | None, cfg: SentimentTrainConfig | None = None,
                          root: str | Path | None = None, eval_fraction: float = 0.1, split_seed: int = 0,
                          limit: int | None = None) -> dict:
     """Train the "reward" or the "gold" sentiment model on its half of the UCI sentences.
@@ -92,6 +92,7 @@ def train_sentiment_role(role: str, out: str | Path | None, cfg: SentimentTrainC
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, not {role!r}")
     splits = sentiment_splits(read_sentiment_sources(root=root), eval_fraction, split_seed)
+    cfg = cfg or SentimentTrainConfig()
     cfg = dataclasses.replace(cfg, seed=cfg.seed + ROLES.index(role))
     metrics = train_sentiment_model(splits[role][:limit], splits["eval"], cfg, out)
     return {"role": role, **metrics}

@@ -1,5 +1,5 @@
 """Rewards by name: 'nll', 'correct', 'chrf', 'bleu', 'weighted:chrf=0.7,bleu=0.3',
-'model:<path or id>', 'module:function', or a callable."""
+'model:<path or id>', 'reward_model:<path>', 'sentiment:<path>', 'module:function', or a callable."""
 from __future__ import annotations
 
 import importlib
@@ -9,8 +9,11 @@ from restlm.errors import ConfigError
 from restlm.rewards.base import Reward
 from restlm.rewards.classification import classifier_model_reward, correct_reward, nll_reward
 from restlm.rewards.generation import generation_reward
+from restlm.rewards.learned import reward_model_reward, sentiment_reward
 
 NAMED = {"nll": nll_reward, "correct": correct_reward}
+# learned rewards of generated text, by "prefix:PATH"
+LEARNED = {"reward_model:": reward_model_reward, "sentiment:": sentiment_reward}
 
 
 def build_reward(spec: str | Callable | Reward, normalise: bool = False, key: str = "rest.reward") -> Reward:
@@ -33,6 +36,9 @@ def _build(spec, key: str) -> Reward:
         return NAMED[spec]()
     if spec.startswith("model:"):
         return classifier_model_reward(spec.removeprefix("model:"))
+    for prefix, build in LEARNED.items():
+        if spec.startswith(prefix):
+            return build(spec.removeprefix(prefix))
     if ":" in spec:
         module_name, _, function_name = spec.partition(":")
         try:
@@ -41,7 +47,7 @@ def _build(spec, key: str) -> Reward:
             raise ConfigError(key, f"cannot import reward function {spec!r}: {error}") from None
         return _build(function, key)
     raise ConfigError(key, f"unknown reward {spec!r}: use nll, correct, chrf, chrf++, bleu (add -lc to lower-case), "
-                      "weighted:chrf=0.7,bleu=0.3, model:PATH or module:function")
+                      "weighted:chrf=0.7,bleu=0.3, model:PATH, reward_model:PATH, sentiment:PATH or module:function")
 
 
 __all__ = ["Reward", "build_reward"]

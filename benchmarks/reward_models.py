@@ -1,0 +1,93 @@
+"""Bradley-Terry reward models on HH-RLHF helpful-base: MiniLM (cross-encoder) and SmolLM2 + LoRA.
+
+    .venv/bin/python benchmarks/reward_models.py                      # 1800 train / 200 held-out pairs, 1 epoch
+    .venv/bin/python benchmarks/reward_models.py --train-pairs 32 --eval-pairs 32 --models minilm   # a smoke run
+
+The 2000 pairs are split once (seed 0): `--eval-pairs` held out, the first `--train-pairs` of the
+rest trained on. Each model reports held-out pairwise accuracy before and after training and its
+throughput; results go to benchmarks/results/reward_models.{json,md}, rewritten after each model.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import sys
+from pathlib import Path
+
+import torch
+
+from restlm.reward_models.bradley_terry import RewardTrainConfig
+from restlm.reward_models.commands import HH_PAIRS, load_hh_split, run_reward_model
+from restlm.runs import write_atomic, write_json
+
+HERE = Path(__file__).resolve().parent
+# name -> (model, LoRA options, training config); LoRA trains few weights, so it takes a larger step
+PRESETS = {
+    "minilm": ("minilm", None, RewardTrainConfig(learning_rate=3e-5, batch_size=8)),
+    "smollm2-lora": ("smollm2", {"r": 8, "alpha": 16, "dropout": 0.0},
+                     RewardTrainConfig(learning_rate=2e-4, batch_size=8)),
+}
+
+
+def markdown(summary: dict) -> str:
+    lines = ["# Reward models on HH-RLHF helpful-base (Bradley-Terry)", "",
+             f"Machine: {summary['machine']}  ", f"Command: `{summary['command']}`  ",
+             (f"Data: {summary['data']}; {summary['eval_pairs']} held-out pairs (seed {summary['split_seed']}), "
+              f"{summary['train_pairs']} training pairs; max length {summary['max_length']} tokens per "
+              "(prompt, response), the prompt cut from the left."), "",
+             ("| model | held-out pairwise accuracy | before training | train pairs/s | eval pairs/s | "
+              "train time (s) | mean train loss | trainable parameters |"),
+             "|---|---|---|---|---|---|---|---|"]
+    for m in summary["models"]:
+        lines.append(f"| {m['name']} | {m['heldout_pairwise_accuracy']:.4f} | "
+                     f"{m['heldout_pairwise_accuracy_before_training']:.4f} | {m['train_pairs_per_s']:.2f} | "
+                     f"{m['eval_pairs_per_s']:.2f} | {m['train_time_s']:.0f} | {m['mean_train_loss']:.4f} | "
+                     f"{m['trainable_parameters']:,} |")
+    n = summary["eval_pairs"]
+    lines += ["", (f"With {n} held-out pairs, one standard error of an accuracy near 0.6 is about "
+                   f"{(0.6 * 0.4 / max(n, 1)) ** 0.5:.3f}. A pair counts one half when both rewards tie."),
+              "Peak resident memory of the process after each model: "
+              + ", ".join(f"{m['name']} {m['peak_memory_mb']:.0f} MB" for m in summary["models"]) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-pairs", type=int, default=1800, help="training pairs (at most 2000 - eval pairs)")
+    parser.add_argument("--eval-pairs", type=int, default=200, help="held-out pairs")
+    parser.add_argument("--epochs", type=int, default=1, help="passes over the training pairs")
+    parser.add_argument("--models", default=",".join(PRESETS), help=f"comma-separated, of: {', '.join(PRESETS)}")
+    parser.add_argument("--max-length", type=int, default=256, help="tokens per (prompt, response)")
+    parser.add_argument("--data", default=None, help=f"preference JSONL (default {HH_PAIRS} under the data root)")
+    parser.add_argument("--save-dir", help="also save each trained reward model under this folder")
+    parser.add_argument("--out", default=str(HERE / "results"), help="folder of reward_models.json and .md")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    if unknown := [n for n in names if n not in PRESETS]:
+        parser.error(f"unknown model(s) {unknown}; choose from {', '.join(PRESETS)}")
+
+    train, held_out = load_hh_split(args.data, args.train_pairs, args.eval_pairs, seed=0)
+    summary = {"machine": f"{platform.node()} {platform.machine()}, {torch.get_num_threads()} threads, "
+                          f"torch {torch.__version__}",
+               "command": " ".join(["python", *sys.argv]), "data": args.data or HH_PAIRS, "split_seed": 0,
+               "train_pairs": len(train), "eval_pairs": len(held_out), "max_length": args.max_length, "models": []}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        model, lora, cfg = PRESETS[name]
+        cfg = RewardTrainConfig(**{**cfg.__dict__, "epochs": args.epochs})
+        print(f"== {name}: {len(train)} training pairs, {len(held_out)} held out", flush=True)
+        save_to = Path(args.save_dir) / name if args.save_dir else None
+        metrics = run_reward_model(model, train, held_out, cfg, lora, args.max_length, save_to)
+        metrics.update(name=name, peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        summary["models"].append(metrics)
+        print(f"   held-out pairwise accuracy {metrics['heldout_pairwise_accuracy']:.4f} "
+              f"(before {metrics['heldout_pairwise_accuracy_before_training']:.4f}), "
+              f"{metrics['train_pairs_per_s']:.2f} train pairs/s", flush=True)
+        write_json(out / "reward_models.json", summary)
+        write_atomic(out / "reward_models.md", markdown(summary))
+
+
+if __name__ == "__main__":
+    main()

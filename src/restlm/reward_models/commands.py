@@ -1,0 +1,129 @@
+"""Command lines: train a Bradley-Terry reward model, train a sentiment reward (or gold) model.
+
+  restlm reward-model --model minilm --out runs/rm_minilm [--train-pairs 1800 --eval-pairs 200]
+  restlm sentiment-model --role reward --out runs/sentiment_reward
+Each writes the model in HF format and metrics.json beside it, and prints the metrics.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from restlm.errors import RestlmError
+
+HH_PAIRS = "hh_rlhf/helpful_base_pairs.jsonl"
+LORA = {"r": 8, "alpha": 16, "dropout": 0.0}
+
+
+def run_reward_model(model: str, train_pairs, eval_pairs, cfg, lora: dict | None = None, max_length: int | None = None,
+                     out: str | Path | None = None, batch_size_eval: int = 16) -> dict:
+    """Load `model`, train it on `train_pairs`, measure pairwise accuracy on `eval_pairs`, save to `out`.
+
+    Returns the metrics (also written to `out`/metrics.json when `out` is given).
+    """
+    from restlm.reward_models.bradley_terry import pairwise_accuracy, train_reward_model
+    from restlm.reward_models.model import RewardModel
+
+    torch.manual_seed(cfg.seed)  # the new reward head (and LoRA's A matrices) are drawn as the model loads
+    reward_model = RewardModel.from_pretrained(model, lora=lora, max_length=max_length)
+    trainable = sum(p.numel() for p in reward_model.model.parameters() if p.requires_grad)
+    before = pairwise_accuracy(reward_model, eval_pairs, batch_size_eval)
+    stats = train_reward_model(reward_model, train_pairs, cfg)
+    start = time.perf_counter()
+    accuracy = pairwise_accuracy(reward_model, eval_pairs, batch_size_eval)
+    eval_s = time.perf_counter() - start
+    metrics = {
+        "name": model + ("+lora" if lora else ""), "kind": reward_model.kind, "max_length": reward_model.max_length,
+        "heldout_pairwise_accuracy": accuracy, "heldout_pairwise_accuracy_before_training": before,
+        "train_pairs": len(train_pairs), "eval_pairs": len(eval_pairs), "epochs": cfg.epochs,
+        "train_pairs_per_s": stats.pairs_per_s, "eval_pairs_per_s": len(eval_pairs) / max(eval_s, 1e-9),
+        "train_time_s": stats.wall_time_s, "mean_train_loss": stats.mean_loss,
+        "final_train_loss": float(sum(stats.losses[-10:]) / len(stats.losses[-10:])),
+        "trainable_parameters": trainable, "lora": lora, "config": dataclasses.asdict(cfg),
+    }
+    if out is not None:
+        reward_model.save(out)
+        (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def load_hh_split(path: str | None, train_pairs: int | None, eval_pairs: int, seed: int = 0):
+    """(train, eval) preference pairs: a seeded split of the JSONL file, eval first, train capped."""
+    from restlm.data.location import data_root, resolve_data_path
+    from restlm.data.preferences import read_preferences
+    from restlm.data.splits import train_eval_split
+
+    given = Path(path or HH_PAIRS)
+    file = given if given.is_absolute() else resolve_data_path(given, data_root())
+    train, held_out = train_eval_split(read_preferences(file), seed=seed, eval_size=eval_pairs)
+    return train[:train_pairs], held_out
+
+
+def main_reward_model(argv: list[str] | None = None) -> int:
+    """`restlm reward-model ...`: train, evaluate and save one Bradley-Terry reward model."""
+    from restlm.reward_models.bradley_terry import RewardTrainConfig
+
+    parser = argparse.ArgumentParser(prog="restlm reward-model", description=main_reward_model.__doc__)
+    parser.add_argument("--model", default="minilm", help="minilm, smollm2, a HF id or a local path")
+    parser.add_argument("--data", help=f"preference JSONL (default: {HH_PAIRS} under the data root)")
+    parser.add_argument("--out", required=True, help="folder the reward model is saved to")
+    parser.add_argument("--train-pairs", type=int, help="training pairs used (default: all not held out)")
+    parser.add_argument("--eval-pairs", type=int, default=200, help="held-out pairs")
+    parser.add_argument("--lora", action="store_true", help="LoRA adapters (r=8) instead of full fine-tuning")
+    parser.add_argument("--max-length", type=int, help="tokens per (prompt, response) (default 256)")
+    _add_dataclass_flags(parser, RewardTrainConfig)
+    args = parser.parse_args(argv)
+    try:
+        train, held_out = load_hh_split(args.data, args.train_pairs, args.eval_pairs, args.seed)
+        cfg = RewardTrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RewardTrainConfig)})
+        metrics = run_reward_model(args.model, train, held_out, cfg, LORA if args.lora else None, args.max_length,
+                                   args.out)
+    except RestlmError as error:
+        print(f"restlm: error: {error}", file=sys.stderr)
+        return error.exit_code
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def main_sentiment_model(argv: list[str] | None = None) -> int:
+    """`restlm sentiment-model --role reward|gold --out DIR`: train one sentiment classifier."""
+    from restlm.reward_models.sentiment import (
+        ROLES,
+        SentimentTrainConfig,
+        train_sentiment_role,
+    )
+
+    parser = argparse.ArgumentParser(prog="restlm sentiment-model", description=main_sentiment_model.__doc__)
+    parser.add_argument("--role", choices=ROLES, required=True, help="which half of the sentences to train on")
+    parser.add_argument("--out", required=True, help="folder the classifier is saved to")
+    parser.add_argument("--limit", type=int, help="training sentences used (default: the whole half)")
+    _add_dataclass_flags(parser, SentimentTrainConfig)
+    args = parser.parse_args(argv)
+    cfg = SentimentTrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SentimentTrainConfig)})
+    try:
+        metrics = train_sentiment_role(args.role, args.out, cfg, limit=args.limit)
+    except RestlmError as error:
+        print(f"restlm: error: {error}", file=sys.stderr)
+        return error.exit_code
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _add_dataclass_flags(parser: argparse.ArgumentParser, config_class) -> None:
+    """One --flag per field of a config dataclass, with its default."""
+    for f in dataclasses.fields(config_class):
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(f.default), default=f.default,
+                            help=f"(default {f.default})")
+
+
+if __name__ == "__main__":
+    commands = {"reward-model": main_reward_model, "sentiment-model": main_sentiment_model}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        sys.exit(f"usage: python -m restlm.reward_models.commands {{{','.join(commands)}}} ...")
+    sys.exit(commands[sys.argv[1]](sys.argv[2:]))

@@ -1,0 +1,69 @@
+"""Supervised fine-tuning of a causal policy on prompt -> completion pairs, with TRL's SFTTrainer.
+
+The loss is on the completion tokens only (TRL's completion-only loss for prompt-completion
+data), each completion followed by EOS, as CausalLMPolicy trains and samples its outputs.
+Given a CausalLMPolicy, each prompt is written as the policy writes it when sampling (its
+prompt template inside the chat template), so SFT trains the format the policy is used in.
+Supported: full fine-tuning or LoRA (merged when saved), fp32 or bf16, one process.
+Not supported: packing, multi-turn conversations, several processes (use `accelerate launch`
+with TRL directly). Sequences longer than `max_length` lose their end (TRL's keep_start).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from restlm.data.completions import read_completions
+from restlm.data.examples import Example
+from restlm.errors import RestlmError
+from restlm.trl_runs import TrlRunStats, causal_model, finish, trl_arguments
+
+
+@dataclass
+class SftConfig:
+    learning_rate: float = 5e-5
+    """peak learning rate of AdamW (linear warm-up, then linear decay)"""
+    epochs: int = 1
+    """passes over the data"""
+    batch_size: int = 8
+    """prompt-completion pairs per step"""
+    max_length: int = 512
+    """tokens of prompt + completion kept (the start)"""
+    warmup_ratio: float = 0.1
+    """fraction of steps with linear warm-up"""
+    weight_decay: float = 0.0
+    """AdamW weight decay"""
+    seed: int = 0
+    """data order"""
+    lora: dict | None = None
+    """LoRA options (`apply_lora`) for a model given by name; a policy keeps its own"""
+    bf16: bool = False
+    """bf16 mixed precision (a GPU feature; fp32 on CPU)"""
+
+
+def sft(model, data: Sequence[Example] | str | Path, cfg: SftConfig | None = None,
+        out: str | Path | None = None) -> TrlRunStats:
+    """Fine-tune `model` on (prompt, completion) pairs; returns the steps, losses and time.
+
+    model: a CausalLMPolicy (trained in place) or a causal LM name/path ('smollm2', ...).
+    data: Examples (text = prompt, target = completion) or a JSONL file of {"prompt", "completion"}.
+    out: where the model (LoRA merged) and tokenizer are saved in HF format, if given.
+    """
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    cfg = cfg or SftConfig()
+    examples = read_completions(data) if isinstance(data, (str, Path)) else list(data)
+    missing = next((e for e in examples if not isinstance(e.target, str)), None)
+    if missing is not None or not examples:
+        raise RestlmError(f"SFT needs a completion (Example.target) for every prompt; "
+                          f"{'none given' if not examples else repr(missing.uid or missing.text[:40])} has none")
+    model, tokenizer, prompt = causal_model(model, cfg.lora)
+    rows = Dataset.from_list([{"prompt": prompt(e), "completion": e.target} for e in examples])
+    args = trl_arguments(SFTConfig, cfg, completion_only_loss=True)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer)
+    start = time.perf_counter()
+    trainer.train()
+    return finish(trainer, model, tokenizer, len(examples) * cfg.epochs, time.perf_counter() - start, out)

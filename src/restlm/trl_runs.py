@@ -1,0 +1,78 @@
+"""What SFT and DPO through TRL share: the model to train (a policy's, or one loaded by name),
+TRL's common arguments, the loss curve and the saved folder."""
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from restlm.data.examples import Example
+
+
+@dataclass
+class TrlRunStats:
+    """What a TRL run did: optimizer steps, rows trained on (with repeats), the logged losses."""
+
+    steps: int
+    rows: int
+    losses: list[float]
+    wall_time_s: float
+    saved_to: str | None = None
+    log_history: list[dict] = field(default_factory=list, repr=False)
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / max(self.wall_time_s, 1e-9)
+
+
+def causal_model(model, lora: dict | None) -> tuple[object, object, Callable[[Example], str]]:
+    """(model, tokenizer, prompt writer) from a CausalLMPolicy or a causal LM name/path.
+
+    A policy's model is trained in place and its prompts are written as the policy writes
+    them when it samples (template, chat template); a name is loaded with `load_causal_lm`
+    and its prompts are the example texts as they are. `lora` wraps a loaded model only:
+    a policy keeps the LoRA it was built with.
+    """
+    from restlm.policies.base import Policy
+    from restlm.policies.causal import CausalLMPolicy
+    from restlm.policies.lora import apply_lora
+
+    if isinstance(model, Policy) and not isinstance(model, CausalLMPolicy):
+        raise TypeError(f"SFT and DPO through TRL take a CausalLMPolicy or a causal LM name, not a {model.kind} policy")
+    if isinstance(model, CausalLMPolicy):
+        if lora is not None:
+            raise ValueError("lora= applies to a model given by name; build the policy with lora= instead")
+        return model.unwrapped, model.tokenizer, model.prompt
+    from restlm.causal_lm import load_causal_lm
+
+    loaded, tokenizer = load_causal_lm(str(model))
+    return apply_lora(loaded, lora, "CAUSAL_LM"), tokenizer, lambda example: example.text
+
+
+def trl_arguments(config_class, cfg, **extra):
+    """A TRL config from ours: fp32, no checkpoints or reports, a loss logged every step."""
+    return config_class(
+        output_dir=tempfile.mkdtemp(prefix="restlm-trl-"), num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, lr_scheduler_type="linear",
+        warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed,
+        max_length=cfg.max_length, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
+        # TRL defaults to bf16 and gradient checkpointing (GPU memory savers); on a CPU both cost time
+        bf16=cfg.bf16, gradient_checkpointing=False, dataloader_pin_memory=torch.cuda.is_available(), **extra)
+
+
+def finish(trainer, model, tokenizer, rows: int, wall_time_s: float, out: str | Path | None) -> TrlRunStats:
+    """Stats of a finished trainer; with `out`, the model (LoRA merged) and tokenizer saved there."""
+    import shutil
+
+    from restlm.policies.lora import save_merged
+
+    history = list(trainer.state.log_history)
+    shutil.rmtree(trainer.args.output_dir, ignore_errors=True)
+    if out is not None:
+        save_merged(model, tokenizer, Path(out))
+    model.eval()
+    return TrlRunStats(trainer.state.global_step, rows, [h["loss"] for h in history if "loss" in h], wall_time_s,
+                       str(out) if out is not None else None, history)
