@@ -8,48 +8,17 @@ from types import SimpleNamespace
 import pytest
 import torch
 import transformers
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from tiny_models import save_tiny, tiny_llama, tiny_tokenizer
+from transformers import LlamaForCausalLM
 
 from restlm import causal_lm
-from restlm.causal_lm import SMOLLM2_CACHE_NAME, SMOLLM2_GGUF, load_causal_lm, resolve_causal_lm
+from restlm.causal_lm import (
+    SMOLLM2_CACHE_NAME,
+    SMOLLM2_GGUF,
+    load_causal_lm,
+    resolve_causal_lm,
+)
 from restlm.errors import ModelLoadError
-
-CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-                 "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-CORPUS = ["Are the following two sentences paraphrases of each other?",
-          "Sentence 1: the cat sat on the mat. Sentence 2: a cat was on the mat.",
-          "Answer with 'Yes' or 'No'. Yes yes No no", "Answer: Yes", "Answer: No",
-          "the dog ran in the park and the bird flew over the same tree"]
-
-
-def tiny_tokenizer(chat: bool = True) -> PreTrainedTokenizerFast:
-    """A byte-level BPE (like SmolLM2's) trained on a few lines; no pad token on purpose."""
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    bpe.train_from_iterator(CORPUS * 5, trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", bos_token="<|endoftext|>")
-    if chat:
-        tok.chat_template = CHAT_TEMPLATE
-    return tok
-
-
-def tiny_llama(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
-    """A random 2-layer, 32-wide Llama."""
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(config).eval()
-
-
-def save_tiny(folder: Path, chat: bool = True) -> Path:
-    tok = tiny_tokenizer(chat)
-    tiny_llama(len(tok)).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
 
 
 def test_other_names_pass_through():

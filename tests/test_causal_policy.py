@@ -16,7 +16,7 @@ from restlm.data.examples import Example
 from restlm.policies.base import TrainItem
 from restlm.policies.causal import CausalLMPolicy, count_until_eos
 from restlm.training import train_policy
-from test_causal_lm import tiny_llama, tiny_tokenizer
+from tiny_models import tiny_llama, tiny_tokenizer
 
 TEMPLATE = "Translate: {text}"
 SOURCES = ["the cat sat", "a dog ran in the park and the bird flew", "Yes", "the bird flew over the tree",

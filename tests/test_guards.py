@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
-from test_causal_lm import tiny_llama, tiny_tokenizer
+from tiny_models import tiny_llama, tiny_tokenizer
 
 from restlm.data.examples import Example
 from restlm.errors import RestlmError
@@ -93,7 +93,7 @@ def test_token_entropy_matches_a_hand_forward_pass():
 
 
 def test_seq2seq_entropy_and_unsupported_kinds():
-    from test_seq2seq_policy import make_policy as seq2seq_policy
+    from tiny_models import tiny_seq2seq_policy as seq2seq_policy
 
     policy = seq2seq_policy()
     with torch.no_grad():

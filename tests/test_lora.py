@@ -18,8 +18,8 @@ from restlm.policies.classifier import ClassifierPolicy
 from restlm.policies.lora import apply_lora, is_lora, merged_for_save
 from restlm.policies.seq2seq import Seq2SeqPolicy
 from restlm.training import train_policy
-from test_causal_lm import save_tiny, tiny_llama, tiny_tokenizer
-from test_seq2seq_policy import OUTPUTS, SOURCES, tiny_t5, tiny_t5_tokenizer
+from tiny_models import save_tiny, tiny_llama, tiny_tokenizer
+from tiny_models import SEQ2SEQ_OUTPUTS as OUTPUTS, SEQ2SEQ_SOURCES as SOURCES, tiny_t5, tiny_t5_tokenizer
 
 LORA = {"r": 4, "alpha": 8}
 EXAMPLES = [Example(s) for s in SOURCES]

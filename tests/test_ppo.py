@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
-from test_causal_lm import tiny_llama, tiny_tokenizer
+from tiny_models import tiny_llama, tiny_tokenizer
 from transformers import AutoModelForCausalLM
 
 from restlm.data.examples import Example
@@ -208,6 +208,17 @@ def test_a_near_zero_learning_rate_keeps_the_ratio_at_1():
     ppo = PPO(make_policy(), length_reward, PROMPTS, tiny_config(learning_rate=1e-12, total_steps=1, mini_batch_size=3))
     (metrics,) = ppo.train(verbose=False)
     assert metrics["ppo/clipfrac"] == 0.0 and abs(metrics["ppo/approx_kl"]) < 1e-6
+
+
+def test_a_token_budget_stops_at_the_step_that_reaches_it():
+    full = PPO(make_policy(), length_reward, PROMPTS, tiny_config(total_steps=3)).train(verbose=False)
+    budget = full[0]["charts/sampled_tokens"] + 1  # reached during step 2
+    capped = PPO(make_policy(), length_reward, PROMPTS, tiny_config(total_steps=3, max_sampled_tokens=budget))
+    history = capped.train(verbose=False)
+    assert [m["charts/step"] for m in history] == [1, 2]
+    assert history[-1]["charts/sampled_tokens"] == full[1]["charts/sampled_tokens"] >= budget
+    with pytest.raises(ConfigError, match="ppo.max_sampled_tokens"):
+        PPOConfig(max_sampled_tokens=0).validate()
 
 
 def test_lora_trains_the_adapters_against_the_base_model(tmp_path):

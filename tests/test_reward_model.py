@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import WORDS, build_tiny_bert
-from test_causal_lm import tiny_llama, tiny_tokenizer
+from tiny_models import tiny_llama, tiny_tokenizer
 from transformers import AutoModelForSequenceClassification
 
 from restlm.data.examples import Example

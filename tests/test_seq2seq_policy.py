@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import AutoModelForSeq2SeqLM, PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
+from tiny_models import SEQ2SEQ_OUTPUTS as OUTPUTS
+from tiny_models import SEQ2SEQ_SOURCES as SOURCES
+from tiny_models import SEQ2SEQ_TEMPLATE as TEMPLATE
+from tiny_models import tiny_t5, tiny_t5_tokenizer
+from transformers import (
+    AutoModelForSeq2SeqLM,
+    T5ForConditionalGeneration,
+)
 
 from restlm.config import TrainConfig
 from restlm.data.examples import Example
@@ -17,36 +23,6 @@ from restlm.errors import ModelLoadError
 from restlm.policies.base import TrainItem
 from restlm.policies.seq2seq import Seq2SeqPolicy
 from restlm.training import train_policy
-
-TEMPLATE = "translate German to English: {text}"
-SOURCES = ["die Katze sitzt", "ein Hund rennt im Park und der Vogel fliegt", "ja", "der Vogel fliegt", "nein"]
-OUTPUTS = ["the cat sits", "a dog", "", "the bird flies over", "no"]
-CORPUS = SOURCES + OUTPUTS + ["translate German to English:", "the dog runs in the park and the bird flies"]
-
-
-def tiny_t5_tokenizer() -> PreTrainedTokenizerFast:
-    """A byte-level BPE with T5's special ids (pad 0, eos 1, unk 2) that appends </s>."""
-    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=200, special_tokens=["<pad>", "</s>", "<unk>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    bpe.train_from_iterator(CORPUS * 5, trainer)
-    bpe.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    bpe.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-
-
-def tiny_t5(vocab_size: int, seed: int = 0) -> T5ForConditionalGeneration:
-    """A random 2+2-layer, 32-wide T5 without dropout, whose pad (= decoder start) embedding is small."""
-    config = T5Config(vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
-                      num_heads=4, dropout_rate=0.0, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
-    torch.manual_seed(seed)
-    model = T5ForConditionalGeneration(config).eval()
-    with torch.no_grad():
-        # with tied embeddings a random decoder echoes its input token, so it would write the
-        # start token forever; a trained T5 has long learned not to
-        model.shared.weight[0] *= 0.01
-    return model
 
 
 def make_policy(seed: int = 0, batch_size: int = 2) -> Seq2SeqPolicy:

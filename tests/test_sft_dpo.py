@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from test_causal_lm import tiny_llama, tiny_tokenizer
+from tiny_models import tiny_llama, tiny_tokenizer
 from transformers import AutoModelForCausalLM
 
 from restlm.data.examples import Example

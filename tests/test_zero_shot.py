@@ -16,7 +16,7 @@ from restlm.data.examples import Example
 from restlm.errors import ConfigError, RestlmError
 from restlm.zero_shot import (DEFAULT_PROMPT, HttpLLMZeroShot, LocalLLMZeroShot, build_zero_shot,
                               fill_prompt, parse_yes_no)
-from test_causal_lm import save_tiny, tiny_llama, tiny_tokenizer
+from tiny_models import save_tiny, tiny_llama, tiny_tokenizer
 
 PAIRS = [Example("the cat sat on the mat.", "a cat was on the mat.", 1, uid="a"),
          Example("the dog ran in the park", "the bird flew over the same tree", 0, uid="b"),

@@ -24,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="per Grow step: reward distribution, kept rows, best and worst samples")
     inspect.add_argument("run_dir")
     inspect.add_argument("--samples", type=int, default=3, help="best and worst samples shown per Grow step")
+    for name, text in (("reward-model", "train a Bradley-Terry reward model on preference pairs (see --help)"),
+                       ("sentiment-model", "train a sentiment reward (or gold) model (see --help)")):
+        commands.add_parser(name, help=text, add_help=False)  # listed here; main() hands their argv over whole
     show = commands.add_parser("config", help="print the resolved config (defaults + file + overrides)")
     show.add_argument("--config")
     show.add_argument("--set", dest="overrides", action="append", default=[])
@@ -76,7 +79,17 @@ def _config(args) -> None:
     print(json.dumps(to_dict(load_config(args.config, args.overrides)), indent=2))
 
 
+def _delegated(command: str, argv: list[str]) -> int:
+    """Commands with their own parsers (and their own one-line error handling)."""
+    from restlm.reward_models.commands import main_reward_model, main_sentiment_model
+
+    return {"reward-model": main_reward_model, "sentiment-model": main_sentiment_model}[command](argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("reward-model", "sentiment-model"):
+        return _delegated(argv[0], argv[1:])
     args = _parser().parse_args(argv)
     try:
         {"run": _run, "report": _report, "inspect": _inspect, "config": _config}[args.command](args)

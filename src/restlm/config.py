@@ -125,6 +125,8 @@ class RestConfig:
     """ReST-EM: keep at most this many grown samples per input (its best by reward)"""
     restart_from: str = "previous"
     """each Grow step's Improve steps start from the 'previous' policy (ReST) or the trajectory's 'start' (ReST-EM)"""
+    guard_samples: int = 64
+    """grown samples on which each Improve step logs KL to the Grow policy and token entropy (0: off)"""
     preset: str | None = None
     """'rest_em' (Singh et al. 2023): binary reward, restart each Grow step, a cap per input, one Improve step"""
 
@@ -355,7 +357,7 @@ def validate(config: ExperimentConfig) -> None:
     flat = _flatten(to_dict(config))
     for key, choices in _CHOICES.items():
         if flat[key] not in choices:
-            raise ConfigError(key, f"must be one of {', '.join(choices)}; got {flat[key]!r}")
+            raise ConfigError(key, f"must be one of {', '.join(map(str, choices))}; got {flat[key]!r}")
     positive = ["train.epochs", "train.batch_size", "train.eval_batch_size", "rest.samples_per_input",
                 "rest.improve_epochs", "run.seeds", "model.max_length"]
     for key in positive:
@@ -383,6 +385,8 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError("rest.loss", f"'{config.rest.loss}' weights samples by rewards in [0, 1]: set rest.normalise_reward=true")
     if not 0 < config.rest.top_p <= 1:
         raise ConfigError("rest.top_p", f"must be in (0, 1]; got {config.rest.top_p}")
+    if config.rest.guard_samples < 0:
+        raise ConfigError("rest.guard_samples", f"must be 0 or more; got {config.rest.guard_samples}")
     for key in ["rest.max_kept_per_input", "model.lora_rank", "translation.max_new_tokens"]:
         if flat[key] is not None and flat[key] < 1:
             raise ConfigError(key, f"must be at least 1; got {flat[key]}")

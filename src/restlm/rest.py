@@ -20,6 +20,7 @@ import numpy as np
 
 from restlm.config import RestConfig, TrainConfig
 from restlm.data.examples import Example
+from restlm.guards import distinct_n, mean_token_entropy
 from restlm.losses import LOSS_NEEDS
 from restlm.policies.base import Policy, TrainItem
 from restlm.rewards.base import Reward, binarised
@@ -47,6 +48,7 @@ class GrownSet:
     sources: list[str]  # 'original' or 'grown'
     groups: list[str]  # the input each output belongs to (for per-input thresholds)
     ref_log_probs: list[float | None]  # log-prob under the Grow step's policy, for losses with a reference
+    guard_log_probs: list[float | None]  # the same for the guard's sample of grown rows (KL to the Grow policy)
 
 
 class ReST:
@@ -140,13 +142,17 @@ class ReST:
         rewards = self.reward(self.policy, examples, outputs)
         # BVMPO's reference is the policy that grew the data; kept in the file so a resume reuses it
         refs = self.policy.log_probs(examples, outputs) if LOSS_NEEDS[self.config.loss].reference else [None] * len(rows)
+        guards = self._guard_log_probs(examples, outputs, [s for _, _, s in rows])
         path = self.run_dir.file("grown", f"{key.replace('/', '_')}.jsonl")
-        self.run_dir.write_jsonl(path, (self._grown_row(i, o, s, r, ref) for (i, o, s), r, ref in zip(rows, rewards, refs)))
+        self.run_dir.write_jsonl(path, (self._grown_row(i, o, s, r, ref, g) for (i, o, s), r, ref, g
+                                        in zip(rows, rewards, refs, guards)))
         grown_rewards = rewards[[s == "grown" for _, _, s in rows]]
+        strings = [o for _, o, s in rows if s == "grown" and isinstance(o, str)]
         return {"grown_file": str(path.relative_to(self.run_dir.path)), "rows": len(rows), "grown": int(len(grown_rewards)),
                 "reward_mean": float(rewards.mean()),
                 "grown_reward_mean": float(grown_rewards.mean()) if len(grown_rewards) else None,
                 "distinct_samples": float(np.mean([len(set(outputs)) / len(outputs) for outputs in samples])),
+                "distinct_2": distinct_n(strings, 2) if strings else None,
                 "sampled_tokens": sampled_tokens, "wall_time_s": time.perf_counter() - start}
 
     def improve(self, grown: GrownSet, mask: np.ndarray, threshold: float, learning_rate: float, seed: int,
@@ -168,10 +174,34 @@ class ReST:
                   "kept_mean_reward": float(grown.rewards[keep].mean()) if keep.any() else None,
                   "lr": learning_rate, "train_loss": stats.mean_loss, "train_examples_per_s": stats.examples_per_s,
                   **self.evaluate(self.policy)}
+        record.update(self._guard_metrics(grown))
         if last and self.record_train_nll:
             record["train_nll_file"] = self.write_train_nll(key)
         record["wall_time_s"] = time.perf_counter() - start
         return record
+
+    # ---------------------------------------------------------------- guards against over-optimisation
+    def _guard_log_probs(self, examples, outputs, sources) -> list[float | None]:
+        """log p(y|x) under the Grow policy for the first `guard_samples` grown rows (None elsewhere)."""
+        chosen = [j for j, source in enumerate(sources) if source == "grown"][: self.config.guard_samples]
+        values: list[float | None] = [None] * len(sources)
+        if chosen:
+            for j, value in zip(chosen, self.policy.log_probs([examples[j] for j in chosen], [outputs[j] for j in chosen])):
+                values[j] = float(value)
+        return values
+
+    def _guard_metrics(self, grown: GrownSet) -> dict:
+        """After an Improve step, on the guard's grown samples: KL(Grow policy || now) and token entropy."""
+        chosen = [j for j, value in enumerate(grown.guard_log_probs) if value is not None]
+        if not chosen:
+            return {}
+        examples, outputs = [grown.examples[j] for j in chosen], [grown.outputs[j] for j in chosen]
+        now = self.policy.log_probs(examples, outputs)
+        # the samples came from the Grow policy, so this mean estimates KL(Grow policy || current policy)
+        metrics = {"kl_to_grow_policy": float(np.mean([grown.guard_log_probs[j] for j in chosen] - now))}
+        if getattr(self.policy, "kind", None) in ("causal", "seq2seq"):
+            metrics["token_entropy"] = mean_token_entropy(self.policy, examples, outputs)
+        return metrics
 
     # ---------------------------------------------------------------- plumbing
     def write_train_nll(self, key: str) -> str:
@@ -189,19 +219,22 @@ class ReST:
             best, since = (score, 0) if score > best else (best, since + 1)
         return since > 0 and since >= patience  # patience 0 and 1 both stop at the first step without a gain
 
-    def _grown_row(self, index: int, output, source: str, reward: float, ref_log_prob) -> dict:
+    def _grown_row(self, index: int, output, source: str, reward: float, ref_log_prob, guard_log_prob) -> dict:
         example = self.train_data[index]
         row = {"index": index, "uid": example.uid, "source": source, "text": example.text,
                "text_pair": example.text_pair, "gold": gold_output(example), "output": output, "reward": float(reward)}
         if ref_log_prob is not None:
             row["ref_log_prob"] = float(ref_log_prob)
+        if guard_log_prob is not None:
+            row["guard_log_prob"] = guard_log_prob
         return row
 
     def _read_grown(self, relative: str) -> GrownSet:
         rows = read_jsonl(self.run_dir.path / relative)
         return GrownSet([self.train_data[r["index"]] for r in rows], [r["output"] for r in rows],
                         np.array([r["reward"] for r in rows]), [r["source"] for r in rows],
-                        [str(r["index"]) for r in rows], [r.get("ref_log_prob") for r in rows])
+                        [str(r["index"]) for r in rows], [r.get("ref_log_prob") for r in rows],
+                        [r.get("guard_log_prob") for r in rows])
 
 
 def cap_per_input(mask: np.ndarray, rewards: np.ndarray, groups: list[str], cap: int, higher_is_better: bool) -> np.ndarray:

@@ -40,7 +40,7 @@ def _cells(config: ExperimentConfig, run: RunDir) -> list[dict]:
                         elapsed += record["wall_time_s"]
                         cell = _cell(seed, size, g, i, record, elapsed)
                         if grow:
-                            cell.update(distinct_samples=grow.get("distinct_samples"),
+                            cell.update(distinct_samples=grow.get("distinct_samples"), distinct_2=grow.get("distinct_2"),
                                         grow_sampled_tokens=grow.get("sampled_tokens"),
                                         grow_wall_time_s=grow["wall_time_s"])
                         cells.append(cell)

@@ -197,8 +197,8 @@ class PPO:
         self.sampled_tokens = 0  # over the whole run, for budgets comparable with ReST's Grow steps
 
     def train(self, metrics_path: str | Path | None = None, verbose: bool = True) -> list[dict]:
-        """`total_steps` PPO steps; returns one metrics dict per step (names: METRICS), also
-        rewritten to `metrics_path` as JSONL after every step when given."""
+        """`total_steps` PPO steps (fewer once `max_sampled_tokens` are sampled); returns one metrics
+        dict per step (names: METRICS), also rewritten to `metrics_path` as JSONL after every step when given."""
         history = []
         order: list[int] = []
         for step in range(1, self.config.total_steps + 1):
@@ -210,6 +210,9 @@ class PPO:
                 write_jsonl(Path(metrics_path), history)
             if verbose:
                 print(_log_line(history[-1], self.config.total_steps), flush=True)
+            budget = self.config.max_sampled_tokens
+            if budget is not None and self.sampled_tokens >= budget:
+                break
         return history
 
     def step(self, prompts: Sequence[Example], step: int) -> dict:

@@ -52,6 +52,8 @@ class PPOConfig:
     """None (train every weight) or apply_lora's dict, e.g. {"r": 8}; the reference is then the base model"""
     total_steps: int = 10
     """PPO steps of `train`"""
+    max_sampled_tokens: int | None = None
+    """stop `train` after the step that brings the sampled tokens to this many (a budget, e.g. ReST's); None: no cap"""
     seed: int = 0
     """seed of prompt order, sampling, minibatch order and the value head"""
 
@@ -64,6 +66,9 @@ class PPOConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"ppo.{name}", f"must be a number, not {value!r}")
+        budget = self.max_sampled_tokens
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+            raise ConfigError("ppo.max_sampled_tokens", f"must be null or an integer >= 1, not {budget!r}")
         if self.lora is not None and not isinstance(self.lora, dict):
             raise ConfigError("ppo.lora", f"must be null or a dict of LoRA options, not {self.lora!r}")
         for name in positive:

@@ -6,6 +6,7 @@ the reward rose while that metric fell: the signature of reward hacking.
 """
 from __future__ import annotations
 
+from restlm.guards import flag_divergence
 from restlm.report.cells import group_cells, step_label, values
 from restlm.report.tables import NONE, markdown_table
 
@@ -22,25 +23,23 @@ def steps_table_markdown(results: dict) -> str:
     """Rows: the untrained and baseline rows, then every (N, G, I) step; columns: the task's
     metrics (results["metric_columns"]), threshold, kept, distinct samples; means over seeds."""
     columns = results.get("metric_columns") or [["dev_accuracy", "dev accuracy"]]
-    header = ["Row", "Seeds"] + [title for _, title in columns] + ["Threshold", "Kept", "Distinct samples", "Wall time (s)"]
+    header = ["Row", "Seeds"] + [title for _, title in columns] + ["Threshold", "Kept", "Distinct samples",
+                                                                 "KL to Grow policy", "Token entropy", "Wall time (s)"]
     rows = []
     for name, metrics in (results.get("baselines") or {}).items():
         present = [metrics.get(key) for key, _ in columns]
         if any(present):
             seeds = max(len(v) for v in present if v)
-            rows.append([name, str(seeds)] + [_fmt(_mean(v or [])) for v in present] + [NONE] * 4)
+            rows.append([name, str(seeds)] + [_fmt(_mean(v or [])) for v in present] + [NONE] * 6)
     for n, steps in group_cells(results.get("cells", [])).items():
         for step, by_seed in steps.items():
             label = f"{'fine-tuned ' if step == (0, 0) else ''}{step_label(step)}, N={n}"
             rows.append([label, str(len(by_seed))] + [_fmt(_mean(values(by_seed, key))) for key, _ in columns]
                         + [_fmt(_mean(values(by_seed, "threshold")), 3), _fmt(_mean(values(by_seed, "kept")), 0),
-                           _fmt(_mean(values(by_seed, "distinct_samples")), 3), _fmt(_mean(values(by_seed, "stage_wall_time_s")), 0)])
+                           _fmt(_mean(values(by_seed, "distinct_samples")), 3),
+                           _fmt(_mean(values(by_seed, "kl_to_grow_policy")), 3), _fmt(_mean(values(by_seed, "token_entropy")), 3),
+                           _fmt(_mean(values(by_seed, "stage_wall_time_s")), 0)])
     return markdown_table(header, rows) if rows else "_No steps in the results._"
-
-
-def guard_flags(rewards: list[float], heldout: list[float]) -> list[bool]:
-    """Per step: True when the reward rose and the held-out metric fell against the step before."""
-    return [False] + [r1 > r0 and h1 < h0 for r0, r1, h0, h1 in zip(rewards, rewards[1:], heldout, heldout[1:])]
 
 
 def guard_table_markdown(results: dict) -> str | None:
@@ -58,7 +57,7 @@ def guard_table_markdown(results: dict) -> str | None:
                 labels.append(step_label(step))
                 rewards.append(r)
                 heldout.append(h)
-        flags = guard_flags(rewards, heldout)
+        flags = flag_divergence(rewards, heldout)
         rows = [[label, _fmt(r), _fmt(r - rewards[i - 1]) if i else NONE, _fmt(h), _fmt(h - heldout[i - 1]) if i else NONE,
                  "**reward up, held-out down**" if flag else ""]
                 for i, (label, r, h, flag) in enumerate(zip(labels, rewards, heldout, flags))]
