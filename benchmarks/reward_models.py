@@ -36,11 +36,11 @@ def markdown(summary: dict) -> str:
              (f"Data: {summary['data']}; {summary['eval_pairs']} held-out pairs (seed {summary['split_seed']}), "
               f"{summary['train_pairs']} training pairs; max length {summary['max_length']} tokens per "
               "(prompt, response), the prompt cut from the left."), "",
-             ("| model | held-out pairwise accuracy | before training | train pairs/s | eval pairs/s | "
+             ("| model | train pairs | held-out pairwise accuracy | before training | train pairs/s | eval pairs/s | "
               "train time (s) | mean train loss | trainable parameters |"),
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|"]
     for m in summary["models"]:
-        lines.append(f"| {m['name']} | {m['heldout_pairwise_accuracy']:.4f} | "
+        lines.append(f"| {m['name']} | {m.get('train_pairs', summary['train_pairs'])} | {m['heldout_pairwise_accuracy']:.4f} | "
                      f"{m['heldout_pairwise_accuracy_before_training']:.4f} | {m['train_pairs_per_s']:.2f} | "
                      f"{m['eval_pairs_per_s']:.2f} | {m['train_time_s']:.0f} | {m['mean_train_loss']:.4f} | "
                      f"{m['trainable_parameters']:,} |")
@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", default=",".join(PRESETS), help=f"comma-separated, of: {', '.join(PRESETS)}")
     parser.add_argument("--max-length", type=int, default=256, help="tokens per (prompt, response)")
     parser.add_argument("--data", default=None, help=f"preference JSONL (default {HH_PAIRS} under the data root)")
+    parser.add_argument("--max-train-pairs", action="append", default=[], metavar="MODEL=N",
+                        help="train MODEL on only the first N training pairs (a slow model in a short session)")
     parser.add_argument("--save-dir", help="also save each trained reward model under this folder")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder of reward_models.json and .md")
     args = parser.parse_args(argv)
@@ -74,13 +76,20 @@ def main(argv: list[str] | None = None) -> None:
                "train_pairs": len(train), "eval_pairs": len(held_out), "max_length": args.max_length, "models": []}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    caps = {}
+    for spec in args.max_train_pairs:
+        name, _, count = spec.partition("=")
+        if name not in PRESETS or not count.isdigit():
+            parser.error(f"--max-train-pairs wants MODEL=N with MODEL one of {', '.join(PRESETS)}; got {spec!r}")
+        caps[name] = int(count)
     for name in names:
         model, lora, cfg = PRESETS[name]
         cfg = RewardTrainConfig(**{**cfg.__dict__, "epochs": args.epochs})
-        print(f"== {name}: {len(train)} training pairs, {len(held_out)} held out", flush=True)
+        pairs = train[: caps.get(name, len(train))]
+        print(f"== {name}: {len(pairs)} training pairs, {len(held_out)} held out", flush=True)
         save_to = Path(args.save_dir) / name if args.save_dir else None
-        metrics = run_reward_model(model, train, held_out, cfg, lora, args.max_length, save_to)
-        metrics.update(name=name, peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        metrics = run_reward_model(model, pairs, held_out, cfg, lora, args.max_length, save_to)
+        metrics.update(name=name, train_pairs=len(pairs), peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         summary["models"].append(metrics)
         print(f"   held-out pairwise accuracy {metrics['heldout_pairwise_accuracy']:.4f} "
               f"(before {metrics['heldout_pairwise_accuracy_before_training']:.4f}), "

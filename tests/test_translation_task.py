@@ -129,3 +129,32 @@ def test_smollm2_translates_multi30k(tmp_path):
 def test_translation_examples_keep_references():
     example = Example("die Katze", target="the cat")
     assert example.target == "the cat" and example.label is None
+
+
+def test_human_ratings_are_the_reward_of_the_improve_step(tmp_path):
+    import csv
+
+    from restlm.errors import AwaitingRatings
+
+    config = tiny_translation_config(tmp_path, "rest.human_feedback=rank", "rest.grow_steps=1",
+                                     "rest.thresholds=[0.5]", "rest.original_data=none")
+    with pytest.raises(AwaitingRatings, match="fill in its 'rating' column"):
+        Experiment(config).run_all()
+    path = tmp_path / "run" / "grown" / "seed0_n3_g1_grow.ratings.csv"
+    rows = list(csv.DictReader(path.open(newline="")))
+    grown = [r for r in read_jsonl(tmp_path / "run" / "grown" / "seed0_n3_g1_grow.jsonl") if r["source"] == "grown"]
+    assert [(r["uid"], r["output"]) for r in rows] == [(g["uid"], g["output"]) for g in grown]
+    # a person ranks the outputs of each input: the first one written is the best
+    seen = {}
+    for row in rows:
+        seen[row["uid"]] = seen.get(row["uid"], 0) + 1
+        row["rating"] = str(seen[row["uid"]])
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["uid", "prompt", "output", "rating"])
+        writer.writeheader()
+        writer.writerows(rows)
+    results = Experiment.resuming(tmp_path / "run").run_all()
+    step = results["cells"][1]
+    # rank 1 of a group of g gets reward 1, the last rank 0: threshold 0.5 keeps the top half of each input
+    # (K=2: one output per input, or the single distinct one)
+    assert step["kept_grown"] == len(seen) and step["kept_mean_reward"] == pytest.approx(1.0)

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from restlm.errors import RestlmError
+from restlm.errors import AwaitingRatings, RestlmError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         {"run": _run, "report": _report, "inspect": _inspect, "config": _config}[args.command](args)
+    except AwaitingRatings as pause:  # not a failure: the run waits for people
+        print(f"restlm: {pause}", file=sys.stderr)
+        return pause.exit_code
     except RestlmError as error:
         print(f"restlm: error: {error}", file=sys.stderr)
         return error.exit_code

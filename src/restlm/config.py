@@ -125,6 +125,9 @@ class RestConfig:
     """ReST-EM: keep at most this many grown samples per input (its best by reward)"""
     restart_from: str = "previous"
     """each Grow step's Improve steps start from the 'previous' policy (ReST) or the trajectory's 'start' (ReST-EM)"""
+    human_feedback: str | None = None
+    """'rate' or 'rank': after each Grow step write its samples to a file for people to rate and stop;
+    `restlm run --resume` then reads the ratings back as the reward of the Improve steps"""
     guard_samples: int = 64
     """grown samples on which each Improve step logs KL to the Grow policy and token entropy (0: off)"""
     preset: str | None = None
@@ -346,6 +349,7 @@ _CHOICES = {
     "rest.original_data": ("filtered", "all", "none"),
     "rest.loss": ("bc", "gold", "bvmpo"),
     "rest.restart_from": ("previous", "start"),
+    "rest.human_feedback": ("rate", "rank", None),
     "translation.heldout_metric": ("bleu", "chrf", None),
     "baselines.zero_shot.backend": ("local", "http", "none"),
     "run.keep_checkpoints": ("best", "all"),

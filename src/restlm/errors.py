@@ -35,3 +35,9 @@ class ModelLoadError(RestlmError):
 
 class RunDirError(RestlmError):
     """A run directory that is locked, missing or inconsistent."""
+
+
+class AwaitingRatings(RestlmError):
+    """A run stopped after a Grow step for people to rate its samples; not a failure (exit code 3)."""
+
+    exit_code = 3

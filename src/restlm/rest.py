@@ -20,13 +20,19 @@ import numpy as np
 
 from restlm.config import RestConfig, TrainConfig
 from restlm.data.examples import Example
+from restlm.errors import AwaitingRatings, DataError
 from restlm.guards import distinct_n, mean_token_entropy
+from restlm.human_feedback import read_rewards, write_rating_file
 from restlm.losses import LOSS_NEEDS
 from restlm.policies.base import Policy, TrainItem
 from restlm.rewards.base import Reward, binarised
 from restlm.runs import RunDir, StageRunner, read_jsonl
 from restlm.thresholds import improve_masks
 from restlm.training import train_policy
+
+
+RATING_HELP = {"rate": "a number per output, higher is better",
+               "rank": "1 for the best output of an input, 2 for the next, ..."}
 
 
 def stage_seed(seed: int, key: str) -> int:
@@ -101,8 +107,11 @@ class ReST:
             grow_key = f"{prefix}/g{g}/grow"
             grown = self.stages(grow_key, lambda key: self.grow(grow_size, stage_seed(seed, key), key), after=current, trains=False)
             grown_set = self._read_grown(grown["grown_file"])
+            if self.config.human_feedback:
+                grown_set = self._with_human_rewards(grown_set, grown["grown_file"])
+            higher_is_better = self.reward.higher_is_better or bool(self.config.human_feedback)
             masks = improve_masks(self.config.threshold, grown_set.rewards, grown_set.groups, self.config.improve_steps,
-                                  self.reward.higher_is_better, self.config.thresholds, self.config.threshold_decay,
+                                  higher_is_better, self.config.thresholds, self.config.threshold_decay,
                                   strata=[str(o) for o in grown_set.outputs] if self.config.threshold_per_output else None)
             for i, (mask, threshold) in enumerate(masks, start=1):
                 # step 2. improve: filter at this step's threshold, fine-tune at a lower learning rate
@@ -162,7 +171,7 @@ class ReST:
         is_original = np.array(grown.sources) == "original"
         if self.config.max_kept_per_input is not None:
             mask = cap_per_input(mask & ~is_original, grown.rewards, grown.groups, self.config.max_kept_per_input,
-                                 self.reward.higher_is_better) | (mask & is_original)
+                                 self.reward.higher_is_better or bool(self.config.human_feedback)) | (mask & is_original)
         keep = mask | is_original if self.config.original_data == "all" else mask
         # BC clones the kept samples; GOLD and BVMPO also weight each by its reward in [0, 1]
         weights = grown.rewards if LOSS_NEEDS[self.config.loss].rewards_as_weights else np.ones(len(keep))
@@ -179,6 +188,30 @@ class ReST:
             record["train_nll_file"] = self.write_train_nll(key)
         record["wall_time_s"] = time.perf_counter() - start
         return record
+
+    def _with_human_rewards(self, grown: GrownSet, grown_file: str) -> GrownSet:
+        """The grown set with people's ratings as the rewards of its samples (originals: 1, the top).
+
+        The first time, write the rating file beside the grown file and stop (AwaitingRatings);
+        once it is filled in, `restlm run --resume` comes back here and reads it.
+        """
+        path = self.run_dir.path / grown_file.replace(".jsonl", ".ratings.csv")
+        sampled = [j for j, source in enumerate(grown.sources) if source == "grown"]
+        if not path.exists():
+            if self.policy.accelerator.is_main_process:
+                write_rating_file(path, [grown.examples[j] for j in sampled], [grown.outputs[j] for j in sampled])
+            raise AwaitingRatings(f"wrote {path}: fill in its 'rating' column ({self.config.human_feedback}: "
+                                  f"{RATING_HELP[self.config.human_feedback]}), then run `restlm run --resume "
+                                  f"{self.run_dir.path}`")
+        human = read_rewards(path, self.config.human_feedback)
+        if len(human) != len(sampled):
+            raise DataError(path, f"{len(human)} rated rows but the Grow step has {len(sampled)} samples")
+        if self.config.human_feedback == "rate":  # ratings on any scale -> [0, 1], like the other rewards
+            low, high = human.min(), human.max()
+            human = (human - low) / (high - low) if high > low else np.ones_like(human)
+        rewards = np.ones(len(grown.rewards))
+        rewards[sampled] = human
+        return dataclasses.replace(grown, rewards=rewards)
 
     # ---------------------------------------------------------------- guards against over-optimisation
     def _guard_log_probs(self, examples, outputs, sources) -> list[float | None]:
