@@ -1,11 +1,10 @@
 """Prompt -> completion pairs for supervised fine-tuning, from JSON lines {"prompt", "completion"}."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from restlm.data.examples import Example
-from restlm.data.tabular import _read_text
+from restlm.data.tabular import jsonl_rows, read_text
 from restlm.errors import DataError
 
 
@@ -17,18 +16,8 @@ def read_completions(path: str | Path) -> list[Example]:
     """
     path = Path(path)
     examples = []
-    for line, raw in enumerate(_read_text(path).split("\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as error:
-            raise DataError(path, f"malformed JSON: {error.msg} (column {error.colno})", line=line) from None
-        if not isinstance(row, dict):
-            raise DataError(path, f"expected a JSON object, found {type(row).__name__}", line=line)
+    for line, row in jsonl_rows(path, read_text(path), ["prompt", "completion"], field="key"):
         for key in ("prompt", "completion"):
-            if key not in row:
-                raise DataError(path, f"missing key '{key}'", line=line)
             if not isinstance(row[key], str):
                 raise DataError(path, f"key '{key}' holds {type(row[key]).__name__}, not text", line=line)
         examples.append(Example(text=row["prompt"], target=row["completion"], uid=f"{path.stem}-{line}"))

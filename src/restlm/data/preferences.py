@@ -6,11 +6,10 @@ are the final assistant turn. A response may be empty (four rejected ones there 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from restlm.data.tabular import _read_text
+from restlm.data.tabular import jsonl_rows, read_text
 from restlm.errors import DataError
 
 KEYS = ("prompt", "chosen", "rejected")
@@ -35,13 +34,7 @@ def read_preferences(path: str | Path, limit: int | None = None) -> list[Prefere
     """
     path = Path(path)
     pairs = []
-    for line, raw in enumerate(_read_text(path).split("\n"), start=1):  # "\n" only: text may hold NEL
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as error:
-            raise DataError(path, f"malformed JSON: {error.msg} (column {error.colno})", line=line) from None
+    for line, row in jsonl_rows(path, read_text(path), [], field="key"):  # _pair names a missing key
         pairs.append(_pair(row, f"{path.stem}-{line}", lambda message, line=line: DataError(path, message, line)))
         if limit is not None and len(pairs) >= limit:
             break

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from restlm.data.examples import Example
 from restlm.data.location import data_root
-from restlm.data.tabular import _read_text
+from restlm.data.tabular import read_text
 from restlm.errors import ConfigError, DataError
 
 SOURCES = {"imdb": "imdb_labelled.txt", "yelp": "yelp_labelled.txt", "amazon": "amazon_cells_labelled.txt"}
@@ -24,7 +24,7 @@ def read_sentiment(path: str | Path) -> list[Example]:
     """
     path = Path(path)
     examples = []
-    for line, raw in enumerate(_read_text(path).split("\n"), start=1):
+    for line, raw in enumerate(read_text(path).split("\n"), start=1):
         if not raw.strip():
             continue
         sentence, tab, label = raw.rpartition("\t")

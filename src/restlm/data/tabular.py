@@ -41,8 +41,8 @@ def read_labelled(
     if label_set is not None and len({str(v) for v in label_set}) != len(label_set):
         raise ConfigError("data.label_set", f"{label_set} has repeated values")
     columns = [c for c in (text_column, text_pair_column, label_column, *uid_columns) if c]
-    text = _read_text(path)
-    rows = _jsonl_rows(path, text, columns) if fmt == "jsonl" else _delimited_rows(path, text, fmt, columns)
+    text = read_text(path)
+    rows = jsonl_rows(path, text, columns) if fmt == "jsonl" else _delimited_rows(path, text, fmt, columns)
     examples = []
     for line, row in rows:
         label = _label(path, line, row, label_column, label_set) if label_column else None
@@ -70,7 +70,7 @@ def _format(path: Path, given: str | None) -> str:
     return fmt
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -118,8 +118,12 @@ def _check_header(path: Path, line: int, header: list[str], columns: list[str]) 
             raise DataError(path, f"missing column '{column}' (the header has: {', '.join(header)})", line=line)
 
 
-def _jsonl_rows(path: Path, text: str, columns: list[str]) -> Iterator[tuple[int, dict]]:
-    """Yield (line, object) for each non-blank line of a JSON-lines file."""
+def jsonl_rows(path: Path, text: str, columns: list[str], field: str = "column") -> Iterator[tuple[int, dict]]:
+    """Yield (line, object) for each non-blank line of a JSON-lines file's `text`.
+
+    DataError naming file and line for malformed JSON, a line that is not an object, or a missing
+    one of `columns` (called a `field` in the message: 'column', 'key').
+    """
     for line, raw in enumerate(text.split("\n"), start=1):  # "\n" only, see _delimited_rows
         if not raw.strip():
             continue
@@ -131,7 +135,7 @@ def _jsonl_rows(path: Path, text: str, columns: list[str]) -> Iterator[tuple[int
             raise DataError(path, f"expected a JSON object, found {type(row).__name__}", line=line)
         for column in columns:
             if column not in row:
-                raise DataError(path, f"missing column '{column}'", line=line)
+                raise DataError(path, f"missing {field} '{column}'", line=line)
         yield line, row
 
 
