@@ -79,7 +79,7 @@ def test_markdown_tables_render_and_html_is_self_contained(report):
     rendered = markdown.markdown(paths["md"].read_text(), extensions=["tables"])
     assert rendered.count("<table>") == 4  # Table 1, Table 2 for N=100 and N=1000, metrics by step
     page = paths["html"].read_text()
-    assert page.startswith("<!DOCTYPE html>") and page.count("<table>") == 3
+    assert page.startswith("<!DOCTYPE html>") and page.count("<table>") == 4
     assert page.count('src="data:image/png;base64,') == 3
     assert 'src="' not in page.replace('src="data:', "")
 

@@ -117,7 +117,8 @@ def test_smollm2_translates_multi30k(tmp_path):
                  "translation.test_limit=2", "translation.out_of_domain_limit=2", "translation.max_new_tokens=24",
                  "model.name=smollm2", "train.batch_size=4", "rest.grow_sizes=[2]", "rest.improve_steps=1",
                  "rest.samples_per_input=2", "rest.sampling=sample", "rest.temperature=0.8", "rest.reward=chrf",
-                 "rest.normalise_reward=true", "rest.guard_samples=2", "baselines.zero_shot.backend=none",
+                 "rest.normalise_reward=true", "rest.threshold=percentile", "rest.thresholds=[0.0]",
+                 "rest.guard_samples=2", "baselines.zero_shot.backend=none",
                  "baselines.untrained_head=false", "run.histograms=false", f"run.output_dir={tmp_path / 'run'}"]
     results = Experiment(load_config(None, overrides)).run_all()
     sft, step = results["cells"]
