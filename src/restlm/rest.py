@@ -79,6 +79,8 @@ class ReST:
         self.reward = build_reward(reward, self.config.normalise_reward)
         if self.config.binary_reward_threshold is not None:
             self.reward = binarised(self.reward, self.config.binary_reward_threshold)
+        # people's ratings replace the reward's scores in the Improve steps, higher better
+        self.higher_is_better = self.reward.higher_is_better or bool(self.config.human_feedback)
         if stages is None:
             run = RunDir(run_dir or tempfile.mkdtemp(prefix="restlm-"), is_main=policy.accelerator.is_main_process)
             if run.holds_run():
@@ -109,9 +111,8 @@ class ReST:
             grown_set = self._read_grown(grown["grown_file"])
             if self.config.human_feedback:
                 grown_set = self._with_human_rewards(grown_set, grown["grown_file"])
-            higher_is_better = self.reward.higher_is_better or bool(self.config.human_feedback)
             masks = improve_masks(self.config.threshold, grown_set.rewards, grown_set.groups, self.config.improve_steps,
-                                  higher_is_better, self.config.thresholds, self.config.threshold_decay,
+                                  self.higher_is_better, self.config.thresholds, self.config.threshold_decay,
                                   strata=[str(o) for o in grown_set.outputs] if self.config.threshold_per_output else None)
             for i, (mask, threshold) in enumerate(masks, start=1):
                 # step 2. improve: filter at this step's threshold, fine-tune at a lower learning rate
@@ -171,7 +172,7 @@ class ReST:
         is_original = np.array(grown.sources) == "original"
         if self.config.max_kept_per_input is not None:
             mask = cap_per_input(mask & ~is_original, grown.rewards, grown.groups, self.config.max_kept_per_input,
-                                 self.reward.higher_is_better or bool(self.config.human_feedback)) | (mask & is_original)
+                                 self.higher_is_better) | (mask & is_original)
         keep = mask | is_original if self.config.original_data == "all" else mask
         # BC clones the kept samples; GOLD and BVMPO also weight each by its reward in [0, 1]
         weights = grown.rewards if LOSS_NEEDS[self.config.loss].rewards_as_weights else np.ones(len(keep))
