@@ -19,6 +19,13 @@ def test_preset_fills_what_the_user_did_not_set():
     assert rest.max_kept_per_input == 3  # the user's value wins over the preset's 10
 
 
+def test_preset_replaces_the_files_rest_keys(tmp_path):
+    path = tmp_path / "rest.yaml"
+    path.write_text("rest:\n  improve_steps: 3\n  threshold: percentile\n  original_data: filtered\n")
+    config = load_config(path, ["rest.preset=rest_em"])
+    assert (config.rest.improve_steps, config.rest.threshold, config.rest.original_data) == (1, "rising", "none")
+
+
 def test_unknown_preset_names_the_key():
     with pytest.raises(ConfigError, match="rest.preset.*rest_em"):
         load_config(None, ["rest.preset=rest_xx"])

@@ -314,13 +314,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """The experiment config from an optional file plus `key=value` overrides, validated."""
     values = read_config_file(path) if path else {}
     apply_overrides(values, overrides or [])
-    values = apply_preset(values)
+    if isinstance(values, dict) and isinstance(values.get("rest"), dict) and values["rest"].get("preset") is not None:
+        # the preset replaces the file's rest keys (a config written for ReST must not half-apply
+        # to ReST-EM); --set still wins over the preset
+        values = apply_overrides(apply_preset(values), overrides or [])
     config = from_dict(ExperimentConfig, values)
     validate(config)
     return config
 
 
-# A preset fills rest.* keys the user did not set; anything set in the file or by --set wins.
+# A preset sets rest.* keys over the config file's; --set overrides win over the preset.
 PRESETS = {
     "rest_em": {  # Singh et al. 2023: binary reward, restart from the start each Grow step, cap per input
         "binary_reward_threshold": 0.5, "max_kept_per_input": 10, "restart_from": "start",
@@ -331,14 +334,12 @@ PRESETS = {
 
 
 def apply_preset(values: dict) -> dict:
-    """`values` with the rest.preset's keys filled in where they are not set; unknown presets raise."""
-    rest = values.get("rest") if isinstance(values, dict) else None
-    if not isinstance(rest, dict) or rest.get("preset") is None:
-        return values
+    """`values` with the rest.preset's keys set over the rest section's own; unknown presets raise."""
+    rest = values["rest"]
     preset = rest["preset"]
     if preset not in PRESETS:
         raise ConfigError("rest.preset", f"must be one of {', '.join(PRESETS)}; got {preset!r}")
-    return {**values, "rest": {**PRESETS[preset], **rest}}
+    return {**values, "rest": {**rest, **PRESETS[preset]}}
 
 
 _CHOICES = {
