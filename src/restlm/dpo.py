@@ -19,33 +19,19 @@ from pathlib import Path
 from restlm.data.examples import Example
 from restlm.data.preferences import PreferencePair, read_preferences
 from restlm.errors import RestlmError
-from restlm.trl_runs import TrlRunStats, causal_model, finish, trl_arguments
+from restlm.trl_runs import TrlRunStats, TrlTrainConfig, causal_model, finish, trl_arguments
 
 
 @dataclass
-class DpoConfig:
-    beta: float = 0.1
-    """strength of the pull toward the reference (higher: stay closer)"""
+class DpoConfig(TrlTrainConfig):
+    """DPO's settings: those of every TRL run, a smaller learning rate, and DPO's own."""
+
     learning_rate: float = 5e-6
     """peak learning rate of AdamW (linear warm-up, then linear decay)"""
-    epochs: int = 1
-    """passes over the pairs"""
-    batch_size: int = 8
-    """preference pairs per step"""
-    max_length: int = 512
-    """tokens of prompt + response kept (the start)"""
-    warmup_ratio: float = 0.1
-    """fraction of steps with linear warm-up"""
-    weight_decay: float = 0.0
-    """AdamW weight decay"""
-    seed: int = 0
-    """data order"""
+    beta: float = 0.1
+    """strength of the pull toward the reference (higher: stay closer)"""
     loss_type: str = "sigmoid"
     """'sigmoid' is DPO; TRL also has 'ipo', 'hinge', ..."""
-    lora: dict | None = None
-    """LoRA options (`apply_lora`) for a model given by name; a policy keeps its own"""
-    bf16: bool = False
-    """bf16 mixed precision (a GPU feature; fp32 on CPU)"""
 
 
 def dpo(model, pairs: Sequence[PreferencePair] | str | Path, cfg: DpoConfig | None = None,

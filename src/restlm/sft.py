@@ -18,29 +18,12 @@ from pathlib import Path
 from restlm.data.completions import read_completions
 from restlm.data.examples import Example
 from restlm.errors import RestlmError
-from restlm.trl_runs import TrlRunStats, causal_model, finish, trl_arguments
+from restlm.trl_runs import TrlRunStats, TrlTrainConfig, causal_model, finish, trl_arguments
 
 
 @dataclass
-class SftConfig:
-    learning_rate: float = 5e-5
-    """peak learning rate of AdamW (linear warm-up, then linear decay)"""
-    epochs: int = 1
-    """passes over the data"""
-    batch_size: int = 8
-    """prompt-completion pairs per step"""
-    max_length: int = 512
-    """tokens of prompt + completion kept (the start)"""
-    warmup_ratio: float = 0.1
-    """fraction of steps with linear warm-up"""
-    weight_decay: float = 0.0
-    """AdamW weight decay"""
-    seed: int = 0
-    """data order"""
-    lora: dict | None = None
-    """LoRA options (`apply_lora`) for a model given by name; a policy keeps its own"""
-    bf16: bool = False
-    """bf16 mixed precision (a GPU feature; fp32 on CPU)"""
+class SftConfig(TrlTrainConfig):
+    """SFT's settings: those of every TRL run (learning rate 5e-5 by default)."""
 
 
 def sft(model, data: Sequence[Example] | str | Path, cfg: SftConfig | None = None,

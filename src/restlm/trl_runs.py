@@ -13,6 +13,30 @@ from restlm.data.examples import Example
 
 
 @dataclass
+class TrlTrainConfig:
+    """What SFT and DPO runs through TRL share."""
+
+    learning_rate: float = 5e-5
+    """peak learning rate of AdamW (linear warm-up, then linear decay)"""
+    epochs: int = 1
+    """passes over the data"""
+    batch_size: int = 8
+    """rows (prompt-completion pairs, preference pairs) per step"""
+    max_length: int = 512
+    """tokens of prompt + completion kept (the start)"""
+    warmup_ratio: float = 0.1
+    """fraction of steps with linear warm-up"""
+    weight_decay: float = 0.0
+    """AdamW weight decay"""
+    seed: int = 0
+    """data order"""
+    lora: dict | None = None
+    """LoRA options (`apply_lora`) for a model given by name; a policy keeps its own"""
+    bf16: bool = False
+    """bf16 mixed precision (a GPU feature; fp32 on CPU)"""
+
+
+@dataclass
 class TrlRunStats:
     """What a TRL run did: optimizer steps, rows trained on (with repeats), the logged losses."""
 
