@@ -129,7 +129,7 @@ class RestConfig:
     """'rate' or 'rank': after each Grow step write its samples to a file for people to rate and stop;
     `restlm run --resume` then reads the ratings back as the reward of the Improve steps"""
     guard_samples: int = 64
-    """grown samples on which each Improve step logs KL to the Grow policy and token entropy (0: off)"""
+    """grown samples on which each Improve step logs their log-prob gain since Grow and token entropy (0: off)"""
     preset: str | None = None
     """'rest_em' (Singh et al. 2023): binary reward, restart each Grow step, a cap per input, one Improve step"""
 

@@ -225,14 +225,16 @@ class ReST:
         return values
 
     def _guard_metrics(self, grown: GrownSet) -> dict:
-        """After an Improve step, on the guard's grown samples: KL(Grow policy || now) and token entropy."""
+        """After an Improve step, on the guard's grown samples: the mean rise of their log-prob since
+        the Grow step (drift toward the samples) and the policy's token entropy on them."""
         chosen = [j for j, value in enumerate(grown.guard_log_probs) if value is not None]
         if not chosen:
             return {}
         examples, outputs = [grown.examples[j] for j in chosen], [grown.outputs[j] for j in chosen]
         now = self.policy.log_probs(examples, outputs)
-        # the samples came from the Grow policy, so this mean estimates KL(Grow policy || current policy)
-        metrics = {"kl_to_grow_policy": float(np.mean([grown.guard_log_probs[j] for j in chosen] - now))}
+        # not a KL: the Improve steps train on these very samples, so this measures how far they
+        # pulled the policy toward its own samples (a KL needs fresh samples; see NOTES.md)
+        metrics = {"grow_log_prob_gain": float(np.mean(now - [grown.guard_log_probs[j] for j in chosen]))}
         if getattr(self.policy, "kind", None) in ("causal", "seq2seq"):
             metrics["token_entropy"] = mean_token_entropy(self.policy, examples, outputs)
         return metrics

@@ -24,7 +24,7 @@ def steps_table_markdown(results: dict) -> str:
     metrics (results["metric_columns"]), threshold, kept, distinct samples; means over seeds."""
     columns = results.get("metric_columns") or [["dev_accuracy", "dev accuracy"]]
     header = ["Row", "Seeds"] + [title for _, title in columns] + ["Threshold", "Kept", "Distinct samples",
-                                                                 "KL to Grow policy", "Token entropy", "Wall time (s)"]
+                                                                 "Log-prob gain on Grow samples", "Token entropy", "Wall time (s)"]
     rows = []
     for name, metrics in (results.get("baselines") or {}).items():
         present = [metrics.get(key) for key, _ in columns]
@@ -37,7 +37,7 @@ def steps_table_markdown(results: dict) -> str:
             rows.append([label, str(len(by_seed))] + [_fmt(_mean(values(by_seed, key))) for key, _ in columns]
                         + [_fmt(_mean(values(by_seed, "threshold")), 3), _fmt(_mean(values(by_seed, "kept")), 0),
                            _fmt(_mean(values(by_seed, "distinct_samples")), 3),
-                           _fmt(_mean(values(by_seed, "kl_to_grow_policy")), 3), _fmt(_mean(values(by_seed, "token_entropy")), 3),
+                           _fmt(_mean(values(by_seed, "grow_log_prob_gain")), 3), _fmt(_mean(values(by_seed, "token_entropy")), 3),
                            _fmt(_mean(values(by_seed, "stage_wall_time_s")), 0)])
     return markdown_table(header, rows) if rows else "_No steps in the results._"
 
