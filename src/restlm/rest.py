@@ -152,7 +152,7 @@ class ReST:
         rewards = self.reward(self.policy, examples, outputs)
         # BVMPO's reference is the policy that grew the data; kept in the file so a resume reuses it
         refs = self.policy.log_probs(examples, outputs) if LOSS_NEEDS[self.config.loss].reference else [None] * len(rows)
-        guards = self._guard_log_probs(examples, outputs, [s for _, _, s in rows])
+        guards = self._guard_log_probs(examples, outputs, [s for _, _, s in rows], refs)
         path = self.run_dir.file("grown", f"{key.replace('/', '_')}.jsonl")
         self.run_dir.write_jsonl(path, (self._grown_row(i, o, s, r, ref, g) for (i, o, s), r, ref, g
                                         in zip(rows, rewards, refs, guards)))
@@ -215,13 +215,19 @@ class ReST:
         return dataclasses.replace(grown, rewards=rewards)
 
     # ---------------------------------------------------------------- guards against over-optimisation
-    def _guard_log_probs(self, examples, outputs, sources) -> list[float | None]:
-        """log p(y|x) under the Grow policy for the first `guard_samples` grown rows (None elsewhere)."""
+    def _guard_log_probs(self, examples, outputs, sources, refs) -> list[float | None]:
+        """log p(y|x) under the Grow policy for the first `guard_samples` grown rows (None elsewhere).
+
+        `refs` already holds these log-probs for every row when the loss needed them (BVMPO).
+        """
         chosen = [j for j, source in enumerate(sources) if source == "grown"][: self.config.guard_samples]
         values: list[float | None] = [None] * len(sources)
-        if chosen:
-            for j, value in zip(chosen, self.policy.log_probs([examples[j] for j in chosen], [outputs[j] for j in chosen])):
-                values[j] = float(value)
+        if not chosen:
+            return values
+        scores = ([refs[j] for j in chosen] if refs[chosen[0]] is not None
+                  else self.policy.log_probs([examples[j] for j in chosen], [outputs[j] for j in chosen]))
+        for j, value in zip(chosen, scores):
+            values[j] = float(value)
         return values
 
     def _guard_metrics(self, grown: GrownSet) -> dict:
