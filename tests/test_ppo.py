@@ -221,6 +221,44 @@ def test_a_token_budget_stops_at_the_step_that_reaches_it():
         PPOConfig(max_sampled_tokens=0).validate()
 
 
+def test_evaluations_run_at_the_start_every_n_steps_and_at_the_end():
+    calls = []
+
+    def evaluate(policy):
+        calls.append(1)
+        return {"dev": float(len(calls))}
+
+    ppo = PPO(make_policy(), length_reward, PROMPTS, tiny_config(total_steps=5, eval_every=2))
+    history = ppo.train(verbose=False, evaluate=evaluate)
+    assert [e["step"] for e in ppo.evaluations] == [0, 2, 4, 5]
+    assert [e["dev"] for e in ppo.evaluations] == [1.0, 2.0, 3.0, 4.0]
+    assert ppo.evaluations[0]["sampled_tokens"] == 0 < ppo.evaluations[1]["sampled_tokens"]
+    assert [m.get("eval/dev") for m in history] == [None, 2.0, None, 3.0, 4.0]
+    assert ppo.best_step is None  # no keep_best: the last step is the result
+
+
+def test_keep_best_restores_the_weights_of_the_best_evaluation():
+    policy = make_policy()
+    start = {n: p.detach().clone() for n, p in policy.unwrapped.named_parameters()}
+    scores = iter([0.9, 0.5, 0.1])  # the start is best: train must end with the start's weights
+    ppo = PPO(policy, length_reward, PROMPTS, tiny_config(total_steps=2, eval_every=1, keep_best="dev"))
+    ppo.train(verbose=False, evaluate=lambda p: {"dev": next(scores)})
+    assert ppo.best_step == 0
+    for name, value in policy.unwrapped.named_parameters():
+        torch.testing.assert_close(value, start[name], rtol=0, atol=0)
+    scores = iter([0.1, 0.9, 0.5])  # step 1 is best
+    ppo = PPO(policy, length_reward, PROMPTS, tiny_config(total_steps=2, eval_every=1, keep_best="dev"))
+    snapshot = {}
+    ppo.train(verbose=False, evaluate=lambda p: snapshot.setdefault(len(snapshot), {
+        n: v.detach().clone() for n, v in p.unwrapped.named_parameters()}) and {"dev": next(scores)})
+    assert ppo.best_step == 1
+    for name, value in policy.unwrapped.named_parameters():
+        torch.testing.assert_close(value, snapshot[1][name], rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="ppo.keep_best"):
+        PPO(make_policy(), length_reward, PROMPTS, tiny_config(total_steps=1, keep_best="nope")).train(
+            verbose=False, evaluate=lambda p: {"dev": 0.0})
+
+
 def test_lora_trains_the_adapters_against_the_base_model(tmp_path):
     policy = make_policy()
     ppo = PPO(policy, length_reward, PROMPTS, tiny_config(lora={"r": 4}))

@@ -196,24 +196,58 @@ class PPO:
         self.minibatch_rng = np.random.default_rng([cfg.seed, 1])
         self.sampled_tokens = 0  # over the whole run, for budgets comparable with ReST's Grow steps
 
-    def train(self, metrics_path: str | Path | None = None, verbose: bool = True) -> list[dict]:
+    def train(self, metrics_path: str | Path | None = None, verbose: bool = True,
+              evaluate: Callable[[object], dict] | None = None) -> list[dict]:
         """`total_steps` PPO steps (fewer once `max_sampled_tokens` are sampled); returns one metrics
-        dict per step (names: METRICS), also rewritten to `metrics_path` as JSONL after every step when given."""
-        history = []
+        dict per step (names: METRICS), also rewritten to `metrics_path` as JSONL after every step when given.
+
+        evaluate(policy) -> {name: value}: run before the first step, every `eval_every` steps and after the
+        last; its results are `self.evaluations` (one dict per evaluation, with `step` and `sampled_tokens`)
+        and, for the steps evaluated, `eval/<name>` in the history. With `keep_best`, the policy ends as it
+        was at the evaluation where that metric was highest.
+        """
+        history, self.evaluations, self._best = [], [], None
+        self._evaluate(evaluate, 0)
         order: list[int] = []
         for step in range(1, self.config.total_steps + 1):
             while len(order) < self.config.batch_size:  # every prompt once per pass, in a new order each pass
                 order += self.prompt_rng.permutation(len(self.prompts)).tolist()
             rows, order = order[: self.config.batch_size], order[self.config.batch_size :]
             history.append(self.step([self.prompts[i] for i in rows], step))
+            budget = self.config.max_sampled_tokens
+            last = step == self.config.total_steps or (budget is not None and self.sampled_tokens >= budget)
+            every = self.config.eval_every
+            if evaluate is not None and (last or (every and step % every == 0)):
+                self._evaluate(evaluate, step)
+                history[-1].update({f"eval/{k}": v for k, v in self.evaluations[-1].items()
+                                    if k not in ("step", "sampled_tokens")})
             if metrics_path is not None:
                 write_jsonl(Path(metrics_path), history)
             if verbose:
                 print(_log_line(history[-1], self.config.total_steps), flush=True)
-            budget = self.config.max_sampled_tokens
-            if budget is not None and self.sampled_tokens >= budget:
+            if last:
                 break
+        if self._best is not None and self._best["step"] != self.evaluations[-1]["step"]:
+            self.policy.unwrapped.load_state_dict(self._best["policy"])
+            self.value_head.load_state_dict(self._best["value_head"])
+        self.best_step = None if self._best is None else self._best["step"]
+        self._best = None
         return history
+
+    def _evaluate(self, evaluate, step: int) -> None:
+        """Evaluate the policy now; under keep_best, keep a CPU copy of the weights when they are the best yet."""
+        if evaluate is None:
+            return
+        metrics = {"step": step, "sampled_tokens": self.sampled_tokens, **evaluate(self.policy)}
+        self.evaluations.append(metrics)
+        key = self.config.keep_best
+        if key is None:
+            return
+        if key not in metrics:
+            raise ConfigError("ppo.keep_best", f"evaluate() returned no {key!r} (it gave {sorted(metrics)})")
+        if self._best is None or metrics[key] > self._best["value"]:
+            self._best = {"step": step, "value": metrics[key], "policy": _cpu_copy(self.policy.unwrapped),
+                          "value_head": _cpu_copy(self.value_head)}
 
     def step(self, prompts: Sequence[Example], step: int) -> dict:
         """One PPO step on these prompts; returns its metrics."""
@@ -317,6 +351,10 @@ class PPO:
 
         self.policy.save(Path(path))
         save_file(self.value_head.state_dict(), str(Path(path) / "value_head.safetensors"))
+
+
+def _cpu_copy(module: nn.Module) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
 
 def _log_line(metrics: dict, total_steps: int) -> str:

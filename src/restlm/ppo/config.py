@@ -54,6 +54,12 @@ class PPOConfig:
     """PPO steps of `train`"""
     max_sampled_tokens: int | None = None
     """stop `train` after the step that brings the sampled tokens to this many (a budget, e.g. ReST's); None: no cap"""
+    eval_every: int = 0
+    """with an `evaluate` function given to `train`: evaluate before the first step, every this many steps and
+    after the last; 0: only before the first and after the last"""
+    keep_best: str | None = None
+    """a metric of `evaluate` (higher better, e.g. a held-out proxy reward): `train` ends by restoring the evaluated
+    step where it was highest (the start included); None: the last step is the result"""
     seed: int = 0
     """seed of prompt order, sampling, minibatch order and the value head"""
 
@@ -69,6 +75,10 @@ class PPOConfig:
         budget = self.max_sampled_tokens
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
             raise ConfigError("ppo.max_sampled_tokens", f"must be null or an integer >= 1, not {budget!r}")
+        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise ConfigError("ppo.eval_every", f"must be an integer >= 0, not {self.eval_every!r}")
+        if self.keep_best is not None and not isinstance(self.keep_best, str):
+            raise ConfigError("ppo.keep_best", f"must be null or a metric name, not {self.keep_best!r}")
         if self.lora is not None and not isinstance(self.lora, dict):
             raise ConfigError("ppo.lora", f"must be null or a dict of LoRA options, not {self.lora!r}")
         for name in positive:

@@ -45,11 +45,12 @@ class RewardModel:
 
     @classmethod
     def from_pretrained(cls, name: str, lora: dict | None = None, max_length: int | None = None,
-                        dtype: torch.dtype = torch.float32) -> RewardModel:
+                        dtype: torch.dtype = torch.float32, device: str | None = None) -> RewardModel:
         """Load 'minilm', 'smollm2', a HF id or a local path (a base model gets a new one-output head).
 
         lora: None or `apply_lora`'s dict (adapters on the backbone, the head trained in full).
         max_length: tokens per (prompt, response); default what a saved reward model used, else 256.
+        device: where it trains and scores; default the GPU when there is one, else the CPU.
         Raises ModelLoadError (one line) when it cannot be loaded or has more than one output.
         """
         from transformers import (
@@ -85,7 +86,8 @@ class RewardModel:
         length = max_length or saved.get("max_length") or DEFAULT_MAX_LENGTH
         if kind == "encoder":
             length = min(length, getattr(config, "max_position_embeddings", length))
-        return cls(apply_lora(model, lora, "SEQ_CLS"), tokenizer, kind, length)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return cls(apply_lora(model, lora, "SEQ_CLS").to(device), tokenizer, kind, length)
 
     @property
     def device(self) -> torch.device:
