@@ -25,7 +25,7 @@ from restlm.experiment import Experiment
 from restlm.results import collect_results
 from restlm.report.cells import group_cells, values
 from restlm.runs import write_atomic, write_json
-from restlm.stats import paired_difference, summarise
+from restlm.stats import UNIT_INTERVAL, paired_difference, summarise
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,7 +37,7 @@ def summarise_cells(results: dict) -> list[dict]:
         control = steps.get((0, 0), {})
         for (g, i), by_seed in steps.items():
             seeds = sorted(by_seed)
-            accuracy = summarise(values(by_seed, "dev_accuracy"))
+            accuracy = summarise(values(by_seed, "dev_accuracy"), bounds=UNIT_INTERVAL)
             diff = paired_difference([by_seed[s]["dev_accuracy"] for s in seeds if s in control],
                                      [control[s]["dev_accuracy"] for s in seeds if s in control])
             summaries.append({"N": size, "G": g, "I": i, "seeds": len(seeds),

@@ -26,7 +26,7 @@ from accelerate import Accelerator
 from restlm.config import ExperimentConfig, load_config
 from restlm.data.examples import Example
 from restlm.experiment import Experiment
-from restlm.policies.causal import count_until_eos
+from restlm.policies.generative import count_until_eos
 from restlm.rest import ReST
 from restlm.runs import read_jsonl, write_atomic, write_json
 from restlm.tasks import build_task

@@ -14,7 +14,8 @@ from transformers import AutoModelForCausalLM
 from restlm.config import TrainConfig
 from restlm.data.examples import Example
 from restlm.policies.base import TrainItem
-from restlm.policies.causal import CausalLMPolicy, count_until_eos
+from restlm.policies.causal import CausalLMPolicy
+from restlm.policies.generative import count_until_eos
 from restlm.training import train_policy
 from tiny_models import tiny_llama, tiny_tokenizer
 

@@ -152,3 +152,10 @@ def test_baseline_given_as_a_bare_number():
     from restlm.report.tables import table1_markdown
     md = table1_markdown({"baselines": {"majority class": {"accuracy": 0.6838, "f1": 0.8122}}})
     assert "| majority class | 1 | 0.6838 | — | 0.8122 | — |" in md
+
+
+def test_accuracy_interval_is_clipped_to_1():
+    from restlm.report.tables import table1_markdown
+    # two seeds at .95 and .99: the raw Student-t interval is [.7159, 1.2241]
+    md = table1_markdown({"baselines": {"zero-shot": {"accuracy": [0.95, 0.99], "f1": [0.9, 0.9]}}})
+    assert "| zero-shot | 2 | 0.9700 ± 0.0283 | [0.7159, 1.0000] |" in md

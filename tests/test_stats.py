@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from restlm.stats import classification_metrics, paired_difference, summarise
+from restlm.stats import (UNIT_INTERVAL, classification_metrics, metric_bounds, paired_difference,
+                          summarise)
 
 T975 = {1: 12.706205, 2: 4.302653, 3: 3.182446}  # Student-t 0.975 quantiles from tables
 
@@ -24,6 +25,22 @@ def test_summarise_four_values():
     assert s["std"] == pytest.approx(math.sqrt(5 / 3))
     half = T975[3] * math.sqrt(5 / 3) / 2
     assert s["ci95"] == pytest.approx([2.5 - half, 2.5 + half], abs=1e-5)
+
+
+def test_summarise_clips_an_accuracy_interval_to_0_1():
+    # two seeds: mean .97, std/sqrt(2) = .02, half width 12.706 * .02 = .2541 -> raw [.7159, 1.2241]
+    raw = summarise([0.95, 0.99])["ci95"]
+    assert raw == pytest.approx([0.97 - T975[1] * 0.02, 0.97 + T975[1] * 0.02], abs=1e-5)
+    assert raw[1] > 1
+    clipped = summarise([0.95, 0.99], bounds=UNIT_INTERVAL)
+    assert clipped["ci95"] == pytest.approx([0.97 - T975[1] * 0.02, 1.0], abs=1e-5)
+    assert clipped["mean"] == pytest.approx(0.97) and clipped["std"] == pytest.approx(0.04 / math.sqrt(2))
+    assert summarise([0.01, 0.05], bounds=UNIT_INTERVAL)["ci95"][0] == 0.0
+
+
+def test_metric_bounds_by_name():
+    assert metric_bounds("dev_accuracy") == metric_bounds("dev_f1") == metric_bounds("win_rate") == (0.0, 1.0)
+    assert metric_bounds("dev_bleu") is None and metric_bounds("train_loss") is None
 
 
 def test_summarise_one_value_is_degenerate():

@@ -9,12 +9,24 @@ from scipy import stats as scipy_stats
 from sklearn.metrics import accuracy_score, f1_score
 
 
-def summarise(values: Sequence[float]) -> dict:
+# Accuracy, F1 and rates cannot leave [0, 1], but a Student-t interval over few seeds can
+# (two seeds at 0.95 and 0.99 give [0.72, 1.22]), so theirs is clipped to the range.
+UNIT_INTERVAL = (0.0, 1.0)
+UNIT_BOUNDED_SUFFIXES = ("accuracy", "f1", "rate")
+
+
+def metric_bounds(metric: str) -> tuple[float, float] | None:
+    """UNIT_INTERVAL for a metric named like '..._accuracy', '..._f1' or '..._rate', else None."""
+    return UNIT_INTERVAL if metric.lower().endswith(UNIT_BOUNDED_SUFFIXES) else None
+
+
+def summarise(values: Sequence[float], bounds: tuple[float, float] | None = None) -> dict:
     """Summarise one number measured over seeds.
 
-    In: the values, one per seed (at least one).
+    In: the values, one per seed (at least one); bounds: the (low, high) range the metric
+    cannot leave (e.g. UNIT_INTERVAL), or None.
     Out: {"n", "mean", "std", "ci95": [low, high]} where std is the sample std (ddof=1) and
-    ci95 the Student-t interval mean +- t(0.975, n-1) * std / sqrt(n).
+    ci95 the Student-t interval mean +- t(0.975, n-1) * std / sqrt(n), clipped to `bounds`.
     With n == 1 there is no spread to estimate: std is 0.0 and ci95 is the degenerate
     [mean, mean], which says nothing about uncertainty.
     """
@@ -27,7 +39,10 @@ def summarise(values: Sequence[float]) -> dict:
         return {"n": 1, "mean": mean, "std": 0.0, "ci95": [mean, mean]}
     std = float(x.std(ddof=1))
     half = float(scipy_stats.t.ppf(0.975, df=n - 1)) * std / math.sqrt(n)
-    return {"n": n, "mean": mean, "std": std, "ci95": [mean - half, mean + half]}
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return {"n": n, "mean": mean, "std": std, "ci95": [low, high]}
 
 
 def paired_difference(treatment: Sequence[float], control: Sequence[float]) -> dict:

@@ -10,10 +10,14 @@ def __getattr__(name):
         from restlm.policies.classifier import ClassifierPolicy
 
         return ClassifierPolicy
-    if name in ("CausalLMPolicy", "GenerativePolicy"):
-        from restlm.policies import causal
+    if name == "GenerativePolicy":
+        from restlm.policies.generative import GenerativePolicy
 
-        return getattr(causal, name)
+        return GenerativePolicy
+    if name == "CausalLMPolicy":
+        from restlm.policies.causal import CausalLMPolicy
+
+        return CausalLMPolicy
     if name == "Seq2SeqPolicy":
         from restlm.policies.seq2seq import Seq2SeqPolicy
 

@@ -8,7 +8,7 @@ import torch
 from restlm.data.examples import Example
 from restlm.errors import ModelLoadError
 from restlm.policies.base import TrainItem
-from restlm.policies.causal import GenerativePolicy
+from restlm.policies.generative import GenerativePolicy
 from restlm.policies.lora import apply_lora
 
 

@@ -12,9 +12,10 @@ CONFIG_FACTS = ("model", "data", "dataset", "task", "policy")
 
 TABLE1_CAPTION = (
     "*Accuracy and F1 on the dev set, mean over seeds. ± is the sample standard deviation over "
-    "seeds; the 95% CI is the Student-t interval over seeds (none with one seed). \"ReST best\" "
-    "is the step with the highest mean dev accuracy, picked on the same dev set it is scored on, "
-    "so it is optimistic. Paper accuracy gives the paper's number and the row it comes from.*")
+    "seeds; the 95% CI is the Student-t interval over seeds, clipped to [0, 1] (none with one "
+    "seed). \"ReST best\" is the step with the highest mean dev accuracy, picked on the same dev "
+    "set it is scored on, so it is optimistic. Paper accuracy gives the paper's number and the "
+    "row it comes from.*")
 
 TABLE2_CAPTION = (
     "*Change vs G0I0: relative change of the mean accuracy. Paired Δ: mean over seeds of "
@@ -24,7 +25,8 @@ TABLE2_CAPTION = (
 
 ACCURACY_CAPTION = (
     "*Dev accuracy at each step (G Grow steps, I Improve steps), one panel per N. Line: mean "
-    "over seeds; dots: single seeds; band: 95% Student-t CI over seeds; crosses: the paper.*")
+    "over seeds; dots: single seeds; band: 95% Student-t CI over seeds, clipped to [0, 1]; crosses: "
+    "the paper.*")
 
 NLL_CAPTION = (
     "*Per-example NLL of the gold label over the training data at each stage (as the paper's "
@@ -36,7 +38,9 @@ STEPS_CAPTION = (
     "*Every metric at every step, mean over seeds (the untrained row is the pretrained model "
     "before fine-tuning). G0I0 is supervised fine-tuning; GgIi is Improve step i of Grow step g. "
     "Threshold and kept: the Improve step's reward threshold and the rows it trained on; distinct "
-    "samples: the share of a Grow step's samples per input that were different strings.*")
+    "samples: the share of a Grow step's samples per input that were different strings. Log-prob "
+    "gain: how much the Improve steps raised the log-prob of the Grow step's own samples (drift toward "
+    "them, not a KL); KL to Grow policy: log p - log p_Grow on fresh samples of the step's policy, in nats.*")
 
 GUARD_CAPTION = (
     "*Reward-hacking guard: the training reward of the decoded held-out sentences beside a metric "

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from restlm.report.atomic import write_bytes_atomic
 from restlm.report.cells import group_cells, paper_table2, step_label, values
-from restlm.stats import summarise
+from restlm.stats import metric_bounds, summarise
 
 DPI = 100
 NLL_FIGSIZE = (10.0, 5.5)
@@ -75,7 +75,7 @@ def nll_histogram_figure(path: Path, stages: list[dict]) -> Path:
 def _draw_accuracy_panel(ax, n: int, steps: dict, paper: dict, metric: str = "dev_accuracy") -> None:
     x = np.arange(len(steps))
     labels = [step_label(step) for step in steps]
-    summaries = [summarise(values(by_seed, metric)) for by_seed in steps.values()]
+    summaries = [summarise(values(by_seed, metric), metric_bounds(metric)) for by_seed in steps.values()]
     means = np.array([s["mean"] for s in summaries])
     ax.fill_between(x, [s["ci95"][0] for s in summaries], [s["ci95"][1] for s in summaries],
                     color="C0", alpha=0.2, label="95% CI over seeds")

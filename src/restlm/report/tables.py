@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from restlm.report.cells import (FINE_TUNED, Step, best_rest_step, group_cells, paired_values,
                                  paper_table2, step_label, values)
-from restlm.stats import paired_difference, summarise
+from restlm.stats import UNIT_INTERVAL, paired_difference, summarise
 
 # our baseline row (by name prefix) -> the paper's Table 1 row it should be read against
 PAPER_ROW_FOR_BASELINE = {"untrained head": "pre-trained", "zero-shot": "GPT-4 zero-shot"}
@@ -30,10 +30,11 @@ def mean_std(xs: list[float]) -> str:
 
 
 def ci95(xs: list[float]) -> str:
-    """'[0.8252, 0.8748]', or '—' when fewer than two seeds give no interval."""
+    """'[0.8252, 0.8748]' for an accuracy over seeds (clipped to [0, 1]), or '—' when fewer
+    than two seeds give no interval."""
     if len(xs) < 2:
         return NONE
-    low, high = summarise(xs)["ci95"]
+    low, high = summarise(xs, bounds=UNIT_INTERVAL)["ci95"]
     return f"[{low:.4f}, {high:.4f}]"
 
 

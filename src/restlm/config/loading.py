@@ -1,0 +1,147 @@
+"""Building the experiment config: a JSON/YAML file, `--set key=value` overrides and presets.
+
+Every unknown key and every wrong type is a `ConfigError` naming the dotted key, so that a
+typo in a config file stops the run before any work is done.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+
+import yaml
+
+from restlm.config.sections import ExperimentConfig
+from restlm.config.validation import validate
+from restlm.errors import ConfigError
+
+
+def _check_type(key: str, value, annotation):
+    """Return `value` converted to `annotation`, or raise ConfigError naming `key`."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _check_type(key, value, option)
+            except ConfigError as error:
+                errors.append(error)
+        raise errors[0]
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(key, f"expected a list, got {type(value).__name__} {value!r}")
+        (inner,) = typing.get_args(annotation)
+        return [_check_type(f"{key}[{i}]", v, inner) for i, v in enumerate(value)]
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is float and isinstance(value, str):
+        try:  # YAML 1.1 reads 5e-5 (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    if annotation is type(None):
+        if value is None:
+            return None
+        raise ConfigError(key, f"expected null, got {value!r}")
+    if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
+        raise ConfigError(key, f"expected {annotation.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def from_dict(cls, values: dict, prefix: str = ""):
+    """Build dataclass `cls` from a nested dict; unknown keys and wrong types raise ConfigError."""
+    if not isinstance(values, dict):
+        raise ConfigError(prefix.rstrip(".") or "<root>", f"expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in names:
+            raise ConfigError(prefix + key, f"unknown key (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in values.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = from_dict(hint, value, prefix + name + ".")
+        else:
+            kwargs[name] = _check_type(prefix + name, value, hint)
+    return cls(**kwargs)
+
+
+def to_dict(config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def _parse_override(text: str) -> tuple[list[str], object]:
+    if "=" not in text:
+        raise ConfigError(text, "an override must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(values: dict, overrides: list[str]) -> dict:
+    """Set dotted `key=value` overrides (values parsed as YAML) into a nested dict, in place."""
+    for text in overrides:
+        path, value = _parse_override(text)
+        node = values
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(".".join(path), f"'{part}' is not a section")
+        node[path[-1]] = value
+    return values
+
+
+def read_config_file(path: str | Path) -> dict:
+    """Read a JSON or YAML config file into a dict; a malformed file raises ConfigError."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(str(path), f"cannot read config file: {error.strerror}") from None
+    try:
+        values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        line = getattr(error, "lineno", None) or getattr(getattr(error, "problem_mark", None), "line", -1) + 1
+        raise ConfigError(f"{path}:{line}", f"malformed config file: {str(error).splitlines()[0]}") from None
+    return values or {}
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """The experiment config from an optional file plus `key=value` overrides, validated."""
+    values = read_config_file(path) if path else {}
+    apply_overrides(values, overrides or [])
+    if isinstance(values, dict) and isinstance(values.get("rest"), dict) and values["rest"].get("preset") is not None:
+        # the preset replaces the file's rest keys (a config written for ReST must not half-apply
+        # to ReST-EM); --set still wins over the preset
+        values = apply_overrides(apply_preset(values), overrides or [])
+    config = from_dict(ExperimentConfig, values)
+    validate(config)
+    return config
+
+
+# A preset sets rest.* keys over the config file's; --set overrides win over the preset.
+PRESETS = {
+    "rest_em": {  # Singh et al. 2023: binary reward, restart from the start each Grow step, cap per input
+        "binary_reward_threshold": 0.5, "max_kept_per_input": 10, "restart_from": "start",
+        "improve_steps": 1, "threshold": "rising", "thresholds": [0.5], "normalise_reward": True,
+        "original_data": "none",
+    },
+}
+
+
+def apply_preset(values: dict) -> dict:
+    """`values` with the rest.preset's keys set over the rest section's own; unknown presets raise."""
+    rest = values["rest"]
+    preset = rest["preset"]
+    if preset not in PRESETS:
+        raise ConfigError("rest.preset", f"must be one of {', '.join(PRESETS)}; got {preset!r}")
+    return {**values, "rest": {**rest, **PRESETS[preset]}}

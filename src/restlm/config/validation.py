@@ -1,0 +1,74 @@
+"""Checks on a built config that its types alone cannot express: choices, ranges, combinations."""
+from __future__ import annotations
+
+import dataclasses
+
+from restlm.config.sections import ExperimentConfig
+from restlm.errors import ConfigError
+
+
+_CHOICES = {
+    "task": ("classification", "translation"),
+    "data.source": ("glue_folder", "file", "hub"),
+    "rest.sampling": ("argmax", "sample"),
+    "rest.threshold": ("reference", "rising", "percentile"),
+    "rest.original_data": ("filtered", "all", "none"),
+    "rest.loss": ("bc", "gold", "bvmpo"),
+    "rest.restart_from": ("previous", "start"),
+    "rest.human_feedback": ("rate", "rank", None),
+    "translation.heldout_metric": ("bleu", "chrf", None),
+    "baselines.zero_shot.backend": ("local", "http", "none"),
+    "run.keep_checkpoints": ("best", "all"),
+}
+
+
+def validate(config: ExperimentConfig) -> None:
+    """Check choices and ranges that types alone cannot express."""
+    flat = _flatten(dataclasses.asdict(config))
+    for key, choices in _CHOICES.items():
+        if flat[key] not in choices:
+            raise ConfigError(key, f"must be one of {', '.join(map(str, choices))}; got {flat[key]!r}")
+    positive = ["train.epochs", "train.batch_size", "train.eval_batch_size", "rest.samples_per_input",
+                "rest.improve_epochs", "run.seeds", "model.max_length"]
+    for key in positive:
+        if flat[key] < 1:
+            raise ConfigError(key, f"must be at least 1; got {flat[key]}")
+    for key in ["rest.grow_steps", "rest.improve_steps"]:
+        if flat[key] < 0:
+            raise ConfigError(key, f"must be 0 or more; got {flat[key]}")
+    if not config.rest.grow_sizes:
+        raise ConfigError("rest.grow_sizes", "needs at least one grow size (an int, or null for all inputs)")
+    for i, size in enumerate(config.rest.grow_sizes):
+        if size is not None and size < 1:
+            raise ConfigError(f"rest.grow_sizes[{i}]", f"must be at least 1, or null for all inputs; got {size}")
+    if config.rest.temperature <= 0:
+        raise ConfigError("rest.temperature", f"must be above 0 (use rest.sampling=argmax for greedy); got {config.rest.temperature}")
+    if config.rest.early_stop_patience is not None and config.rest.early_stop_patience < 0:
+        raise ConfigError("rest.early_stop_patience", f"must be 0 or more, or null; got {config.rest.early_stop_patience}")
+    if not 0 < config.rest.lr_decay <= 1:
+        raise ConfigError("rest.lr_decay", f"must be in (0, 1]; got {config.rest.lr_decay}")
+    if not 0 < config.rest.threshold_decay < 1:
+        raise ConfigError("rest.threshold_decay", f"must be in (0, 1); got {config.rest.threshold_decay}")
+    if config.rest.threshold == "rising" and not config.rest.normalise_reward and config.rest.reward == "nll":
+        raise ConfigError("rest.threshold", "'rising' thresholds need rewards in [0, 1]: set rest.normalise_reward=true")
+    if config.rest.loss != "bc" and not config.rest.normalise_reward and config.rest.reward == "nll":
+        raise ConfigError("rest.loss", f"'{config.rest.loss}' weights samples by rewards in [0, 1]: set rest.normalise_reward=true")
+    if not 0 < config.rest.top_p <= 1:
+        raise ConfigError("rest.top_p", f"must be in (0, 1]; got {config.rest.top_p}")
+    if config.rest.guard_samples < 0:
+        raise ConfigError("rest.guard_samples", f"must be 0 or more; got {config.rest.guard_samples}")
+    for key in ["rest.max_kept_per_input", "model.lora_rank", "translation.max_new_tokens"]:
+        if flat[key] is not None and flat[key] < 1:
+            raise ConfigError(key, f"must be at least 1; got {flat[key]}")
+    if config.data.source == "file" and not (config.data.train and config.data.dev):
+        raise ConfigError("data.train", "data.source 'file' needs data.train and data.dev")
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
