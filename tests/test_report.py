@@ -10,6 +10,7 @@ import pytest
 from matplotlib import image as mpimg
 
 from restlm.report import figures, write_report
+from restlm.report.steps import steps_table_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 CHECK_SCRIPT = REPO / "scripts" / "check_report_renders.py"
@@ -111,6 +112,20 @@ def test_one_seed_one_n_no_baselines(tmp_path):
     assert "| G0I0 | 1 | 0.8000 | — |" in md  # no std, no CI with one seed
     assert "+0.0200 (1 seed)" in md and "**" not in md.split("## Table 2")[1].split("*Change")[0]
     assert "N = 1000" not in md and "| paper Table 1: pre-trained |" in md
+
+
+def test_kl_column_only_when_a_step_logged_it():
+    results = synthetic_results(seeds=(0, 1), ns=(100,))
+    assert "KL to Grow policy" not in steps_table_markdown(results)  # runs from before the KL guard
+    for cell in results["cells"]:
+        if cell["G"] > 0:
+            cell.update(grow_log_prob_gain=1.5, token_entropy=2.0, kl_to_grow_policy=0.1 * cell["seed"] + 0.2)
+    lines = steps_table_markdown(results).splitlines()
+    assert lines[0].endswith("| Log-prob gain on Grow samples | Token entropy | KL to Grow policy | Wall time (s) |")
+    g1i1 = next(line for line in lines if line.startswith("| G1I1, N=100 |"))
+    assert g1i1.endswith("| 1.500 | 2.000 | 0.250 | — |")  # KL: mean of 0.2 and 0.3 over the seeds
+    fine_tuned = next(line for line in lines if line.startswith("| fine-tuned G0I0"))
+    assert fine_tuned.endswith("| — | — | — | — |")
 
 
 def test_empty_results_still_give_a_report(tmp_path):

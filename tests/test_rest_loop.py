@@ -104,6 +104,7 @@ def test_results_cells(full_run):
     assert set(got) == set(expected)
     for c in cells:
         assert 0.0 <= c["dev_accuracy"] <= 1.0 and 0.0 <= c["dev_f1"] <= 1.0
+        assert "kl_to_grow_policy" not in c  # a classifier has no KL guard
         key = f"seed{c['seed']}/sft" if c["G"] == 0 else f"seed{c['seed']}/n{size_key(c['N'])}/g{c['G']}/i{c['I']}"
         assert c["dev_accuracy"] == full_run.stages[key]["dev_accuracy"]
     # the tiny model learns something: not every cell sits at chance

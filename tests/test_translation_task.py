@@ -65,6 +65,7 @@ def test_improve_steps_log_the_guards(finished):
     experiment, results = finished
     for cell in results["cells"][1:]:
         assert math.isfinite(cell["grow_log_prob_gain"]) and cell["token_entropy"] > 0
+        assert math.isfinite(cell["kl_to_grow_policy"])
         assert 0 < cell["distinct_2"] <= 1 and 0.5 <= cell["distinct_samples"] <= 1
     rows = read_jsonl(experiment.run.path / "grown" / "seed0_n3_g1_grow.jsonl")
     guarded = [r for r in rows if "guard_log_prob" in r]

@@ -21,7 +21,7 @@ import numpy as np
 from restlm.config import RestConfig, TrainConfig
 from restlm.data.examples import Example
 from restlm.errors import AwaitingRatings, DataError
-from restlm.guards import distinct_n, mean_token_entropy
+from restlm.guards import distinct_n, kl_to_reference, mean_token_entropy
 from restlm.human_feedback import read_rewards, write_rating_file
 from restlm.losses import LOSS_NEEDS
 from restlm.policies.base import Policy, TrainItem
@@ -31,6 +31,7 @@ from restlm.thresholds import improve_masks
 from restlm.training import train_policy
 
 
+GENERATIVE = ("causal", "seq2seq")  # policy kinds with token-level guards (entropy, KL to the Grow policy)
 RATING_HELP = {"rate": "a number per output, higher is better",
                "rank": "1 for the best output of an input, 2 for the next, ..."}
 
@@ -114,23 +115,32 @@ class ReST:
             masks = improve_masks(self.config.threshold, grown_set.rewards, grown_set.groups, self.config.improve_steps,
                                   self.higher_is_better, self.config.thresholds, self.config.threshold_decay,
                                   strata=[str(o) for o in grown_set.outputs] if self.config.threshold_per_output else None)
+            grow_from, grow_policy = current, None  # the Grow policy, frozen for the KL guard when a step needs it
             for i, (mask, threshold) in enumerate(masks, start=1):
                 # step 2. improve: filter at this step's threshold, fine-tune at a lower learning rate
                 learning_rate = self.config.improve_learning_rate * self.config.lr_decay ** (i - 1)
                 last = i == len(masks)
                 # ReST-EM fine-tunes the start policy again on each Grow step's data (less overfitting)
                 base = start if i == 1 and self.config.restart_from == "start" else current
-                record = self.stages(f"{prefix}/g{g}/i{i}", lambda key: self.improve(
-                    grown_set, mask, threshold, learning_rate, stage_seed(seed, key), key, last), after=base, trains=True)
+                improve_key = f"{prefix}/g{g}/i{i}"
+                if grow_policy is None and self.run_dir.stage(improve_key) is None:  # only for a step that will run
+                    grow_policy = self._frozen_grow_policy(grow_from)
+                record = self.stages(improve_key, lambda key: self.improve(
+                    grown_set, mask, threshold, learning_rate, stage_seed(seed, key), key, last, grow_policy),
+                    after=base, trains=True)
                 current = record["checkpoint"]
                 records.append({"G": g, "I": i, **record})
                 if record[self.selection_metric] > best[0]:
                     best = (record[self.selection_metric], current)
+                stop = self._should_stop(records, start_score)
                 # only after a step that ran: replaying finished steps on resume must not prune later ones
                 if self.keep_checkpoints == "best" and self.stages.ran:
-                    self.stages.prune(prefix, keep={best[1], current})
-                if self._should_stop(records, start_score):
+                    # a resumed run rebuilds the Grow policy from its checkpoint until its last Improve step
+                    needed = {grow_from} if self._guards_kl() and not (last or stop) else set()
+                    self.stages.prune(prefix, keep={best[1], current} | needed)
+                if stop:
                     return records
+            grow_policy = None  # its memory goes back before the next Grow step samples
         return records
 
     def grow(self, grow_size: int | None, seed: int, key: str) -> dict:
@@ -166,8 +176,11 @@ class ReST:
                 "sampled_tokens": sampled_tokens, "wall_time_s": time.perf_counter() - start}
 
     def improve(self, grown: GrownSet, mask: np.ndarray, threshold: float, learning_rate: float, seed: int,
-                key: str, last: bool) -> dict:
-        """Fine-tune on the kept rows (plus every original row when configured); evaluate."""
+                key: str, last: bool, grow_policy: Policy | None = None) -> dict:
+        """Fine-tune on the kept rows (plus every original row when configured); evaluate.
+
+        `grow_policy`: a frozen copy of the policy that grew the data, for the KL guard (None: no KL).
+        """
         start = time.perf_counter()
         is_original = np.array(grown.sources) == "original"
         if self.config.max_kept_per_input is not None:
@@ -184,7 +197,7 @@ class ReST:
                   "kept_mean_reward": float(grown.rewards[keep].mean()) if keep.any() else None,
                   "lr": learning_rate, "train_loss": stats.mean_loss, "train_examples_per_s": stats.examples_per_s,
                   **self.evaluate(self.policy)}
-        record.update(self._guard_metrics(grown))
+        record.update(self._guard_metrics(grown, grow_policy, stage_seed(seed, "kl_to_grow_policy")))
         if last and self.record_train_nll:
             record["train_nll_file"] = self.write_train_nll(key)
         record["wall_time_s"] = time.perf_counter() - start
@@ -230,20 +243,47 @@ class ReST:
             values[j] = float(value)
         return values
 
-    def _guard_metrics(self, grown: GrownSet) -> dict:
+    def _guard_metrics(self, grown: GrownSet, grow_policy: Policy | None, seed: int) -> dict:
         """After an Improve step, on the guard's grown samples: the mean rise of their log-prob since
-        the Grow step (drift toward the samples) and the policy's token entropy on them."""
+        the Grow step (drift toward the samples) and the policy's token entropy on them; and, given
+        the Grow policy, the KL to it on fresh samples."""
         chosen = [j for j, value in enumerate(grown.guard_log_probs) if value is not None]
         if not chosen:
             return {}
         examples, outputs = [grown.examples[j] for j in chosen], [grown.outputs[j] for j in chosen]
         now = self.policy.log_probs(examples, outputs)
         # not a KL: the Improve steps train on these very samples, so this measures how far they
-        # pulled the policy toward its own samples (a KL needs fresh samples; see NOTES.md)
+        # pulled the policy toward its own samples; kl_to_grow_policy below samples afresh
         metrics = {"grow_log_prob_gain": float(np.mean(now - [grown.guard_log_probs[j] for j in chosen]))}
-        if getattr(self.policy, "kind", None) in ("causal", "seq2seq"):
+        if getattr(self.policy, "kind", None) in GENERATIVE:
             metrics["token_entropy"] = mean_token_entropy(self.policy, examples, outputs)
+        if grow_policy is not None:
+            metrics["kl_to_grow_policy"] = self._kl_to_grow_policy(grown, grow_policy, seed)
         return metrics
+
+    def _kl_to_grow_policy(self, grown: GrownSet, grow_policy: Policy, seed: int) -> float:
+        """KL(current policy || Grow policy), estimated on one fresh sample of the current policy
+        (temperature 1, full nucleus) for each of the first `guard_samples` distinct Grow inputs."""
+        first_row = {}
+        for j, (source, group) in enumerate(zip(grown.sources, grown.groups)):
+            if source == "grown":
+                first_row.setdefault(group, j)
+        examples = [grown.examples[j] for j in list(first_row.values())[: self.config.guard_samples]]
+        samples = self.policy.sample(examples, k=1, temperature=1.0, greedy=False, seed=seed, top_p=1.0)
+        return kl_to_reference(self.policy, grow_policy, examples, [outputs[0] for outputs in samples])
+
+    def _guards_kl(self) -> bool:
+        return self.config.guard_samples > 0 and getattr(self.policy, "kind", None) in GENERATIVE
+
+    def _frozen_grow_policy(self, grow_from: str) -> Policy | None:
+        """A frozen copy of the policy as it was at stage `grow_from` (the Grow policy), or None without
+        the KL guard or when its weights are gone (a resumed run whose checkpoint was pruned)."""
+        if not self._guards_kl():
+            return None
+        if self.stages.in_memory == grow_from:
+            return self.policy.frozen_copy()
+        checkpoint = self.run_dir.checkpoint_dir(grow_from)
+        return self.policy.frozen_copy(checkpoint) if checkpoint.exists() else None
 
     # ---------------------------------------------------------------- plumbing
     def write_train_nll(self, key: str) -> str:

@@ -5,6 +5,7 @@ else in restlm asks which kind it holds.
 """
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 from abc import ABC, abstractmethod
@@ -92,3 +93,15 @@ class Policy(ABC):
         # tied weights (e.g. embeddings) are saved once; anything else missing is an error
         if unexpected or any("embed" not in k and "lm_head" not in k for k in missing):
             raise RuntimeError(f"checkpoint {path} does not match the model: missing {missing}, unexpected {unexpected}")
+
+    def frozen_copy(self, weights: Path | None = None) -> "Policy":
+        """This policy around a frozen copy of its bare model, with the weights `save` wrote to
+        `weights` when given: a reference (e.g. for a KL) that training this policy leaves alone.
+
+        Costs one more model in memory; it shares the tokenizer and the accelerator.
+        """
+        reference = copy.copy(self)
+        reference.model = copy.deepcopy(self.unwrapped).requires_grad_(False).eval()
+        if weights is not None:
+            reference.load_weights(weights)
+        return reference

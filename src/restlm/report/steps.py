@@ -19,26 +19,36 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return NONE if value is None else f"{value:.{digits}f}"
 
 
+# guards logged per Improve step: drift toward the Grow samples, entropy, and (newer runs) a real KL
+GUARD_COLUMNS = [("grow_log_prob_gain", "Log-prob gain on Grow samples"), ("token_entropy", "Token entropy"),
+                 ("kl_to_grow_policy", "KL to Grow policy")]
+ALWAYS_SHOWN = {"grow_log_prob_gain", "token_entropy"}
+
+
 def steps_table_markdown(results: dict) -> str:
     """Rows: the untrained and baseline rows, then every (N, G, I) step; columns: the task's
-    metrics (results["metric_columns"]), threshold, kept, distinct samples; means over seeds."""
+    metrics (results["metric_columns"]), threshold, kept, distinct samples, the guards (the KL
+    column only when some step logged it); means over seeds."""
     columns = results.get("metric_columns") or [["dev_accuracy", "dev accuracy"]]
-    header = ["Row", "Seeds"] + [title for _, title in columns] + ["Threshold", "Kept", "Distinct samples",
-                                                                 "Log-prob gain on Grow samples", "Token entropy", "Wall time (s)"]
+    cells = results.get("cells", [])
+    guards = [(key, title) for key, title in GUARD_COLUMNS
+              if key in ALWAYS_SHOWN or any(cell.get(key) is not None for cell in cells)]
+    header = (["Row", "Seeds"] + [title for _, title in columns] + ["Threshold", "Kept", "Distinct samples"]
+              + [title for _, title in guards] + ["Wall time (s)"])
     rows = []
     for name, metrics in (results.get("baselines") or {}).items():
         present = [metrics.get(key) for key, _ in columns]
         if any(present):
             seeds = max(len(v) for v in present if v)
-            rows.append([name, str(seeds)] + [_fmt(_mean(v or [])) for v in present] + [NONE] * 6)
-    for n, steps in group_cells(results.get("cells", [])).items():
+            rows.append([name, str(seeds)] + [_fmt(_mean(v or [])) for v in present] + [NONE] * (len(guards) + 4))
+    for n, steps in group_cells(cells).items():
         for step, by_seed in steps.items():
             label = f"{'fine-tuned ' if step == (0, 0) else ''}{step_label(step)}, N={n}"
             rows.append([label, str(len(by_seed))] + [_fmt(_mean(values(by_seed, key))) for key, _ in columns]
                         + [_fmt(_mean(values(by_seed, "threshold")), 3), _fmt(_mean(values(by_seed, "kept")), 0),
-                           _fmt(_mean(values(by_seed, "distinct_samples")), 3),
-                           _fmt(_mean(values(by_seed, "grow_log_prob_gain")), 3), _fmt(_mean(values(by_seed, "token_entropy")), 3),
-                           _fmt(_mean(values(by_seed, "stage_wall_time_s")), 0)])
+                           _fmt(_mean(values(by_seed, "distinct_samples")), 3)]
+                        + [_fmt(_mean(values(by_seed, key)), 3) for key, _ in guards]
+                        + [_fmt(_mean(values(by_seed, "stage_wall_time_s")), 0)])
     return markdown_table(header, rows) if rows else "_No steps in the results._"
 
 
