@@ -10,6 +10,7 @@ throughput; results go to benchmarks/results/reward_models.{json,md}, rewritten 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import resource
 import sys
@@ -47,9 +48,20 @@ def markdown(summary: dict) -> str:
     n = summary["eval_pairs"]
     lines += ["", (f"With {n} held-out pairs, one standard error of an accuracy near 0.6 is about "
                    f"{(0.6 * 0.4 / max(n, 1)) ** 0.5:.3f}. A pair counts one half when both rewards tie."),
+              *sorted({f"Command of {m['name']}: `{m['command']}`" for m in summary["models"] if m.get("command")}),
               "Peak resident memory of the process after each model: "
               + ", ".join(f"{m['name']} {m['peak_memory_mb']:.0f} MB" for m in summary["models"]) + "."]
     return "\n".join(lines) + "\n"
+
+
+def kept_models(path: Path, summary: dict, replaced: list[str]) -> list[dict]:
+    """The models of an earlier results file that this run does not retrain; each keeps its own command."""
+    earlier = json.loads(path.read_text())
+    for key in ("data", "split_seed", "train_pairs", "eval_pairs", "max_length"):
+        if earlier.get(key) != summary[key]:
+            raise SystemExit(f"{path}: {key} is {earlier.get(key)!r}, this run's is {summary[key]!r}; cannot --merge")
+    return [{"command": earlier["command"], "machine": earlier["machine"], **m}
+            for m in earlier["models"] if m["name"] not in replaced]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="train MODEL on only the first N training pairs (a slow model in a short session)")
     parser.add_argument("--save-dir", help="also save each trained reward model under this folder")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder of reward_models.json and .md")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other models of an existing OUT/reward_models.json (same split and length)")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     if unknown := [n for n in names if n not in PRESETS]:
@@ -76,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
                "train_pairs": len(train), "eval_pairs": len(held_out), "max_length": args.max_length, "models": []}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.merge and (out / "reward_models.json").exists():
+        summary["models"] = kept_models(out / "reward_models.json", summary, names)
     caps = {}
     for spec in args.max_train_pairs:
         name, _, count = spec.partition("=")
@@ -89,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"== {name}: {len(pairs)} training pairs, {len(held_out)} held out", flush=True)
         save_to = Path(args.save_dir) / name if args.save_dir else None
         metrics = run_reward_model(model, pairs, held_out, cfg, lora, args.max_length, save_to)
-        metrics.update(name=name, train_pairs=len(pairs), peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        metrics.update(name=name, train_pairs=len(pairs), command=summary["command"], machine=summary["machine"],
+                       peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         summary["models"].append(metrics)
         print(f"   held-out pairwise accuracy {metrics['heldout_pairwise_accuracy']:.4f} "
               f"(before {metrics['heldout_pairwise_accuracy_before_training']:.4f}), "
