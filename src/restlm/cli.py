@@ -1,4 +1,4 @@
-"""The `restlm` command: run (or resume) an experiment, re-render a report."""
+"""The `restlm` command: run (or resume) an experiment, re-render a report; the RLHF steps are delegated."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +7,15 @@ import sys
 from pathlib import Path
 
 from restlm.errors import AwaitingRatings, RestlmError
+
+# commands with their own parsers, in src/restlm/reward_models/commands.py and pipeline_commands.py
+DELEGATED_HELP = {
+    "reward-model": "train a Bradley-Terry reward model on preference pairs (see --help)",
+    "sentiment-model": "train a sentiment reward (or gold) model (see --help)",
+    "sft": "supervised fine-tuning of a causal LM on prompt-completion JSONL (see --help)",
+    "dpo": "DPO of a causal LM on preference-pair JSONL (see --help)",
+    "ppo": "PPO of a causal LM against a reward, with a proxy/gold report per evaluated step (see --help)",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,8 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="per Grow step: reward distribution, kept rows, best and worst samples")
     inspect.add_argument("run_dir")
     inspect.add_argument("--samples", type=int, default=3, help="best and worst samples shown per Grow step")
-    for name, text in (("reward-model", "train a Bradley-Terry reward model on preference pairs (see --help)"),
-                       ("sentiment-model", "train a sentiment reward (or gold) model (see --help)")):
+    for name, text in DELEGATED_HELP.items():
         commands.add_parser(name, help=text, add_help=False)  # listed here; main() hands their argv over whole
     show = commands.add_parser("config", help="print the resolved config (defaults + file + overrides)")
     show.add_argument("--config")
@@ -81,14 +89,16 @@ def _config(args) -> None:
 
 def _delegated(command: str, argv: list[str]) -> int:
     """Commands with their own parsers (and their own one-line error handling)."""
+    from restlm.pipeline_commands import main_dpo, main_ppo, main_sft
     from restlm.reward_models.commands import main_reward_model, main_sentiment_model
 
-    return {"reward-model": main_reward_model, "sentiment-model": main_sentiment_model}[command](argv)
+    return {"reward-model": main_reward_model, "sentiment-model": main_sentiment_model,
+            "sft": main_sft, "dpo": main_dpo, "ppo": main_ppo}[command](argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("reward-model", "sentiment-model"):
+    if argv and argv[0] in DELEGATED_HELP:
         return _delegated(argv[0], argv[1:])
     args = _parser().parse_args(argv)
     try:

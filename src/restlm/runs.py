@@ -11,6 +11,8 @@ import os
 import resource
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from restlm.errors import RunDirError
@@ -37,6 +39,26 @@ def write_jsonl(path: Path, rows) -> None:
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+@contextmanager
+def staged_folder(path: str | Path) -> Iterator[Path]:
+    """A new folder beside `path` to write into: renamed to `path` when the block ends, removed if it raises.
+
+    So a command that fails or is interrupted leaves no half-written `path`. A `path` that exists
+    and is not an empty folder is refused (RunDirError) before the block runs.
+    """
+    path = Path(path)
+    if path.exists() and not (path.is_dir() and not any(path.iterdir())):
+        raise RunDirError(f"{path}: already exists; choose another folder or remove it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    try:
+        yield staging
+        os.chmod(staging, 0o755)  # mkdtemp makes it private; the result is an ordinary folder
+        os.replace(staging, path)  # onto an empty folder too
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 class RunDir:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from restlm.data.completions import read_completions
 from restlm.data.examples import Example
@@ -24,6 +25,8 @@ from restlm.trl_runs import TrlRunStats, TrlTrainConfig, causal_model, finish, t
 @dataclass
 class SftConfig(TrlTrainConfig):
     """SFT's settings: those of every TRL run (learning rate 5e-5 by default)."""
+
+    SECTION: ClassVar[str] = "sft"
 
 
 def sft(model, data: Sequence[Example] | str | Path, cfg: SftConfig | None = None,
@@ -37,7 +40,7 @@ def sft(model, data: Sequence[Example] | str | Path, cfg: SftConfig | None = Non
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    cfg = cfg or SftConfig()
+    cfg = (cfg or SftConfig()).validate()
     examples = read_completions(data) if isinstance(data, (str, Path)) else list(data)
     missing = next((e for e in examples if not isinstance(e.target, str)), None)
     if missing is not None or not examples:

@@ -6,10 +6,12 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
 from restlm.data.examples import Example
+from restlm.errors import ConfigError
 
 
 @dataclass
@@ -34,6 +36,25 @@ class TrlTrainConfig:
     """LoRA options (`apply_lora`) for a model given by name; a policy keeps its own"""
     bf16: bool = False
     """bf16 mixed precision (a GPU feature; fp32 on CPU)"""
+
+    SECTION: ClassVar[str] = "trl"  # the key prefix of its ConfigErrors
+
+    def validate(self):
+        """Raise ConfigError naming the first bad field; returns self. TRL itself would start on most of
+        these and fail later, deep in a traceback."""
+        for name in ("learning_rate", "epochs", "batch_size", "max_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f"{self.SECTION}.{name}", f"must be a number > 0, not {value!r}")
+        if not 0 <= self.warmup_ratio <= 1:
+            raise ConfigError(f"{self.SECTION}.warmup_ratio", f"must be in [0, 1], not {self.warmup_ratio!r}")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"{self.SECTION}.weight_decay", f"must be >= 0, not {self.weight_decay!r}")
+        if self.lora is not None and not isinstance(self.lora, dict):
+            raise ConfigError(f"{self.SECTION}.lora", f"must be null or a dict of LoRA options, not {self.lora!r}")
+        if self.bf16 and not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
+            raise ConfigError(f"{self.SECTION}.bf16", "needs a GPU with bf16; this machine has none")
+        return self
 
 
 @dataclass

@@ -8,6 +8,7 @@ advantages come from GAE over the output tokens, and kl_coef may adapt towards a
   config.py      PPOConfig
   objectives.py  the pure pieces: KL-shaped rewards, GAE, whitening, the clipped losses, the KL controller
   algorithm.py   the value head, the token pass and the loop (generate, score, advantages, optimise)
+  report.py      report.md of a run: proxy, gold, KL and entropy per evaluated step, the proxy-up-gold-down flag
 
     from restlm.ppo import PPO, PPOConfig
     history = PPO(policy, "chrf", prompts, PPOConfig(total_steps=20)).train("metrics.jsonl")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from restlm.cli_flags import add_dataclass_flags, config_from_args
 from restlm.errors import RestlmError
 
 HH_PAIRS = "hh_rlhf/helpful_base_pairs.jsonl"
@@ -77,11 +78,11 @@ def main_reward_model(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-pairs", type=int, default=200, help="held-out pairs")
     parser.add_argument("--lora", action="store_true", help="LoRA adapters (r=8) instead of full fine-tuning")
     parser.add_argument("--max-length", type=int, help="tokens per (prompt, response) (default 256)")
-    _add_dataclass_flags(parser, RewardTrainConfig)
+    add_dataclass_flags(parser, RewardTrainConfig)
     args = parser.parse_args(argv)
     try:
         train, held_out = load_hh_split(args.data, args.train_pairs, args.eval_pairs, args.seed)
-        cfg = RewardTrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RewardTrainConfig)})
+        cfg = config_from_args(RewardTrainConfig, args)
         metrics = run_reward_model(args.model, train, held_out, cfg, LORA if args.lora else None, args.max_length,
                                    args.out)
     except RestlmError as error:
@@ -103,9 +104,9 @@ def main_sentiment_model(argv: list[str] | None = None) -> int:
     parser.add_argument("--role", choices=ROLES, required=True, help="which half of the sentences to train on")
     parser.add_argument("--out", required=True, help="folder the classifier is saved to")
     parser.add_argument("--limit", type=int, help="training sentences used (default: the whole half)")
-    _add_dataclass_flags(parser, SentimentTrainConfig)
+    add_dataclass_flags(parser, SentimentTrainConfig)
     args = parser.parse_args(argv)
-    cfg = SentimentTrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SentimentTrainConfig)})
+    cfg = config_from_args(SentimentTrainConfig, args)
     try:
         metrics = train_sentiment_role(args.role, args.out, cfg, limit=args.limit)
     except RestlmError as error:
@@ -113,13 +114,6 @@ def main_sentiment_model(argv: list[str] | None = None) -> int:
         return error.exit_code
     print(json.dumps(metrics, indent=2))
     return 0
-
-
-def _add_dataclass_flags(parser: argparse.ArgumentParser, config_class) -> None:
-    """One --flag per field of a config dataclass, with its default."""
-    for f in dataclasses.fields(config_class):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(f.default), default=f.default,
-                            help=f"(default {f.default})")
 
 
 if __name__ == "__main__":
