@@ -96,6 +96,29 @@ def restlm_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "restlm.cli", *args]
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_two(args: list[str], program: tuple[str, ...] = ("-m", "restlm.cli")) -> subprocess.Popen:
+    """Start `python -m restlm.cli ARGS` (or `python PROGRAM ARGS`) as 2 CPU processes (gloo) under
+    `accelerate launch`.
+
+    Not `--cpu` and not a bare `--num_processes 2`: on a machine without GPUs both start ONE
+    process; `--multi_gpu` with ACCELERATE_USE_CPU=true starts two.
+    """
+    accelerate = Path(sys.executable).parent / "accelerate"
+    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+               *program, *args]
+    return subprocess.Popen(command, env=cli_env(ACCELERATE_USE_CPU="true"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
 def run_cli(*args: str, cwd=None, timeout: float = 300, **env) -> subprocess.CompletedProcess:
     """Run `python -m restlm.cli ARGS` to the end; returns the completed process (text mode)."""
     return subprocess.run(restlm_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=cwd,

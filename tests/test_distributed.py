@@ -14,31 +14,11 @@ to 1e-3 relative; dev accuracy per cell within 1/len(dev); kept counts equal.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from helpers import build_once, cli_env, restlm_cmd, set_args, tiny_overrides
-
-
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def launch_two(args: list[str]) -> subprocess.Popen:
-    accelerate = Path(sys.executable).parent / "accelerate"
-    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-               "-m", "restlm.cli", *args]
-    return subprocess.Popen(command, env=cli_env(ACCELERATE_USE_CPU="true"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+from helpers import build_once, cli_env, launch_two, restlm_cmd, set_args, tiny_overrides
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ log ref(rejected)))), log-probabilities summed over the response tokens (EOS app
 The reference is a frozen copy of the model as it starts (with LoRA: the model with its
 adapters switched off, so no copy), or a model given as `reference`.
 Given a CausalLMPolicy, prompts are written as the policy writes them when sampling.
-Supported: full fine-tuning or LoRA (merged when saved), fp32 or bf16, one process, TRL's
+Supported: full fine-tuning or LoRA (merged when saved), fp32 or bf16, one process or several
+under `accelerate launch` (`batch_size` is the global batch, split across them), TRL's
 other loss types by name. Pairs whose prompt alone fills `max_length` are dropped (by TRL).
 """
 from __future__ import annotations

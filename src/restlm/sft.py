@@ -4,9 +4,10 @@ The loss is on the completion tokens only (TRL's completion-only loss for prompt
 data), each completion followed by EOS, as CausalLMPolicy trains and samples its outputs.
 Given a CausalLMPolicy, each prompt is written as the policy writes it when sampling (its
 prompt template inside the chat template), so SFT trains the format the policy is used in.
-Supported: full fine-tuning or LoRA (merged when saved), fp32 or bf16, one process.
-Not supported: packing, multi-turn conversations, several processes (use `accelerate launch`
-with TRL directly). Sequences longer than `max_length` lose their end (TRL's keep_start).
+Supported: full fine-tuning or LoRA (merged when saved), fp32 or bf16, one process or several
+under `accelerate launch` (`batch_size` is the global batch, split across them; see trl_runs).
+Not supported: packing, multi-turn conversations. Sequences longer than `max_length` lose their
+end (TRL's keep_start).
 """
 from __future__ import annotations
 

@@ -98,10 +98,22 @@ def causal_model(model, lora: dict | None) -> tuple[object, object, Callable[[Ex
 
 
 def trl_arguments(config_class, cfg, **extra):
-    """A TRL config from ours: fp32, no checkpoints or reports, a loss logged every step."""
+    """A TRL config from ours: fp32, no checkpoints or reports, a loss logged every step.
+
+    `cfg.batch_size` is the global batch: under `accelerate launch` each of N processes takes
+    batch_size / N rows of it (so N processes follow the loss curve of one); ConfigError when
+    it does not divide evenly.
+    """
+    from restlm.distributed import process_state
+
+    processes = process_state().num_processes
+    if cfg.batch_size % processes:
+        raise ConfigError(f"{cfg.SECTION}.batch_size",
+                          f"{cfg.batch_size} rows per step do not split evenly across {processes} processes")
     return config_class(
         output_dir=tempfile.mkdtemp(prefix="restlm-trl-"), num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, lr_scheduler_type="linear",
+        per_device_train_batch_size=cfg.batch_size // processes, learning_rate=cfg.learning_rate,
+        lr_scheduler_type="linear",
         warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed,
         max_length=cfg.max_length, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
         # TRL defaults to bf16 and gradient checkpointing (GPU memory savers); on a CPU both cost time
@@ -109,7 +121,8 @@ def trl_arguments(config_class, cfg, **extra):
 
 
 def finish(trainer, model, tokenizer, rows: int, wall_time_s: float, out: str | Path | None) -> TrlRunStats:
-    """Stats of a finished trainer; with `out`, the model (LoRA merged) and tokenizer saved there."""
+    """Stats of a finished trainer; with `out`, the model (LoRA merged) and tokenizer saved there
+    (by the main process; the others wait)."""
     import shutil
 
     from restlm.policies.lora import save_merged
@@ -117,7 +130,9 @@ def finish(trainer, model, tokenizer, rows: int, wall_time_s: float, out: str | 
     history = list(trainer.state.log_history)
     shutil.rmtree(trainer.args.output_dir, ignore_errors=True)
     if out is not None:
-        save_merged(model, tokenizer, Path(out))
+        if trainer.accelerator.is_main_process:
+            save_merged(model, tokenizer, Path(out))
+        trainer.accelerator.wait_for_everyone()
     model.eval()
     return TrlRunStats(trainer.state.global_step, rows, [h["loss"] for h in history if "loss" in h], wall_time_s,
                        str(out) if out is not None else None, history)

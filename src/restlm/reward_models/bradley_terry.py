@@ -5,6 +5,8 @@ log-likelihood. A plain loop (AdamW, linear warm-up then decay, gradient clippin
 RewardTrainer drops pairs longer than max_length instead of truncating them (most HH-RLHF
 dialogues at 256 tokens), joins prompt and response into one string (no text pair for an
 encoder, no left truncation) and needs an EOS token that BERT tokenizers lack.
+The loop runs on one process or, under `accelerate launch`, on several (DDP, each global batch
+split across them), with the same losses either way.
 """
 from __future__ import annotations
 
@@ -63,52 +65,94 @@ class RewardTrainStats:
 
 def train_reward_model(reward_model: RewardModel, pairs: Sequence[PreferencePair], cfg: RewardTrainConfig,
                        on_step: Callable[[int, float], None] | None = None) -> RewardTrainStats:
-    """Fine-tune `reward_model` in place on `pairs`; the same seed gives the same run."""
+    """Fine-tune `reward_model` in place on `pairs`; the same seed gives the same run on any number of processes.
+
+    Under `accelerate launch` every process must call it with the same pairs: each draws the same
+    global batches of `cfg.batch_size` pairs and trains on its contiguous share of each, DDP
+    averages the gradients, and every process returns the same stats (losses averaged over the
+    processes). On one process the model stays on the device it was loaded to; on several it
+    moves to its process's device.
+    """
+    from accelerate import Accelerator, DataLoaderConfiguration
+
     from restlm.training import length_bucketed_batches
 
     if not pairs:
         raise ValueError("no preference pairs to train on")
+    # split_batches: a batch is the global one, cut across the processes, so the scheduler steps once per batch
+    accelerator = Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True))
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     lengths = [len(p.prompt) + len(p.chosen) + len(p.rejected) for p in pairs]
     # pairs of similar length share a batch: less padding, the dominant cost at 256 tokens
     batches = [b for _ in range(cfg.epochs) for b in length_bucketed_batches(lengths, cfg.batch_size, rng)]
-    model = reward_model.model
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = [p for p in reward_model.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * len(batches)), len(batches))
+    # one process leaves the model where from_pretrained put it (the GPU, or the device asked for)
+    placed = accelerator.num_processes > 1
+    model, optimizer, scheduler = accelerator.prepare(reward_model.model, optimizer, scheduler,
+                                                      device_placement=[placed] * 3)
     model.train()
     losses, done, start = [], 0, time.perf_counter()
-    bar = tqdm(batches, desc="reward model", leave=False)
+    bar = tqdm(batches, desc="reward model", leave=False, disable=not accelerator.is_local_main_process)
     for step, idx in enumerate(bar):
-        chunk = [pairs[i] for i in idx]
+        own, scale = _shard(idx, accelerator.process_index, accelerator.num_processes)
+        chunk = [pairs[i] for i in own]
         # chosen and rejected in one forward: rows [0, n) are chosen, [n, 2n) rejected
         batch = reward_model.encode([p.prompt for p in chunk] * 2, [p.chosen for p in chunk] + [p.rejected for p in chunk])
-        rewards = reward_model.forward({k: v.to(reward_model.device) for k, v in batch.items()})
-        loss = bradley_terry_loss(*rewards.chunk(2))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        rewards = reward_model.forward({k: v.to(reward_model.device) for k, v in batch.items()}, through=model)
+        loss = bradley_terry_loss(*rewards.chunk(2)) * scale
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()
-        losses.append(loss.item())
+        losses.append(accelerator.reduce(loss.detach(), "mean").item())
         done += len(idx)
         bar.set_postfix(loss=f"{losses[-1]:.4f}", pairs_per_s=f"{done / (time.perf_counter() - start):.2f}")
         if on_step:
             on_step(step, losses[-1])
-    model.eval()
+    reward_model.model.eval()
+    accelerator.free_memory()  # drops the DDP wrapper and the optimizer state
     return RewardTrainStats(len(batches), done, float(np.mean(losses)), time.perf_counter() - start, losses)
 
 
-def pairwise_accuracy(reward_model: RewardModel, pairs: Sequence[PreferencePair], batch_size: int = 16) -> float:
-    """Share of pairs where r(chosen) > r(rejected); a tie counts one half."""
-    chosen, rejected = reward_scores(reward_model, pairs, batch_size)
+def _shard(batch: list[int], index: int, count: int) -> tuple[list[int], float]:
+    """Process `index`'s contiguous share of a global batch, and the factor on its mean loss.
+
+    DDP averages the processes' gradients; scaled by count * share / batch, the shards' mean losses
+    average to the global batch's mean loss even when shares differ in size. A process whose
+    share is empty (a last batch smaller than `count`) runs the last pair at factor 0.
+    """
+    size = -(-len(batch) // count)
+    own = batch[index * size : (index + 1) * size]
+    return (own, count * len(own) / len(batch)) if own else (batch[-1:], 0.0)
+
+
+def pairwise_accuracy(reward_model: RewardModel, pairs: Sequence[PreferencePair], batch_size: int = 16,
+                      across_processes: bool = False) -> float:
+    """Share of pairs where r(chosen) > r(rejected); a tie counts one half. See `reward_scores`."""
+    chosen, rejected = reward_scores(reward_model, pairs, batch_size, across_processes)
     return float(np.mean((chosen > rejected) + 0.5 * (chosen == rejected)))
 
 
-def reward_scores(reward_model: RewardModel, pairs: Sequence[PreferencePair],
-                  batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """(r(chosen), r(rejected)) for each pair, no gradients."""
-    scores = reward_model.score([p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs],
-                                batch_size)
+def reward_scores(reward_model: RewardModel, pairs: Sequence[PreferencePair], batch_size: int = 16,
+                  across_processes: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(r(chosen), r(rejected)) for each pair, no gradients.
+
+    across_processes: under `accelerate launch`, each process scores a contiguous share and every
+    process gets all the scores (so every process must call it); by default this process scores all.
+    """
+    from restlm.distributed import map_across_processes, process_state
+
+    rows = [(p.prompt, p.chosen) for p in pairs] + [(p.prompt, p.rejected) for p in pairs]
+
+    def score(part):
+        return reward_model.score([prompt for prompt, _ in part], [response for _, response in part], batch_size)
+
+    if across_processes:
+        scores = np.array(map_across_processes(process_state(), rows, lambda part: score(part).tolist()))
+    else:
+        scores = score(rows)
     return scores[: len(pairs)], scores[len(pairs) :]

@@ -3,6 +3,8 @@
   restlm reward-model --model minilm --out runs/rm_minilm [--train-pairs 1800 --eval-pairs 200]
   restlm sentiment-model --role reward --out runs/sentiment_reward
 Each writes the model in HF format and metrics.json beside it, and prints the metrics.
+`reward-model` also runs under `accelerate launch` with several processes (see README); then
+only the main process writes and prints.
 """
 from __future__ import annotations
 
@@ -26,18 +28,22 @@ def run_reward_model(model: str, train_pairs, eval_pairs, cfg, lora: dict | None
                      out: str | Path | None = None, batch_size_eval: int = 16) -> dict:
     """Load `model`, train it on `train_pairs`, measure pairwise accuracy on `eval_pairs`, save to `out`.
 
-    Returns the metrics (also written to `out`/metrics.json when `out` is given).
+    Returns the metrics (also written to `out`/metrics.json when `out` is given). Under
+    `accelerate launch` every process calls it and gets the same metrics: training is split as
+    `train_reward_model` splits it, scoring as `reward_scores(across_processes=True)`, and the
+    main process writes `out` while the others wait.
     """
+    from restlm.distributed import process_state
     from restlm.reward_models.bradley_terry import pairwise_accuracy, train_reward_model
     from restlm.reward_models.model import RewardModel
 
     torch.manual_seed(cfg.seed)  # the new reward head (and LoRA's A matrices) are drawn as the model loads
     reward_model = RewardModel.from_pretrained(model, lora=lora, max_length=max_length)
     trainable = sum(p.numel() for p in reward_model.model.parameters() if p.requires_grad)
-    before = pairwise_accuracy(reward_model, eval_pairs, batch_size_eval)
+    before = pairwise_accuracy(reward_model, eval_pairs, batch_size_eval, across_processes=True)
     stats = train_reward_model(reward_model, train_pairs, cfg)
     start = time.perf_counter()
-    accuracy = pairwise_accuracy(reward_model, eval_pairs, batch_size_eval)
+    accuracy = pairwise_accuracy(reward_model, eval_pairs, batch_size_eval, across_processes=True)
     eval_s = time.perf_counter() - start
     metrics = {
         "name": model + ("+lora" if lora else ""), "kind": reward_model.kind, "max_length": reward_model.max_length,
@@ -47,10 +53,14 @@ def run_reward_model(model: str, train_pairs, eval_pairs, cfg, lora: dict | None
         "train_time_s": stats.wall_time_s, "mean_train_loss": stats.mean_loss,
         "final_train_loss": float(sum(stats.losses[-10:]) / len(stats.losses[-10:])),
         "trainable_parameters": trainable, "lora": lora, "config": dataclasses.asdict(cfg),
+        "processes": process_state().num_processes,
     }
     if out is not None:
         reward_model.save(out)
-        (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        state = process_state()
+        if state.is_main_process:
+            (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        state.wait_for_everyone()
     return metrics
 
 
@@ -68,6 +78,7 @@ def load_hh_split(path: str | None, train_pairs: int | None, eval_pairs: int, se
 
 def main_reward_model(argv: list[str] | None = None) -> int:
     """`restlm reward-model ...`: train, evaluate and save one Bradley-Terry reward model."""
+    from restlm.distributed import process_state
     from restlm.reward_models.bradley_terry import RewardTrainConfig
 
     parser = argparse.ArgumentParser(prog="restlm reward-model", description=main_reward_model.__doc__)
@@ -88,7 +99,8 @@ def main_reward_model(argv: list[str] | None = None) -> int:
     except RestlmError as error:
         print(f"restlm: error: {error}", file=sys.stderr)
         return error.exit_code
-    print(json.dumps(metrics, indent=2))
+    if process_state().is_main_process:
+        print(json.dumps(metrics, indent=2))
     return 0
 
 

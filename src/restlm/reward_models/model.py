@@ -24,7 +24,8 @@ DEFAULT_MAX_LENGTH = 256
 class RewardModel:
     """Wraps (model, tokenizer); `encode` + `forward` is the differentiable path, `score` the batched one.
 
-    Not supported: several processes (train or score on one), multi-output heads.
+    Several processes (`accelerate launch`): `train_reward_model` trains with DDP, `score` scores
+    what this process is given, `save` writes from the main process. Not supported: multi-output heads.
     """
 
     def __init__(self, model, tokenizer, kind: str, max_length: int = DEFAULT_MAX_LENGTH):
@@ -50,7 +51,8 @@ class RewardModel:
 
         lora: None or `apply_lora`'s dict (adapters on the backbone, the head trained in full).
         max_length: tokens per (prompt, response); default what a saved reward model used, else 256.
-        device: where it trains and scores; default the GPU when there is one, else the CPU.
+        device: where it trains and scores; default the GPU when there is one, else the CPU, and
+            under `accelerate launch` with several processes, this process's device.
         Raises ModelLoadError (one line) when it cannot be loaded or has more than one output.
         """
         from transformers import (
@@ -86,7 +88,7 @@ class RewardModel:
         length = max_length or saved.get("max_length") or DEFAULT_MAX_LENGTH
         if kind == "encoder":
             length = min(length, getattr(config, "max_position_embeddings", length))
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = device or _default_device()
         return cls(apply_lora(model, lora, "SEQ_CLS").to(device), tokenizer, kind, length)
 
     @property
@@ -124,10 +126,13 @@ class RewardModel:
         return text if len(offsets) <= n else text[: offsets[n - 1][1]]
 
     # ---- rewards
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Differentiable rewards, one per row of an `encode` batch (on the model's device)."""
+    def forward(self, batch: dict[str, torch.Tensor], through=None) -> torch.Tensor:
+        """Differentiable rewards, one per row of an `encode` batch (on the model's device).
+
+        through: what runs the batch instead of `self.model`: its DDP wrapper while training.
+        """
         extra = {"use_cache": False} if self.kind == "causal" else {}
-        return self.model(**batch, **extra).logits[:, 0].float()
+        return (self.model if through is None else through)(**batch, **extra).logits[:, 0].float()
 
     def score(self, prompts: Sequence[str], responses: Sequence[str], batch_size: int = 16) -> np.ndarray:
         """Rewards of (prompt, response) pairs, in input order; no gradients, batched by length."""
@@ -146,11 +151,28 @@ class RewardModel:
         return out
 
     def save(self, path: str | Path) -> None:
-        """Write the model (LoRA merged) and tokenizer in HF format; config.json records kind and max_length."""
+        """Write the model (LoRA merged) and tokenizer in HF format; config.json records kind and max_length.
+
+        Under several processes every process must call it: the main one writes, the others wait.
+        """
+        from restlm.distributed import process_state
         from restlm.policies.lora import save_merged
 
         setattr(self.model.config, SAVED_KEY, {"kind": self.kind, "max_length": self.max_length})
-        save_merged(self.model, self.tokenizer, Path(path))
+        state = process_state()
+        if state.is_main_process:
+            save_merged(self.model, self.tokenizer, Path(path))
+        state.wait_for_everyone()
+
+
+def _default_device() -> torch.device | str:
+    """This process's device under a multi-process launch; otherwise the GPU when there is one."""
+    from restlm.distributed import process_state
+
+    state = process_state()
+    if state.num_processes > 1:
+        return state.device
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _resolve(name: str) -> str:
