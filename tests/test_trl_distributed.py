@@ -83,3 +83,21 @@ def test_saved_weights_match_one_process(runs, name):
     moved = max(float((one[k] - start[k]).abs().max()) for k in start)
     gap = max(float((one[k] - two[k]).abs().max()) for k in one)
     assert moved > 1e-4 and gap < 1e-5, (moved, gap)  # trained, and to the same weights
+
+
+def test_the_sft_command_on_two_processes_publishes_one_folder(tmp_path):
+    """`restlm sft` under accelerate launch: every process trains, only the main one writes --out and prints."""
+    model = save_tiny(tmp_path / "llama")
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"say {w}", "completion": w}) + "\n"
+                            for w in "cat dog bird tree park mat sat ran".split()))
+    out = tmp_path / "sft"
+    run = launch_two(["sft", "--model", str(model), "--data", str(data), "--out", str(out), "--batch-size", "4",
+                      "--learning-rate", "1e-3", "--max-length", "64"])
+    stdout, stderr = run.communicate(timeout=300)
+    assert run.returncode == 0, stderr[-3000:]
+    assert stdout.count("sft: model and metrics.json in") == 1
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["rows"], metrics["steps"]) == (8, 2)
+    assert {"config.json", "model.safetensors"} <= {p.name for p in out.iterdir()}
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left

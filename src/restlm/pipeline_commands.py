@@ -118,12 +118,14 @@ def _run_trl(name: str, args, config_class) -> None:
     from restlm.data.completions import read_completions
     from restlm.data.preferences import read_preferences
     from restlm.dpo import dpo
+    from restlm.distributed import process_state
     from restlm.runs import staged_folder, write_json
     from restlm.sft import sft
 
     cfg = config_from_args(config_class, args, lora=None).validate()  # a policy carries its own LoRA
     rows = (read_completions if name == "sft" else read_preferences)(Path(args.data))
-    with staged_folder(args.out) as folder:
+    is_main = process_state().is_main_process  # under accelerate launch every process trains, one publishes
+    with staged_folder(args.out, is_main) as folder:
         policy = _load_policy(args)
         stats = (sft if name == "sft" else dpo)(policy, rows, cfg, out=folder)
         metrics = {"command": name, "model": args.model, "data": str(args.data), "rows": len(rows),
@@ -133,8 +135,9 @@ def _run_trl(name: str, args, config_class) -> None:
                    "rows_per_s": stats.rows_per_s, "prompt_template": args.prompt_template,
                    "system_prompt": args.system_prompt, "lora": _lora(args), "config": dataclasses.asdict(cfg)}
         write_json(folder / "metrics.json", metrics)
-    print(json.dumps({k: v for k, v in metrics.items() if k != "losses"}, indent=2))
-    print(f"{name}: model and metrics.json in {args.out}")
+    if is_main:
+        print(json.dumps({k: v for k, v in metrics.items() if k != "losses"}, indent=2))
+        print(f"{name}: model and metrics.json in {args.out}")
 
 
 # ---------------------------------------------------------------- ppo

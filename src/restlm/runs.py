@@ -42,15 +42,20 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 @contextmanager
-def staged_folder(path: str | Path) -> Iterator[Path]:
+def staged_folder(path: str | Path, is_main: bool = True) -> Iterator[Path]:
     """A new folder beside `path` to write into: renamed to `path` when the block ends, removed if it raises.
 
     So a command that fails or is interrupted leaves no half-written `path`. A `path` that exists
-    and is not an empty folder is refused (RunDirError) before the block runs.
+    and is not an empty folder is refused (RunDirError) before the block runs. Under several
+    processes only the main one publishes: the others get a scratch folder that is thrown away.
     """
     path = Path(path)
     if path.exists() and not (path.is_dir() and not any(path.iterdir())):
         raise RunDirError(f"{path}: already exists; choose another folder or remove it")
+    if not is_main:
+        with tempfile.TemporaryDirectory(prefix="restlm-scratch-") as scratch:
+            yield Path(scratch)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
     try:
