@@ -20,7 +20,7 @@ Methods, each from the task's start policy, on the same --prompts training promp
   sft   the start policy itself
   rest  ReST: --grow-steps Grow steps of --samples samples per prompt at --grow-temperature, each followed
         by --improve-steps Improve steps (BC) keeping the samples at or above a per-prompt reward
-        percentile (--thresholds)
+        percentile (--thresholds; with --threshold rising, absolute proxy values)
   dpo   DPO on pairs from ReST's first Grow step (the start policy's samples): best against worst of
         the --samples of each prompt under the proxy
   ppo   restlm.ppo until it has sampled as many tokens as ReST's Grow steps (at most --ppo-steps steps)
@@ -129,8 +129,10 @@ def parse_args(argv=None):
     p.add_argument("--grow-steps", type=int, default=2, help="ReST Grow steps")
     p.add_argument("--improve-steps", type=int, default=2, help="ReST Improve steps per Grow step")
     p.add_argument("--samples", type=int, default=4, help="samples per prompt of a Grow step (and for DPO's pairs)")
+    p.add_argument("--threshold", choices=("percentile", "rising"), default="percentile",
+                   help="percentile: --thresholds are per-prompt reward percentiles; rising: absolute proxy values")
     p.add_argument("--thresholds", type=lambda s: [float(x) for x in s.split(",")], default=[0.5, 0.75],
-                   help="per-prompt reward percentiles of the Improve steps (the last repeats)")
+                   help="one per Improve step (the last repeats), as --threshold says")
     p.add_argument("--improve-lr", type=float, default=1e-5, help="learning rate of Improve step 1 (then halved)")
     p.add_argument("--ppo-steps", type=int, default=80, help="PPO steps at most (it stops at ReST's sampled tokens)")
     p.add_argument("--ppo-batch", type=int, default=8, help="prompts per PPO step (one sample each)")
