@@ -12,7 +12,8 @@ Tasks
   sentiment    continue the first 4-6 words of an IMDB sentence (UCI sentences) into a positive review.
                Proxy: p(positive) of the reward classifier (`sentiment:PATH`); gold: p(positive) of the
                gold classifier, trained on the other half of the sentences (both trained first when missing).
-               Held-out prompts come from sentences neither classifier trained on. Start: the instruct model.
+               Held-out prompts: openings of the 85 sentences neither classifier trained on, then of the gold's
+               (never the proxy's; both score the continuation alone). Start: the instruct model.
                (The tasks live in rest_vs_ppo_tasks.py, the methods in rest_vs_ppo_methods.py.)
   translation  Multi30k De->En. Proxy: sentence chrF / 100; gold: corpus BLEU on held-out val sentences.
                Start: SFT on the first --sft-examples training pairs.
@@ -30,8 +31,11 @@ lists every evaluated step with its held-out proxy and gold, flagged where the p
 Evaluation, the same --eval-prompts held-out prompts for every method: proxy and gold of greedy outputs;
 kl (guards.kl_to_reference, to the start policy) and distinct2 of --eval-samples samples per prompt at
 temperature 1. wall_time_s: the method's training alone (evaluation is eval_time_s).
-OUT.json is rewritten after every (task, method) and a rerun with the same settings skips what is done
-(ReST also resumes inside its run directory); OUT.md is written at the end.
+Each task keeps the settings (flags) it ran with, so tasks may be run with different flags into one OUT
+(`--tasks sentiment --threshold rising ...`, then `--tasks translation ...`). Gold differences of ReST
+against every other method come with a paired bootstrap interval over the held-out prompts.
+OUT.json is rewritten after every (task, method) and a rerun of a task with its settings skips what is
+done (ReST also resumes inside its run directory); OUT.md is written at the end.
 """
 from __future__ import annotations
 
@@ -51,27 +55,50 @@ from rest_vs_ppo_report import NOTES, goal, markdown
 from rest_vs_ppo_tasks import BENCHES, MAX_NEW_TOKENS, TASKS, Bench
 
 from restlm.runs import write_atomic, write_json
+from restlm.stats import paired_bootstrap
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("sft", "rest", "dpo", "ppo")  # in this order: dpo reads rest's Grow samples, ppo matches its tokens
-UNSIZED = ("tasks", "methods", "out", "run_dir", "note")  # flags a resumed run may change
+UNSIZED = ("tasks", "methods", "out", "run_dir", "note", "bootstrap")  # flags a resumed run may change
 
 
 # ---------------------------------------------------------------- the loop, resumable per (task, method)
-def task_entry(results: dict, bench: Bench) -> dict:
-    entry = next((t for t in results["tasks"] if t["name"] == bench.name), None)
+def task_entry(results: dict, name: str, settings: dict, folder: Path) -> dict:
+    """The task's record in the results, checked against the settings it was run with (each task has its own)."""
+    entry = next((t for t in results["tasks"] if t["name"] == name), None)
+    recorded = json.loads((folder / "settings.json").read_text()) if (folder / "settings.json").exists() else None
+    for where, old in (("the results file", (entry or {}).get("settings")), (folder, recorded)):
+        if old is not None and old != settings:
+            changed = sorted(k for k in settings if old.get(k) != settings[k])
+            raise SystemExit(f"{where} holds a {name} run with other settings ({', '.join(changed)}): pick another "
+                             "--out and --run-dir, or delete the task's record and folder to start over")
     if entry is None:
-        entry = {"name": bench.name, "methods": []}
+        entry = {"name": name, "methods": []}
         results["tasks"].append(entry)
-    entry.update(proxy=bench.reward.name, prompts=len(bench.train), dev_prompts=len(bench.dev),
-                 eval_prompts=len(bench.heldout), **bench.info)
+    write_json(folder / "settings.json", settings)
+    entry.update(settings=settings, command=results["command"])
     return entry
+
+
+def compare_gold(bench: Bench, entry: dict, rounds: int, seed: int) -> None:
+    """Paired bootstraps over the held-out prompts of gold(ReST) - gold(other) for every other method."""
+    rows = {m["method"]: m for m in entry["methods"] if "heldout_outputs" in m}
+    if "rest" not in rows:
+        return
+    rest = bench.gold_of_rows(bench.heldout, rows["rest"]["heldout_outputs"])
+    entry["gold_difference"] = {
+        f"rest-{other}": paired_bootstrap(rest, bench.gold_of_rows(bench.heldout, rows[other]["heldout_outputs"]),
+                                          len(bench.heldout), rounds, seed)
+        for other in METHODS if other in rows and other != "rest"}
 
 
 def run_task(name: str, args, run_dir: Path, results: dict, save: Callable[[], None]) -> None:
     folder = run_dir / name
+    settings = {k: v for k, v in vars(args).items() if k not in UNSIZED}
+    entry = task_entry(results, name, settings, folder)
     bench = BENCHES[name](args, run_dir)
-    entry = task_entry(results, bench)
+    entry.update(proxy=bench.reward.name, prompts=len(bench.train), dev_prompts=len(bench.dev),
+                 eval_prompts=len(bench.heldout), **bench.info)
     done = {m["method"]: m for m in entry["methods"]}
     start_weights = folder / "sft" if bench.sft else None
     if "sft" in done and start_weights is not None and not start_weights.exists():
@@ -108,6 +135,8 @@ def run_task(name: str, args, run_dir: Path, results: dict, save: Callable[[], N
               f"eval {record['eval_time_s']:.0f} s", flush=True)
         del policy
         gc.collect()
+    compare_gold(bench, entry, args.bootstrap, args.seed)
+    save()
 
 
 # ---------------------------------------------------------------- main
@@ -145,6 +174,7 @@ def parse_args(argv=None):
     p.add_argument("--train-batch-size", type=int, default=8, help="batch of SFT, Improve steps and DPO")
     p.add_argument("--batch-size", type=int, default=16, help="generation and scoring batch")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bootstrap", type=int, default=1000, help="resamples of the paired bootstrap of gold differences")
     p.add_argument("--reward-model", help="sentiment proxy classifier (default RUN_DIR/sentiment_reward; made if none)")
     p.add_argument("--gold-model", help="sentiment gold classifier (default RUN_DIR/sentiment_gold; made if none)")
     p.add_argument("--sentiment-limit", type=int, default=None, help="training sentences per classifier (smoke runs)")
@@ -169,19 +199,13 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     out = Path(args.out)
     run_dir = Path(args.run_dir or HERE / "runs" / out.name)
-    settings = {k: v for k, v in vars(args).items() if k not in UNSIZED}
     path = out.with_suffix(".json")
     previous = json.loads(path.read_text()) if path.exists() else {}
-    recorded = json.loads((run_dir / "settings.json").read_text()) if (run_dir / "settings.json").exists() else None
-    for where, old in ((path, previous.get("settings")), (run_dir, recorded)):
-        if old is not None and old != settings:
-            changed = sorted(k for k in settings if old.get(k) != settings[k])
-            raise SystemExit(f"{where} holds a run with other settings ({', '.join(changed)}): pick another --out "
-                             "and --run-dir, or delete them to start over")
-    write_json(run_dir / "settings.json", settings)
+    for task in previous.get("tasks", []):  # results of one settings for all tasks, as first written
+        task.setdefault("settings", previous.get("settings"))
+        task.setdefault("command", previous.get("command"))
     started, earlier = time.perf_counter(), previous.get("benchmark_wall_time_s", 0.0)  # a resumed run adds up
-    results = {"machine": machine(), "command": " ".join(["python", *sys.argv]), "settings": settings,
-               "tasks": previous.get("tasks", [])}
+    results = {"machine": machine(), "command": " ".join(["python", *sys.argv]), "tasks": previous.get("tasks", [])}
 
     def save():
         results.update(goal=goal(results), notes=NOTES + args.note,

@@ -67,7 +67,7 @@ def evaluate(bench: Bench, policy, reference, args) -> dict:
             "gold_sampled": bench.gold(repeated, sampled)["gold"],
             "mean_greedy_words": float(np.mean([len(o.split()) for o in outputs])),
             "greedy_examples": [{"prompt": e.text, "output": o} for e, o in zip(examples[:3], outputs[:3], strict=True)],
-            "eval_time_s": time.perf_counter() - start}
+            "heldout_outputs": outputs, "eval_time_s": time.perf_counter() - start}
 
 
 # ---------------------------------------------------------------- the methods

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from restlm.config import TranslationConfig
 from restlm.data.examples import Example
 from restlm.data.parallel import load_multi30k
@@ -30,6 +32,8 @@ class Bench:
     heldout: list[Example]  # the evaluation prompts, the same for every method
     reward: Reward  # the proxy, in [0, 1]
     gold: Callable[[list[Example], list[str]], dict]  # {"gold": .., extras} of outputs for the held-out prompts
+    # outputs for the held-out prompts -> gold of any resample of them (row indices), for paired bootstraps
+    gold_of_rows: Callable[[list[Example], list[str]], Callable[[np.ndarray], float]]
     policy_args: dict  # prompt template, system prompt, max_new_tokens
     sft: list[Example] = field(default_factory=list)  # SFT pairs; none: the instruct model is the start
     original_data: str = "none"  # ReST's original-data mix: 'filtered' where the prompts have references
@@ -55,9 +59,12 @@ def sentiment_bench(args, run_dir: Path) -> Bench:
         return [Example(text=" ".join(e.text.split()[: max(4, min(6, len(e.text.split()) // 2))]), uid=e.uid,
                         meta={"sentence_label": e.label}) for e in kept]
 
-    unseen = openings("eval")
-    if len(unseen) < args.eval_prompts:
-        raise SystemExit(f"only {len(unseen)} held-out IMDB sentences for --eval-prompts {args.eval_prompts}")
+    # held out: openings of sentences neither classifier saw, then of the gold's (never the proxy's): both
+    # classifiers score the continuation alone, so a prompt the gold trained on does not leak into its score
+    unseen, gold_seen = openings("eval"), openings("gold")
+    heldout = (unseen + gold_seen)[: args.eval_prompts]
+    if len(heldout) < args.eval_prompts:
+        raise SystemExit(f"only {len(heldout)} IMDB openings the proxy never saw for --eval-prompts {args.eval_prompts}")
     pool = unseen[args.eval_prompts :] + openings("reward")  # then sentences the proxy (not the gold) saw
     gold_reward = build_reward(f"sentiment:{paths['gold']}", normalise=True)
 
@@ -65,10 +72,15 @@ def sentiment_bench(args, run_dir: Path) -> Bench:
         p = gold_reward(None, examples, outputs)
         return {"gold": float(p.mean()), "gold_positive_rate": float((p > 0.5).mean())}
 
+    def gold_of_rows(examples, outputs):
+        p = np.asarray(gold_reward(None, examples, outputs))  # scored once; a resample averages its rows
+        return lambda rows: float(p[rows].mean())
+
+    info["heldout_prompts_unseen_by_both_models"] = min(len(unseen), args.eval_prompts)
     info["train_prompts_unseen_by_both_models"] = max(0, min(args.prompts, len(unseen) - args.eval_prompts - args.dev_prompts))
     dev, train = pool[: args.dev_prompts], pool[args.dev_prompts : args.dev_prompts + args.prompts]
-    return Bench("sentiment", train, dev, unseen[: args.eval_prompts],
-                 build_reward(f"sentiment:{paths['reward']}", normalise=True), gold,
+    return Bench("sentiment", train, dev, heldout,
+                 build_reward(f"sentiment:{paths['reward']}", normalise=True), gold, gold_of_rows,
                  {"prompt_template": SENTIMENT_PROMPT, "system_prompt": SENTIMENT_SYSTEM,
                   "max_new_tokens": args.max_new_tokens or MAX_NEW_TOKENS["sentiment"]}, info=info)
 
@@ -83,8 +95,12 @@ def translation_bench(args, run_dir: Path) -> Bench:
         refs = [e.target for e in examples]
         return {"gold": corpus_bleu(outputs, refs), "gold_chrf": corpus_chrf(outputs, refs)}
 
+    def gold_of_rows(examples, outputs):
+        refs = [e.target for e in examples]
+        return lambda rows: corpus_bleu([outputs[i] for i in rows], [refs[i] for i in rows])
+
     return Bench("translation", train[: args.prompts], val[args.eval_prompts :], val[: args.eval_prompts],
-                 build_reward("chrf", normalise=True), gold,
+                 build_reward("chrf", normalise=True), gold, gold_of_rows,
                  {"prompt_template": translation.prompt, "system_prompt": translation.system_prompt,
                   "max_new_tokens": args.max_new_tokens or MAX_NEW_TOKENS["translation"]},
                  sft=train[: args.sft_examples], original_data="filtered")

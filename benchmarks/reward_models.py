@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/reward_models.py                      # 1800 train / 200 held-out pairs, 1 epoch
     .venv/bin/python benchmarks/reward_models.py --train-pairs 32 --eval-pairs 32 --models minilm   # a smoke run
+    .venv/bin/python benchmarks/reward_models.py --models minilm-x3 --merge   # add the 3-seed MiniLM ensemble
 
 The 2000 pairs are split once (seed 0): `--eval-pairs` held out, the first `--train-pairs` of the
 rest trained on. Each model reports held-out pairwise accuracy before and after training and its
@@ -19,15 +20,17 @@ from pathlib import Path
 import torch
 
 from restlm.reward_models.bradley_terry import RewardTrainConfig
-from restlm.reward_models.commands import HH_PAIRS, load_hh_split, run_reward_model
+from restlm.reward_models.commands import HH_PAIRS, load_hh_split, run_reward_ensemble, run_reward_model
 from restlm.runs import write_atomic, write_json
 
 HERE = Path(__file__).resolve().parent
-# name -> (model, LoRA options, training config); LoRA trains few weights, so it takes a larger step
+# name -> (model, LoRA options, training config, ensemble members); LoRA trains few weights, so it takes a larger step
 PRESETS = {
-    "minilm": ("minilm", None, RewardTrainConfig(learning_rate=3e-5, batch_size=8)),
+    "minilm": ("minilm", None, RewardTrainConfig(learning_rate=3e-5, batch_size=8), 1),
     "smollm2-lora": ("smollm2", {"r": 8, "alpha": 16, "dropout": 0.0},
-                     RewardTrainConfig(learning_rate=2e-4, batch_size=8)),
+                     RewardTrainConfig(learning_rate=2e-4, batch_size=8), 1),
+    # three MiniLM seeds, their standardised rewards averaged (restlm.reward_models.ensemble)
+    "minilm-x3": ("minilm", None, RewardTrainConfig(learning_rate=3e-5, batch_size=8), 3),
 }
 
 
@@ -48,6 +51,10 @@ def markdown(summary: dict) -> str:
     n = summary["eval_pairs"]
     lines += ["", (f"With {n} held-out pairs, one standard error of an accuracy near 0.6 is about "
                    f"{(0.6 * 0.4 / max(n, 1)) ** 0.5:.3f}. A pair counts one half when both rewards tie."),
+              *[f"{m['name']}: an ensemble whose members scored "
+                + ", ".join(f"{a:.4f}" for a in m["members_heldout_pairwise_accuracy"])
+                + f" alone (seeds {m['config']['seed']} on; standardised on {m['calibration_pairs']} training pairs)."
+                for m in summary["models"] if m.get("kind") == "ensemble"],
               *sorted({f"Command of {m['name']}: `{m['command']}`" for m in summary["models"] if m.get("command")}),
               "Peak resident memory of the process after each model: "
               + ", ".join(f"{m['name']} {m['peak_memory_mb']:.0f} MB" for m in summary["models"]) + "."]
@@ -99,12 +106,15 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--max-train-pairs wants MODEL=N with MODEL one of {', '.join(PRESETS)}; got {spec!r}")
         caps[name] = int(count)
     for name in names:
-        model, lora, cfg = PRESETS[name]
+        model, lora, cfg, members = PRESETS[name]
         cfg = RewardTrainConfig(**{**cfg.__dict__, "epochs": args.epochs})
         pairs = train[: caps.get(name, len(train))]
         print(f"== {name}: {len(pairs)} training pairs, {len(held_out)} held out", flush=True)
         save_to = Path(args.save_dir) / name if args.save_dir else None
-        metrics = run_reward_model(model, pairs, held_out, cfg, lora, args.max_length, save_to)
+        if members > 1:
+            metrics = run_reward_ensemble(model, members, pairs, held_out, cfg, lora, args.max_length, save_to)
+        else:
+            metrics = run_reward_model(model, pairs, held_out, cfg, lora, args.max_length, save_to)
         metrics.update(name=name, train_pairs=len(pairs), command=summary["command"], machine=summary["machine"],
                        peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         summary["models"].append(metrics)

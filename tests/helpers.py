@@ -158,3 +158,20 @@ def build_once(tmp_path_factory, name: str, build) -> Path:
                 raise
             (folder / ".built").touch()
     return folder
+
+
+GOOD_CUES, BAD_CUES = ["red", "big", "fast"], ["blue", "small", "slow"]
+
+
+def cue_pairs(n: int, seed: int):
+    """n preference pairs: the chosen response holds a 'good' cue word, the rejected one a 'bad' one; the rest is noise."""
+    from restlm.data.preferences import PreferencePair
+
+    rng = random.Random(seed)
+    neutral = [w for w in WORDS if w not in GOOD_CUES + BAD_CUES]
+
+    def noise(k):
+        return " ".join(rng.sample(neutral, k))
+
+    return [PreferencePair(noise(rng.randint(3, 8)), f"{noise(2)} {rng.choice(GOOD_CUES)} {noise(1)}",
+                           f"{noise(2)} {rng.choice(BAD_CUES)} {noise(1)}", uid=str(i)) for i in range(n)]

@@ -5,18 +5,17 @@ the `reward_model:` and `sentiment:` reward specs, one-line load errors; and Min
 from __future__ import annotations
 
 import math
-import random
 
 import numpy as np
 import pytest
 import torch
-from helpers import WORDS, build_tiny_bert
+from helpers import build_tiny_bert, cue_pairs
 from tiny_models import tiny_llama, tiny_tokenizer
 from transformers import AutoModelForSequenceClassification
 
 from restlm.data.examples import Example
 from restlm.data.location import data_root
-from restlm.data.preferences import PreferencePair, read_preferences
+from restlm.data.preferences import read_preferences
 from restlm.errors import ModelLoadError
 from restlm.reward_models import (
     RewardModel,
@@ -27,20 +26,6 @@ from restlm.reward_models import (
 )
 from restlm.reward_models.model import SAVED_KEY
 from restlm.rewards import build_reward
-
-GOOD, BAD = ["red", "big", "fast"], ["blue", "small", "slow"]
-NEUTRAL = [w for w in WORDS if w not in GOOD + BAD]
-
-
-def cue_pairs(n: int, seed: int) -> list[PreferencePair]:
-    """The chosen response holds a 'good' cue word, the rejected one a 'bad' one; the rest is noise."""
-    rng = random.Random(seed)
-
-    def noise(k):
-        return " ".join(rng.sample(NEUTRAL, k))
-
-    return [PreferencePair(noise(rng.randint(3, 8)), f"{noise(2)} {rng.choice(GOOD)} {noise(1)}",
-                           f"{noise(2)} {rng.choice(BAD)} {noise(1)}", uid=str(i)) for i in range(n)]
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,11 @@
-"""Seed statistics against values worked out by hand."""
+"""Seed statistics against values worked out by hand; paired bootstraps against the normal interval."""
 import math
 
+import numpy as np
 import pytest
 
-from restlm.stats import (UNIT_INTERVAL, classification_metrics, metric_bounds, paired_difference,
-                          summarise)
+from restlm.stats import (UNIT_INTERVAL, classification_metrics, metric_bounds, paired_bootstrap,
+                          paired_difference, summarise)
 
 T975 = {1: 12.706205, 2: 4.302653, 3: 3.182446}  # Student-t 0.975 quantiles from tables
 
@@ -92,3 +93,22 @@ def test_classification_metrics():
     # F1 is about class 1 only: never predicting it gives 0 however accurate
     never_positive = classification_metrics([0, 0, 1], [0, 0, 0])
     assert never_positive == pytest.approx({"accuracy": 2 / 3, "f1": 0.0})
+
+
+def test_paired_bootstrap_of_a_mean_matches_the_normal_interval():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0.3, 1.0, 400), np.zeros(400)
+    d = paired_bootstrap(lambda r: a[r].mean(), lambda r: b[r].mean(), 400, resamples=2000)
+    half = 1.96 * a.std(ddof=1) / np.sqrt(400)
+    assert d["diff"] == pytest.approx(a.mean())
+    assert d["ci95"][0] == pytest.approx(a.mean() - half, abs=0.25 * half)
+    assert d["ci95"][1] == pytest.approx(a.mean() + half, abs=0.25 * half)
+    assert d["excludes_zero"] and d["rows"] == 400
+
+
+def test_paired_bootstrap_pairs_the_rows():
+    # b is a shifted copy of a: every resample gives the same difference, so the interval is a point
+    a = np.random.default_rng(2).normal(0.0, 1.0, 50)
+    d = paired_bootstrap(lambda r: a[r].mean(), lambda r: (a[r] - 0.1).mean(), 50, resamples=200)
+    assert d["ci95"] == pytest.approx([0.1, 0.1])
+    assert d["diff"] == pytest.approx(0.1)

@@ -1,6 +1,7 @@
 """Command lines: train a Bradley-Terry reward model, train a sentiment reward (or gold) model.
 
   restlm reward-model --model minilm --out runs/rm_minilm [--train-pairs 1800 --eval-pairs 200]
+  restlm reward-model --model minilm --ensemble 3 --out runs/rm_minilm_x3   # three seeds, one reward
   restlm sentiment-model --role reward --out runs/sentiment_reward
 Each writes the model in HF format and metrics.json beside it, and prints the metrics.
 `reward-model` also runs under `accelerate launch` with several processes (see README); then
@@ -33,6 +34,74 @@ def run_reward_model(model: str, train_pairs, eval_pairs, cfg, lora: dict | None
     `train_reward_model` splits it, scoring as `reward_scores(across_processes=True)`, and the
     main process writes `out` while the others wait.
     """
+    reward_model, metrics = fit_reward_model(model, train_pairs, eval_pairs, cfg, lora, max_length, batch_size_eval)
+    if out is not None:
+        reward_model.save(out)
+        write_metrics(out, metrics)
+    return metrics
+
+
+def run_reward_ensemble(model: str, members: int, train_pairs, eval_pairs, cfg, lora: dict | None = None,
+                        max_length: int | None = None, out: str | Path | None = None, spread_penalty: float = 0.0,
+                        calibration_pairs: int = 200, batch_size_eval: int = 16) -> dict:
+    """`members` reward models of `model`, seeds cfg.seed, cfg.seed + 1, ..., as one RewardEnsemble.
+
+    Each member is trained and measured as `run_reward_model` does; the ensemble is standardised on the
+    first `calibration_pairs` training pairs' responses and measured on `eval_pairs`. Returns the
+    ensemble's metrics with each member's under "members" (written to `out`/metrics.json with `out`).
+    """
+    from restlm.reward_models.bradley_terry import pairwise_accuracy
+    from restlm.reward_models.ensemble import RewardEnsemble
+
+    if members < 2:
+        raise ValueError(f"an ensemble needs at least 2 members, not {members}")
+    models, member_metrics = [], []
+    for i in range(members):
+        member_cfg = dataclasses.replace(cfg, seed=cfg.seed + i)
+        print(f"== reward ensemble member {i + 1}/{members} (seed {member_cfg.seed})", file=sys.stderr, flush=True)
+        reward_model, metrics = fit_reward_model(model, train_pairs, eval_pairs, member_cfg, lora, max_length,
+                                                 batch_size_eval)
+        models.append(reward_model)
+        member_metrics.append(metrics)
+    calibration = train_pairs[:calibration_pairs]
+    ensemble = RewardEnsemble.calibrated(models, [p.prompt for p in calibration] * 2,
+                                         [p.chosen for p in calibration] + [p.rejected for p in calibration],
+                                         spread_penalty, batch_size_eval)
+    start = time.perf_counter()
+    accuracy = pairwise_accuracy(ensemble, eval_pairs, batch_size_eval, across_processes=True)
+    eval_s = time.perf_counter() - start
+    first = member_metrics[0]
+    metrics = {"name": f"{first['name']} x{members}", "kind": "ensemble", "max_length": first["max_length"],
+               "heldout_pairwise_accuracy": accuracy,
+               "heldout_pairwise_accuracy_before_training": first["heldout_pairwise_accuracy_before_training"],
+               "members_heldout_pairwise_accuracy": [m["heldout_pairwise_accuracy"] for m in member_metrics],
+               "train_pairs": len(train_pairs), "eval_pairs": len(eval_pairs), "epochs": cfg.epochs,
+               # an ensemble trains its members one after the other: its rate is pairs over their summed time
+               "train_pairs_per_s": len(train_pairs) / sum(1 / m["train_pairs_per_s"] for m in member_metrics),
+               "eval_pairs_per_s": len(eval_pairs) / max(eval_s, 1e-9),
+               "train_time_s": sum(m["train_time_s"] for m in member_metrics),
+               "mean_train_loss": float(sum(m["mean_train_loss"] for m in member_metrics) / members),
+               "trainable_parameters": sum(m["trainable_parameters"] for m in member_metrics),
+               "spread_penalty": spread_penalty, "calibration_pairs": len(calibration), "lora": lora,
+               "config": dataclasses.asdict(cfg), "processes": first["processes"], "members": member_metrics}
+    if out is not None:
+        ensemble.save(out)
+        write_metrics(out, metrics)
+    return metrics
+
+
+def write_metrics(out: str | Path, metrics: dict) -> None:
+    from restlm.distributed import process_state
+
+    state = process_state()
+    if state.is_main_process:
+        (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    state.wait_for_everyone()
+
+
+def fit_reward_model(model: str, train_pairs, eval_pairs, cfg, lora: dict | None = None, max_length: int | None = None,
+                     batch_size_eval: int = 16):
+    """(the trained RewardModel, its metrics): accuracy on `eval_pairs` before and after, throughput."""
     from restlm.distributed import process_state
     from restlm.reward_models.bradley_terry import pairwise_accuracy, train_reward_model
     from restlm.reward_models.model import RewardModel
@@ -55,13 +124,7 @@ def run_reward_model(model: str, train_pairs, eval_pairs, cfg, lora: dict | None
         "trainable_parameters": trainable, "lora": lora, "config": dataclasses.asdict(cfg),
         "processes": process_state().num_processes,
     }
-    if out is not None:
-        reward_model.save(out)
-        state = process_state()
-        if state.is_main_process:
-            (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        state.wait_for_everyone()
-    return metrics
+    return reward_model, metrics
 
 
 def load_hh_split(path: str | None, train_pairs: int | None, eval_pairs: int, seed: int = 0):
@@ -89,13 +152,23 @@ def main_reward_model(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-pairs", type=int, default=200, help="held-out pairs")
     parser.add_argument("--lora", action="store_true", help="LoRA adapters (r=8) instead of full fine-tuning")
     parser.add_argument("--max-length", type=int, help="tokens per (prompt, response) (default 256)")
+    parser.add_argument("--ensemble", type=int, default=1, metavar="N",
+                        help="train N models (seeds SEED..SEED+N-1) and save them as one reward ensemble")
+    parser.add_argument("--spread-penalty", type=float, default=0.0,
+                        help="ensemble reward = mean - this * std of the members' standardised rewards")
     add_dataclass_flags(parser, RewardTrainConfig)
     args = parser.parse_args(argv)
+    if args.ensemble < 1:
+        parser.error(f"--ensemble wants 1 or more models, not {args.ensemble}")
     try:
         train, held_out = load_hh_split(args.data, args.train_pairs, args.eval_pairs, args.seed)
         cfg = config_from_args(RewardTrainConfig, args)
-        metrics = run_reward_model(args.model, train, held_out, cfg, LORA if args.lora else None, args.max_length,
-                                   args.out)
+        lora = LORA if args.lora else None
+        if args.ensemble > 1:
+            metrics = run_reward_ensemble(args.model, args.ensemble, train, held_out, cfg, lora, args.max_length,
+                                          args.out, args.spread_penalty)
+        else:
+            metrics = run_reward_model(args.model, train, held_out, cfg, lora, args.max_length, args.out)
     except RestlmError as error:
         print(f"restlm: error: {error}", file=sys.stderr)
         return error.exit_code

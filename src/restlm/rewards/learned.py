@@ -12,10 +12,13 @@ from restlm.rewards.base import Reward
 
 
 def reward_model_reward(path: str, batch_size: int = 16, max_length: int | None = None) -> Reward:
-    """r(prompt, output) of a saved reward model (see restlm.reward_models); unbounded, higher better."""
+    """r(prompt, output) of a saved reward model or reward ensemble (see restlm.reward_models); unbounded,
+    higher better."""
+    from restlm.reward_models.ensemble import RewardEnsemble, is_ensemble
     from restlm.reward_models.model import RewardModel
 
-    model = RewardModel.from_pretrained(path, max_length=max_length)
+    loader = RewardEnsemble if is_ensemble(path) else RewardModel
+    model = loader.from_pretrained(path, max_length=max_length)
 
     def score(policy, examples, outputs):
         return model.score([e.text for e in examples], [str(o) for o in outputs], batch_size)
