@@ -175,3 +175,24 @@ def cue_pairs(n: int, seed: int):
 
     return [PreferencePair(noise(rng.randint(3, 8)), f"{noise(2)} {rng.choice(GOOD_CUES)} {noise(1)}",
                            f"{noise(2)} {rng.choice(BAD_CUES)} {noise(1)}", uid=str(i)) for i in range(n)]
+
+
+def assert_one_train_step_changes_every_parameter(policy, examples, outputs):
+    """One BC step at a large learning rate on (examples, outputs) moves every trainable tensor and raises
+    the likelihood of the outputs."""
+    import numpy as np
+    import torch
+
+    from restlm.config import TrainConfig
+    from restlm.policies.base import TrainItem
+    from restlm.training import train_policy
+
+    before = {n: p.detach().clone() for n, p in policy.model.named_parameters() if p.requires_grad}
+    items = [TrainItem(e, o) for e, o in zip(examples, outputs, strict=True)]
+    log_probs_before = policy.log_probs(examples, outputs)
+    config = TrainConfig(batch_size=len(items), weight_decay=0.0, warmup_ratio=0.0)
+    stats = train_policy(policy, items, config, 1e-2, 1, seed=0)
+    assert (stats.steps, stats.examples) == (1, len(items)) and np.isfinite(stats.mean_loss)
+    unchanged = [n for n, p in policy.model.named_parameters() if n in before and torch.equal(p, before[n])]
+    assert unchanged == []
+    assert policy.log_probs(examples, outputs).sum() > log_probs_before.sum()

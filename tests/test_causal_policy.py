@@ -17,6 +17,7 @@ from restlm.policies.base import TrainItem
 from restlm.policies.causal import CausalLMPolicy
 from restlm.policies.generative import count_until_eos
 from restlm.training import train_policy
+from helpers import assert_one_train_step_changes_every_parameter
 from tiny_models import tiny_llama, tiny_tokenizer
 
 TEMPLATE = "Translate: {text}"
@@ -153,15 +154,7 @@ def test_output_log_probs_match_log_probs(policy, examples):
 
 
 def test_one_train_step_changes_every_parameter_and_raises_the_likelihood(examples):
-    fresh = make_policy()
-    before = {n: p.detach().clone() for n, p in fresh.model.named_parameters() if p.requires_grad}
-    items = [TrainItem(e, o) for e, o in zip(examples[:4], OUTPUTS[:4])]
-    log_probs_before = fresh.log_probs(examples[:4], OUTPUTS[:4])
-    stats = train_policy(fresh, items, TrainConfig(batch_size=4, weight_decay=0.0, warmup_ratio=0.0), 1e-2, 1, seed=0)
-    assert (stats.steps, stats.examples) == (1, 4) and np.isfinite(stats.mean_loss)
-    unchanged = [n for n, p in fresh.model.named_parameters() if n in before and torch.equal(p, before[n])]
-    assert unchanged == []
-    assert fresh.log_probs(examples[:4], OUTPUTS[:4]).sum() > log_probs_before.sum()
+    assert_one_train_step_changes_every_parameter(make_policy(), examples[:4], OUTPUTS[:4])
 
 
 def test_checkpoint_loads_in_plain_transformers(examples, tmp_path):

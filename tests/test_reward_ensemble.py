@@ -81,6 +81,8 @@ def test_run_reward_ensemble_trains_members_from_successive_seeds(tmp_path):
                                   calibration_pairs=16)
     assert [m["config"]["seed"] for m in metrics["members"]] == [3, 4]
     assert metrics["kind"] == "ensemble" and metrics["calibration_pairs"] == 16
+    # 32 pairs x 2 epochs per member, the members one after the other
+    assert metrics["train_pairs_per_s"] == pytest.approx(64 / metrics["train_time_s"], rel=1e-3)
     loaded = RewardEnsemble.from_pretrained(tmp_path / "rm")
     assert metrics["heldout_pairwise_accuracy"] == pytest.approx(pairwise_accuracy(loaded, held_out))
     assert metrics["heldout_pairwise_accuracy"] > 0.9  # the cue is learnt

@@ -10,18 +10,29 @@ is exercised. Only float summation order and padding differ, so the train losses
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 
 import numpy as np
 import pytest
 
-from helpers import build_once, build_tiny_bert, cli_env, cue_pairs, launch_two, restlm_cmd
+from helpers import WORDS, build_once, build_tiny_bert, cli_env, launch_two, restlm_cmd
 from restlm.data.preferences import read_preferences
 from restlm.reward_models import RewardModel
 
+GOOD, BAD = ["red", "big", "fast"], ["blue", "small", "slow"]
+
+
 def write_cue_pairs(path, n: int, seed: int):
     """Preference JSONL whose chosen response holds a 'good' cue word and the rejected one a 'bad' one."""
-    rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in cue_pairs(n, seed)]
+    rng = random.Random(seed)
+    neutral = [w for w in WORDS if w not in GOOD + BAD]
+
+    def noise(k):
+        return " ".join(rng.sample(neutral, k))
+
+    rows = [{"prompt": noise(rng.randint(3, 8)), "chosen": f"{noise(2)} {rng.choice(GOOD)} {noise(rng.randint(0, 3))}",
+             "rejected": f"{noise(1)} {rng.choice(BAD)} {noise(rng.randint(0, 3))}"} for _ in range(n)]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
+from helpers import assert_one_train_step_changes_every_parameter
 from tiny_models import SEQ2SEQ_OUTPUTS as OUTPUTS
 from tiny_models import SEQ2SEQ_SOURCES as SOURCES
 from tiny_models import SEQ2SEQ_TEMPLATE as TEMPLATE
@@ -17,12 +18,10 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
-from restlm.config import TrainConfig
 from restlm.data.examples import Example
 from restlm.errors import ModelLoadError
 from restlm.policies.base import TrainItem
 from restlm.policies.seq2seq import Seq2SeqPolicy
-from restlm.training import train_policy
 
 
 def make_policy(seed: int = 0, batch_size: int = 2) -> Seq2SeqPolicy:
@@ -94,15 +93,7 @@ def test_log_probs_equal_a_hand_computed_forward(policy, examples):
 
 
 def test_one_train_step_changes_every_parameter(examples):
-    fresh = make_policy()
-    before = {n: p.detach().clone() for n, p in fresh.model.named_parameters() if p.requires_grad}
-    items = [TrainItem(e, o) for e, o in zip(examples[:4], OUTPUTS[:4])]
-    log_probs_before = fresh.log_probs(examples[:4], OUTPUTS[:4])
-    stats = train_policy(fresh, items, TrainConfig(batch_size=4, weight_decay=0.0, warmup_ratio=0.0), 1e-2, 1, seed=0)
-    assert (stats.steps, stats.examples) == (1, 4) and np.isfinite(stats.mean_loss)
-    unchanged = [n for n, p in fresh.model.named_parameters() if n in before and torch.equal(p, before[n])]
-    assert unchanged == []
-    assert fresh.log_probs(examples[:4], OUTPUTS[:4]).sum() > log_probs_before.sum()
+    assert_one_train_step_changes_every_parameter(make_policy(), examples[:4], OUTPUTS[:4])
 
 
 def test_save_and_from_pretrained_round_trip(policy, examples, tmp_path):

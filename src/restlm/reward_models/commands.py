@@ -76,8 +76,8 @@ def run_reward_ensemble(model: str, members: int, train_pairs, eval_pairs, cfg, 
                "heldout_pairwise_accuracy_before_training": first["heldout_pairwise_accuracy_before_training"],
                "members_heldout_pairwise_accuracy": [m["heldout_pairwise_accuracy"] for m in member_metrics],
                "train_pairs": len(train_pairs), "eval_pairs": len(eval_pairs), "epochs": cfg.epochs,
-               # an ensemble trains its members one after the other: its rate is pairs over their summed time
-               "train_pairs_per_s": len(train_pairs) / sum(1 / m["train_pairs_per_s"] for m in member_metrics),
+               # its members train one after the other: the ensemble's rate is the harmonic sum of theirs
+               "train_pairs_per_s": 1 / sum(1 / m["train_pairs_per_s"] for m in member_metrics),
                "eval_pairs_per_s": len(eval_pairs) / max(eval_s, 1e-9),
                "train_time_s": sum(m["train_time_s"] for m in member_metrics),
                "mean_train_loss": float(sum(m["mean_train_loss"] for m in member_metrics) / members),
