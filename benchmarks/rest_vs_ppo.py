@@ -59,7 +59,7 @@ from restlm.stats import paired_bootstrap
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("sft", "rest", "dpo", "ppo")  # in this order: dpo reads rest's Grow samples, ppo matches its tokens
-UNSIZED = ("tasks", "methods", "out", "run_dir", "note", "bootstrap")  # flags a resumed run may change
+UNSIZED = ("tasks", "methods", "out", "run_dir", "note", "bootstrap", "report_only", "carry_task")  # flags a resumed run may change
 
 
 # ---------------------------------------------------------------- the loop, resumable per (task, method)
@@ -139,6 +139,21 @@ def run_task(name: str, args, run_dir: Path, results: dict, save: Callable[[], N
     save()
 
 
+def carry_task(results: dict, spec: str) -> None:
+    """Put the record of a task from another results file (FILE:TASK) in place of this file's record of it."""
+    file, _, name = spec.rpartition(":")
+    try:
+        other = json.loads(Path(file).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise SystemExit(f"--carry-task {spec}: cannot read {file} ({error})") from None
+    entry = next((t for t in other.get("tasks", []) if t["name"] == name), None)
+    if entry is None:
+        raise SystemExit(f"--carry-task {spec}: {file} has no task {name!r}")
+    entry = {"settings": other.get("settings"), "command": other.get("command"), **entry,
+             "carried_from": file, "machine": other.get("machine")}
+    results["tasks"] = [t for t in results["tasks"] if t["name"] != name] + [entry]
+
+
 # ---------------------------------------------------------------- main
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -181,6 +196,10 @@ def parse_args(argv=None):
     p.add_argument("--run-dir", help="checkpoints, ReST and PPO runs (default benchmarks/runs/<name of OUT>)")
     p.add_argument("--out", default=str(HERE / "results" / "rest_vs_ppo"), help="writes OUT.json and OUT.md")
     p.add_argument("--note", action="append", default=[])
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: recompute OUT.json's goal (after any --carry-task) and rewrite OUT.md")
+    p.add_argument("--carry-task", action="append", default=[], metavar="FILE:TASK",
+                   help="copy TASK's finished record (its settings and command with it) from another results FILE")
     args = p.parse_args(argv)
     args.tasks, args.methods = [t for t in args.tasks.split(",") if t], [m for m in args.methods.split(",") if m]
     for given, known in ((args.tasks, TASKS), (args.methods, METHODS)):
@@ -205,16 +224,24 @@ def main(argv=None) -> None:
         task.setdefault("settings", previous.get("settings"))
         task.setdefault("command", previous.get("command"))
     started, earlier = time.perf_counter(), previous.get("benchmark_wall_time_s", 0.0)  # a resumed run adds up
-    results = {"machine": machine(), "command": " ".join(["python", *sys.argv]), "tasks": previous.get("tasks", [])}
+    results = {"machine": previous.get("machine") if args.report_only else machine(), "command": " ".join(["python", *sys.argv]),
+               "tasks": previous.get("tasks", [])}
+    for spec in args.carry_task:
+        carry_task(results, spec)
 
     def save():
         results.update(goal=goal(results), notes=NOTES + args.note,
                        benchmark_wall_time_s=earlier + time.perf_counter() - started)
         write_json(path, results)
 
-    for name in args.tasks:
-        run_task(name, args, run_dir, results, save)
-    save()
+    if args.report_only:
+        results["benchmark_wall_time_s"] = earlier
+        results.update(goal=goal(results), notes=NOTES + args.note)
+        write_json(path, results)
+    else:
+        for name in args.tasks:
+            run_task(name, args, run_dir, results, save)
+        save()
     write_atomic(out.with_suffix(".md"), markdown(results))
     print(markdown(results))
 

@@ -104,6 +104,9 @@ def markdown(results: dict) -> str:
                          f"{task['train_prompts_unseen_by_both_models']} such openings, then openings of the proxy "
                          "classifier's sentences (dev prompts likewise). Both classifiers score the continuation alone.")
         lines += [f"Command: `{task['command']}`"]
+        if task.get("carried_from"):
+            lines += [f"Carried over whole from `{task['carried_from']}` (machine: {task['machine']}; its time is not in "
+                      "the total above)."]
         lines += ["", (f"| method | {PROXY_NAMES[task['name']]} | {GOLD_NAMES[task['name']]} | KL to start "
                        "| distinct-2 | sampled tokens | train time (s) | eval time (s) | |"),
                   "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
