@@ -100,9 +100,12 @@ def markdown(results: dict) -> str:
                 lines.append(f"Sentiment {role.replace('_', ' ')} (MiniLM): held-out accuracy "
                              f"{task[role]['eval_accuracy']:.3f}, {task[role]['train_examples']} training sentences.")
         if "train_prompts_unseen_by_both_models" in task:
-            lines.append(f"Held-out prompts: openings of sentences neither classifier trained on; training prompts: "
-                         f"{task['train_prompts_unseen_by_both_models']} such openings, then openings of the proxy "
-                         "classifier's sentences (dev prompts likewise). Both classifiers score the continuation alone.")
+            unseen = task.get("heldout_prompts_unseen_by_both_models", task["eval_prompts"])
+            lines.append(f"Held-out prompts: {unseen} openings of sentences neither classifier trained on, then "
+                         f"{task['eval_prompts'] - unseen} of the gold classifier's sentences (never the proxy's); "
+                         f"training prompts: {task['train_prompts_unseen_by_both_models']} openings neither saw, then "
+                         "openings of the proxy classifier's sentences (dev prompts likewise). Both classifiers score "
+                         "the continuation alone.")
         lines += [f"Command: `{task['command']}`"]
         if task.get("carried_from"):
             lines += [f"Carried over whole from `{task['carried_from']}` (machine: {task['machine']}; its time is not in "

@@ -29,7 +29,8 @@ PRESETS = {
     "minilm": ("minilm", None, RewardTrainConfig(learning_rate=3e-5, batch_size=8), 1),
     "smollm2-lora": ("smollm2", {"r": 8, "alpha": 16, "dropout": 0.0},
                      RewardTrainConfig(learning_rate=2e-4, batch_size=8), 1),
-    # three MiniLM seeds, their standardised rewards averaged (restlm.reward_models.ensemble)
+    # MiniLM seeds 0, 1 (, 2), their standardised rewards averaged (restlm.reward_models.ensemble)
+    "minilm-x2": ("minilm", None, RewardTrainConfig(learning_rate=3e-5, batch_size=8), 2),
     "minilm-x3": ("minilm", None, RewardTrainConfig(learning_rate=3e-5, batch_size=8), 3),
 }
 
