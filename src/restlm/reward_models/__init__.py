@@ -2,9 +2,10 @@
 
   model.py          RewardModel: r(prompt, response) from an encoder or a causal backbone
   bradley_terry.py  the loss, the training loop, pairwise accuracy
+  ensemble.py       RewardEnsemble: members' standardised rewards averaged, less a share of their spread
   sentiment.py      sentiment classifiers (a reward one and a gold one) on the UCI sentences
   commands.py       `main_reward_model`, `main_sentiment_model`: the command lines
-A saved model becomes a policy's reward by `reward_model:PATH` or `sentiment:PATH`
+A saved model (or ensemble) becomes a policy's reward by `reward_model:PATH` or `sentiment:PATH`
 (restlm.rewards.build_reward).
 """
 from restlm.reward_models.bradley_terry import (
