@@ -146,12 +146,20 @@ def carry_task(results: dict, spec: str) -> None:
         other = json.loads(Path(file).read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise SystemExit(f"--carry-task {spec}: cannot read {file} ({error})") from None
-    entry = next((t for t in other.get("tasks", []) if t["name"] == name), None)
+    entry = next((t for t in task_records(other) if t["name"] == name), None)
     if entry is None:
         raise SystemExit(f"--carry-task {spec}: {file} has no task {name!r}")
-    entry = {"settings": other.get("settings"), "command": other.get("command"), **entry,
-             "carried_from": file, "machine": other.get("machine")}
+    entry.update(carried_from=file, machine=other.get("machine"))
     results["tasks"] = [t for t in results["tasks"] if t["name"] != name] + [entry]
+
+
+def task_records(results: dict) -> list[dict]:
+    """The task records of a results file, each with its settings and command (a file written before
+    tasks kept their own has one settings for all, at the top)."""
+    for task in results.get("tasks", []):
+        task.setdefault("settings", results.get("settings"))
+        task.setdefault("command", results.get("command"))
+    return results.get("tasks", [])
 
 
 # ---------------------------------------------------------------- main
@@ -220,12 +228,9 @@ def main(argv=None) -> None:
     run_dir = Path(args.run_dir or HERE / "runs" / out.name)
     path = out.with_suffix(".json")
     previous = json.loads(path.read_text()) if path.exists() else {}
-    for task in previous.get("tasks", []):  # results of one settings for all tasks, as first written
-        task.setdefault("settings", previous.get("settings"))
-        task.setdefault("command", previous.get("command"))
     started, earlier = time.perf_counter(), previous.get("benchmark_wall_time_s", 0.0)  # a resumed run adds up
     results = {"machine": previous.get("machine") if args.report_only else machine(), "command": " ".join(["python", *sys.argv]),
-               "tasks": previous.get("tasks", [])}
+               "tasks": task_records(previous)}
     for spec in args.carry_task:
         carry_task(results, spec)
 
@@ -234,14 +239,10 @@ def main(argv=None) -> None:
                        benchmark_wall_time_s=earlier + time.perf_counter() - started)
         write_json(path, results)
 
-    if args.report_only:
-        results["benchmark_wall_time_s"] = earlier
-        results.update(goal=goal(results), notes=NOTES + args.note)
-        write_json(path, results)
-    else:
+    if not args.report_only:
         for name in args.tasks:
             run_task(name, args, run_dir, results, save)
-        save()
+    save()
     write_atomic(out.with_suffix(".md"), markdown(results))
     print(markdown(results))
 

@@ -32,8 +32,6 @@ def is_ensemble(path: str | Path) -> bool:
 class RewardEnsemble:
     """Scores like a RewardModel (`score`, `save`, `from_pretrained`); not trainable as one piece."""
 
-    kind = "ensemble"
-
     def __init__(self, members: Sequence[RewardModel], centres: Sequence[float], scales: Sequence[float],
                  spread_penalty: float = 0.0):
         if not members or not len(members) == len(centres) == len(scales):
@@ -49,10 +47,6 @@ class RewardEnsemble:
         """Centre and scale of each member = mean and std of its rewards on (prompt, response) rows."""
         raw = np.stack([m.score(prompts, responses, batch_size) for m in members])
         return cls(members, raw.mean(axis=1), np.maximum(raw.std(axis=1), 1e-8), spread_penalty)
-
-    @property
-    def max_length(self) -> int:
-        return max(m.max_length for m in self.members)
 
     def member_scores(self, prompts: Sequence[str], responses: Sequence[str], batch_size: int = 16) -> np.ndarray:
         """Standardised rewards, one row per member, one column per (prompt, response)."""
