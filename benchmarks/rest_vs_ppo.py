@@ -59,7 +59,15 @@ from restlm.stats import paired_bootstrap
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("sft", "rest", "dpo", "ppo")  # in this order: dpo reads rest's Grow samples, ppo matches its tokens
-UNSIZED = ("tasks", "methods", "out", "run_dir", "note", "bootstrap", "report_only", "carry_task")  # flags a resumed run may change
+UNSIZED = ("tasks", "methods", "out", "run_dir", "note", "bootstrap", "report_only", "carry_task",
+           "carry_method")  # flags a resumed run may change
+# the flags only one method reads (the rest are every method's: prompts, evaluation, the start policy);
+# DPO's pairs are ReST's first Grow step, so DPO reads its sampling flags too. PPO's token budget is
+# ReST's sampled tokens: a carried PPO keeps the budget it ran with (its record's sampled_tokens)
+METHOD_FLAGS = {"sft": set(),
+                "rest": {"grow_steps", "improve_steps", "samples", "threshold", "thresholds", "improve_lr", "grow_temperature"},
+                "dpo": {"dpo_pairs", "dpo_epochs", "dpo_lr", "dpo_beta", "samples", "grow_temperature"},
+                "ppo": {"ppo_steps", "ppo_batch", "ppo_lr", "kl_coef", "temperature", "eval_every"}}
 
 
 # ---------------------------------------------------------------- the loop, resumable per (task, method)
@@ -100,6 +108,11 @@ def run_task(name: str, args, run_dir: Path, results: dict, save: Callable[[], N
     entry.update(proxy=bench.reward.name, prompts=len(bench.train), dev_prompts=len(bench.dev),
                  eval_prompts=len(bench.heldout), **bench.info)
     done = {m["method"]: m for m in entry["methods"]}
+    for spec in args.carry_method:
+        file, task, method = carry_method_spec(spec)
+        if task == name and method not in done:
+            done[method] = carried_method(spec, file, method, settings, bench, entry)
+    entry["methods"] = [done[m] for m in METHODS if m in done]
     start_weights = folder / "sft" if bench.sft else None
     if "sft" in done and start_weights is not None and not start_weights.exists():
         raise SystemExit(f"{start_weights} is gone but {args.out}.json records sft: delete it to start over")
@@ -151,6 +164,44 @@ def carry_task(results: dict, spec: str) -> None:
         raise SystemExit(f"--carry-task {spec}: {file} has no task {name!r}")
     entry.update(carried_from=file, machine=other.get("machine"))
     results["tasks"] = [t for t in results["tasks"] if t["name"] != name] + [entry]
+
+
+def carry_method_spec(spec: str) -> tuple[str, str, str]:
+    parts = spec.rsplit(":", 2)
+    if len(parts) != 3 or parts[1] not in TASKS or parts[2] not in METHODS:
+        raise SystemExit(f"--carry-method {spec}: expected FILE:TASK:METHOD (TASK of {', '.join(TASKS)}, "
+                         f"METHOD of {', '.join(METHODS)})")
+    return parts[0], parts[1], parts[2]
+
+
+def carried_method(spec: str, file: str, method: str, settings: dict, bench: Bench, entry: dict) -> dict:
+    """A finished method's record from another results file, run with this run's value of every flag
+    the method reads, the same proxy and gold models and the same held-out prompts; `carried_settings`
+    holds the other methods' flags that differed."""
+    task = bench.name
+    try:
+        other = json.loads(Path(file).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise SystemExit(f"--carry-method {spec}: cannot read {file} ({error})") from None
+    other_entry = next((t for t in task_records(other) if t["name"] == task), {})
+    record = next((m for m in other_entry.get("methods", []) if m["method"] == method), None)
+    if record is None:
+        raise SystemExit(f"--carry-method {spec}: {file} has no {method} record of task {task!r}")
+    others_only = set().union(*(flags for m, flags in METHOD_FLAGS.items() if m != method)) - METHOD_FLAGS[method]
+    old = other_entry.get("settings") or {}
+    # the classifiers are compared by where they were loaded from (a flag or the run directory's default)
+    models = ("reward_model", "gold_model")
+    changed = [k for k in settings if k not in others_only and k not in models and old.get(k) != settings[k]]
+    if other_entry.get("proxy") != entry.get("proxy"):
+        changed.append(f"proxy {other_entry.get('proxy')}")
+    if (other_entry.get("gold_model") or {}).get("path") != (entry.get("gold_model") or {}).get("path"):
+        changed.append("gold_model")
+    if [e["prompt"] for e in record["greedy_examples"]] != [e.text for e in bench.heldout[: len(record["greedy_examples"])]]:
+        changed.append("held-out prompts")
+    if changed:
+        raise SystemExit(f"--carry-method {spec}: its run differs in what {method} reads ({', '.join(changed)})")
+    differing = {k: old.get(k) for k in sorted(others_only) if old.get(k) != settings.get(k)}
+    return {**record, "carried_from": file, "carried_settings": differing}
 
 
 def task_records(results: dict) -> list[dict]:
@@ -208,6 +259,9 @@ def parse_args(argv=None):
                    help="run nothing: recompute OUT.json's goal (after any --carry-task) and rewrite OUT.md")
     p.add_argument("--carry-task", action="append", default=[], metavar="FILE:TASK",
                    help="copy TASK's finished record (its settings and command with it) from another results FILE")
+    p.add_argument("--carry-method", action="append", default=[], metavar="FILE:TASK:METHOD",
+                   help="take METHOD's finished record of TASK from another results FILE instead of running it "
+                        "(its run must have had this run's values of every flag the method reads)")
     args = p.parse_args(argv)
     args.tasks, args.methods = [t for t in args.tasks.split(",") if t], [m for m in args.methods.split(",") if m]
     for given, known in ((args.tasks, TASKS), (args.methods, METHODS)):

@@ -59,6 +59,17 @@ def differences(task: dict) -> list[str]:
 
 
 def detail(m: dict) -> str:
+    return what_ran(m) + carried(m)
+
+
+def carried(m: dict) -> str:
+    if not m.get("carried_from"):
+        return ""
+    differing = ", ".join(f"{k}={v}" for k, v in m["carried_settings"].items())
+    return f"; carried from `{m['carried_from']}`" + (f" (that run had {differing})" if differing else "")
+
+
+def what_ran(m: dict) -> str:
     chosen = f"; ends at {m['chosen_step']}" if "chosen_step" in m else ""
     if m["method"] == "rest":
         return "kept " + "/".join(str(i["kept"]) for i in m["improve"]) + " rows per Improve step" + chosen

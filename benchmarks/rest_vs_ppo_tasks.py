@@ -42,7 +42,7 @@ class Bench:
 
 def sentiment_bench(args, run_dir: Path) -> Bench:
     """Continue the first words of an IMDB sentence into a positive review; two MiniLM judges."""
-    paths = {role: Path(getattr(args, f"{role}_model") or run_dir / f"sentiment_{role}") for role in ("reward", "gold")}
+    paths = {role: Path(getattr(args, f"{role}_model") or run_dir / f"sentiment_{role}").resolve() for role in ("reward", "gold")}
     info = {}
     for role, path in paths.items():
         if not (path / "config.json").exists():
