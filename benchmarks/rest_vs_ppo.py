@@ -21,7 +21,8 @@ Methods, each from the task's start policy, on the same --prompts training promp
   sft   the start policy itself
   rest  ReST: --grow-steps Grow steps of --samples samples per prompt at --grow-temperature, each followed
         by --improve-steps Improve steps (BC) keeping the samples at or above a per-prompt reward
-        percentile (--thresholds; with --threshold rising, absolute proxy values)
+        percentile (--thresholds; with --threshold rising, absolute proxy values); --improve-kl adds
+        a KL penalty to the start policy to the Improve loss (rest.improve_kl_coef)
   dpo   DPO on pairs from ReST's first Grow step (the start policy's samples): best against worst of
         the --samples of each prompt under the proxy
   ppo   restlm.ppo until it has sampled as many tokens as ReST's Grow steps (at most --ppo-steps steps)
@@ -34,6 +35,9 @@ temperature 1. wall_time_s: the method's training alone (evaluation is eval_time
 Each task keeps the settings (flags) it ran with, so tasks may be run with different flags into one OUT
 (`--tasks sentiment --threshold rising ...`, then `--tasks translation ...`). Gold differences of ReST
 against every other method come with a paired bootstrap interval over the held-out prompts.
+--carry-method FILE:TASK:METHOD takes a finished method from another results file instead of running
+it, when that run had the same value of every flag the method reads (e.g. rerun ReST alone with other
+Improve flags against the same PPO); the report names the flags of other methods that differed.
 OUT.json is rewritten after every (task, method) and a rerun of a task with its settings skips what is
 done (ReST also resumes inside its run directory); OUT.md is written at the end.
 """
@@ -65,7 +69,8 @@ UNSIZED = ("tasks", "methods", "out", "run_dir", "note", "bootstrap", "report_on
 # DPO's pairs are ReST's first Grow step, so DPO reads its sampling flags too. PPO's token budget is
 # ReST's sampled tokens: a carried PPO keeps the budget it ran with (its record's sampled_tokens)
 METHOD_FLAGS = {"sft": set(),
-                "rest": {"grow_steps", "improve_steps", "samples", "threshold", "thresholds", "improve_lr", "grow_temperature"},
+                "rest": {"grow_steps", "improve_steps", "samples", "threshold", "thresholds", "improve_lr", "improve_kl",
+                         "grow_temperature"},
                 "dpo": {"dpo_pairs", "dpo_epochs", "dpo_lr", "dpo_beta", "samples", "grow_temperature"},
                 "ppo": {"ppo_steps", "ppo_batch", "ppo_lr", "kl_coef", "temperature", "eval_every"}}
 
@@ -76,8 +81,7 @@ def task_entry(results: dict, name: str, settings: dict, folder: Path) -> dict:
     entry = next((t for t in results["tasks"] if t["name"] == name), None)
     recorded = json.loads((folder / "settings.json").read_text()) if (folder / "settings.json").exists() else None
     for where, old in (("the results file", (entry or {}).get("settings")), (folder, recorded)):
-        if old is not None and old != settings:
-            changed = sorted(k for k in settings if old.get(k) != settings[k])
+        if old is not None and (changed := sorted(k for k in settings if recorded_value(old, k) != settings[k])):
             raise SystemExit(f"{where} holds a {name} run with other settings ({', '.join(changed)}): pick another "
                              "--out and --run-dir, or delete the task's record and folder to start over")
     if entry is None:
@@ -86,6 +90,11 @@ def task_entry(results: dict, name: str, settings: dict, folder: Path) -> dict:
     write_json(folder / "settings.json", settings)
     entry.update(settings=settings, command=results["command"])
     return entry
+
+
+def recorded_value(settings: dict, key: str):
+    """A flag's value in recorded settings; a flag added since they were written had its default."""
+    return settings[key] if key in settings else DEFAULTS.get(key)
 
 
 def compare_gold(bench: Bench, entry: dict, rounds: int, seed: int) -> None:
@@ -191,7 +200,7 @@ def carried_method(spec: str, file: str, method: str, settings: dict, bench: Ben
     old = other_entry.get("settings") or {}
     # the classifiers are compared by where they were loaded from (a flag or the run directory's default)
     models = ("reward_model", "gold_model")
-    changed = [k for k in settings if k not in others_only and k not in models and old.get(k) != settings[k]]
+    changed = [k for k in settings if k not in others_only and k not in models and recorded_value(old, k) != settings[k]]
     if other_entry.get("proxy") != entry.get("proxy"):
         changed.append(f"proxy {other_entry.get('proxy')}")
     if (other_entry.get("gold_model") or {}).get("path") != (entry.get("gold_model") or {}).get("path"):
@@ -200,7 +209,7 @@ def carried_method(spec: str, file: str, method: str, settings: dict, bench: Ben
         changed.append("held-out prompts")
     if changed:
         raise SystemExit(f"--carry-method {spec}: its run differs in what {method} reads ({', '.join(changed)})")
-    differing = {k: old.get(k) for k in sorted(others_only) if old.get(k) != settings.get(k)}
+    differing = {k: recorded_value(old, k) for k in sorted(others_only) if recorded_value(old, k) != settings.get(k)}
     return {**record, "carried_from": file, "carried_settings": differing}
 
 
@@ -237,6 +246,8 @@ def parse_args(argv=None):
     p.add_argument("--thresholds", type=lambda s: [float(x) for x in s.split(",")], default=[0.5, 0.75],
                    help="one per Improve step (the last repeats), as --threshold says")
     p.add_argument("--improve-lr", type=float, default=1e-5, help="learning rate of Improve step 1 (then halved)")
+    p.add_argument("--improve-kl", type=float, default=0.0,
+                   help="ReST: coefficient of KL(policy || start) over each kept output's tokens in the Improve loss")
     p.add_argument("--ppo-steps", type=int, default=80, help="PPO steps at most (it stops at ReST's sampled tokens)")
     p.add_argument("--ppo-batch", type=int, default=8, help="prompts per PPO step (one sample each)")
     p.add_argument("--ppo-lr", type=float, default=3e-6, help="PPO learning rate (PPOConfig's default)")
@@ -268,6 +279,9 @@ def parse_args(argv=None):
         if unknown := set(given) - set(known):
             p.error(f"unknown {sorted(unknown)}; choose from {', '.join(known)}")
     return args
+
+
+DEFAULTS = vars(parse_args([]))
 
 
 def machine() -> str:

@@ -89,7 +89,8 @@ def run_rest(bench: Bench, policy, args, folder: Path, start: dict, reload_start
     config = RestConfig(grow_steps=args.grow_steps, improve_steps=args.improve_steps, grow_sizes=[None],
                         samples_per_input=args.samples, sampling="sample", temperature=args.grow_temperature,
                         reward=bench.reward.name, threshold=args.threshold, thresholds=args.thresholds,
-                        original_data=bench.original_data, improve_learning_rate=args.improve_lr)
+                        original_data=bench.original_data, improve_learning_rate=args.improve_lr,
+                        improve_kl_coef=args.improve_kl)
     rest = ReST(policy, bench.reward, bench.train, lambda p: step_metrics(bench, p), config,
                 train_config(args, args.improve_lr), run_dir=str(folder / "rest"), selection_metric="dev_proxy")
     try:

@@ -100,6 +100,7 @@ def test_integer_label_set():
     (["rest.grow_sizes=[0]"], "rest.grow_sizes[0]"),  # an empty Grow set: reshape error
     (["train.eval_batch_size=0"], "train.eval_batch_size"),  # range() step 0
     (["rest.improve_epochs=0"], "rest.improve_epochs"),  # an Improve step that trains nothing
+    (["rest.improve_kl_coef=-0.1"], "rest.improve_kl_coef"),  # a reward for moving away from the start
 ])
 def test_values_that_cannot_run_are_config_errors(overrides, key):
     with pytest.raises(ConfigError) as caught:

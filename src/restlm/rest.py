@@ -20,7 +20,7 @@ import numpy as np
 
 from restlm.config import RestConfig, TrainConfig
 from restlm.data.examples import Example
-from restlm.errors import AwaitingRatings, DataError
+from restlm.errors import AwaitingRatings, ConfigError, DataError, RunDirError
 from restlm.guards import distinct_n, kl_to_reference, mean_token_entropy
 from restlm.human_feedback import read_rewards, write_rating_file
 from restlm.losses import LOSS_NEEDS
@@ -92,6 +92,9 @@ class ReST:
         self.stages, self.run_dir = stages, stages.run
         self.selection_metric, self.record_train_nll = selection_metric, record_train_nll
         self.keep_checkpoints = keep_checkpoints
+        if self.config.improve_kl_coef and getattr(policy, "kind", None) not in GENERATIVE:
+            raise ConfigError("rest.improve_kl_coef", f"needs a causal or seq2seq policy, not {getattr(policy, 'kind', '?')}")
+        self.reference: Policy | None = None  # the trajectory's start, frozen, for improve_kl_coef
 
     def run(self, grow_size: int | None = None, seed: int = 0) -> list[dict]:
         """ReST from the policy as given; returns one record per Improve step (with G, I and metrics)."""
@@ -123,8 +126,9 @@ class ReST:
                 # ReST-EM fine-tunes the start policy again on each Grow step's data (less overfitting)
                 base = start if i == 1 and self.config.restart_from == "start" else current
                 improve_key = f"{prefix}/g{g}/i{i}"
-                if grow_policy is None and self.run_dir.stage(improve_key) is None:  # only for a step that will run
-                    grow_policy = self._frozen_grow_policy(grow_from)
+                if self.run_dir.stage(improve_key) is None:  # only for a step that will run
+                    grow_policy = grow_policy or self._frozen_grow_policy(grow_from)
+                    self.reference = self.reference or self._frozen_reference(start)
                 record = self.stages(improve_key, lambda key: self.improve(
                     grown_set, mask, threshold, learning_rate, stage_seed(seed, key), key, last, grow_policy),
                     after=base, trains=True)
@@ -139,8 +143,10 @@ class ReST:
                     needed = {grow_from} if self._guards_kl() and not (last or stop) else set()
                     self.stages.prune(prefix, keep={best[1], current} | needed)
                 if stop:
+                    self.reference = None
                     return records
             grow_policy = None  # its memory goes back before the next Grow step samples
+        self.reference = None
         return records
 
     def grow(self, grow_size: int | None, seed: int, key: str) -> dict:
@@ -192,7 +198,8 @@ class ReST:
         items = [TrainItem(e, o, float(w), ref) for e, o, w, ref, k
                  in zip(grown.examples, grown.outputs, weights, grown.ref_log_probs, keep) if k]
         stats = train_policy(self.policy, items, self.train_config, learning_rate, self.config.improve_epochs, seed,
-                             loss=self.config.loss, description=key)
+                             loss=self.config.loss, description=key, reference=self.reference,
+                             kl_coef=self.config.improve_kl_coef)
         record = {"threshold": float(threshold), "kept": int(keep.sum()), "kept_grown": int((keep & ~is_original).sum()),
                   "kept_mean_reward": float(grown.rewards[keep].mean()) if keep.any() else None,
                   "lr": learning_rate, "train_loss": stats.mean_loss, "train_examples_per_s": stats.examples_per_s,
@@ -284,6 +291,18 @@ class ReST:
             return self.policy.frozen_copy()
         checkpoint = self.run_dir.checkpoint_dir(grow_from)
         return self.policy.frozen_copy(checkpoint) if checkpoint.exists() else None
+
+    def _frozen_reference(self, start: str) -> Policy | None:
+        """The trajectory's start policy, frozen: the anchor of improve_kl_coef (None when it is off)."""
+        if not self.config.improve_kl_coef:
+            return None
+        if self.stages.in_memory == start:
+            return self.policy.frozen_copy()
+        checkpoint = self.run_dir.checkpoint_dir(start)
+        if not checkpoint.exists():
+            raise RunDirError(f"{self.run_dir.path}: rest.improve_kl_coef needs the weights of stage {start!r} "
+                              f"to resume, and {checkpoint} holds none: start the run over")
+        return self.policy.frozen_copy(checkpoint)
 
     # ---------------------------------------------------------------- plumbing
     def write_train_nll(self, key: str) -> str:

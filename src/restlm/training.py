@@ -72,6 +72,14 @@ def _shard_for(accelerator, policy: Policy, loss: str):
     return collate
 
 
+def batch_mean(values: torch.Tensor, weights: torch.Tensor, by_weight: bool) -> torch.Tensor:
+    """The mean of per-item values over a batch: weighted by the item weights, or plain."""
+    if not by_weight:
+        return values.mean()
+    weights = weights.to(values.dtype)
+    return (weights * values).sum() / weights.sum().clamp_min(1e-8)
+
+
 def train_policy(
     policy: Policy,
     items: Sequence[TrainItem],
@@ -82,10 +90,15 @@ def train_policy(
     loss: str = "bc",
     description: str = "train",
     on_step: Callable[[int, float], None] | None = None,
+    reference: Policy | None = None,
+    kl_coef: float = 0.0,
 ) -> TrainStats:
     """Fine-tune `policy` in place on `items`; reproducible for a seed whatever the process count.
 
     `cfg.batch_size` is the global batch: accelerate splits each batch across processes.
+    `kl_coef` > 0 adds kl_coef x KL(policy || reference) to the loss: the exact KL of the next-token
+    distributions summed over each item's output tokens, averaged over the batch the way the loss is
+    (by weight or by item). A generative policy and a frozen `reference` of the same tokenizer only.
     """
     accelerator = policy.accelerator
     rng = np.random.default_rng(seed)
@@ -93,6 +106,8 @@ def train_policy(
     loss_fn, needs = LOSSES[loss], LOSS_NEEDS[loss]
     if needs.reference and any(item.ref_log_prob is None for item in items):
         raise ValueError(f"loss '{loss}' needs TrainItem.ref_log_prob on every item")
+    if kl_coef and (reference is None or not hasattr(policy, "output_token_log_probs_and_kl")):
+        raise ValueError("kl_coef needs a generative (causal or seq2seq) policy and a reference policy")
     lengths = [policy.input_length(item.example) for item in items]
     batches = [b for _ in range(epochs) for b in length_bucketed_batches(lengths, cfg.batch_size, rng)]
     # global batches, each cut into one contiguous shard per process; DDP averages the gradients
@@ -106,11 +121,17 @@ def train_policy(
     for step, batch in enumerate(bar):
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         with accelerator.autocast():
-            if needs.token_level:
+            if kl_coef:
+                log_probs, mask, kl = policy.output_token_log_probs_and_kl(batch, reference)
+                if not needs.token_level:
+                    log_probs, mask = (log_probs * mask).sum(-1), None
+            elif needs.token_level:
                 log_probs, mask = policy.output_token_log_probs(batch)
             else:
                 log_probs, mask = policy.output_log_probs(batch), None
             value = loss_fn(log_probs, batch["weights"], mask=mask, ref_log_probs=batch.get("ref_log_probs"))
+            if kl_coef:
+                value = value + kl_coef * batch_mean(kl.sum(-1), batch["weights"], needs.normalised_by_weight)
             value = value * batch["shard_scale"]
         accelerator.backward(value)
         optimizer.step()

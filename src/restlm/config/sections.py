@@ -108,6 +108,10 @@ class RestConfig:
     """epochs per Improve step"""
     loss: str = "bc"
     """offline loss of the Improve step: 'bc' (default), 'gold' or 'bvmpo' (these two weight by the [0, 1] reward)"""
+    improve_kl_coef: float = 0.0
+    """adds this x KL(policy || the policy ReST started from), summed over each kept output's tokens,
+    to every Improve step's loss: holds the policy near its start as PPO's KL penalty does
+    (causal and seq2seq policies; 0: off, the paper's ReST)"""
     early_stop_patience: int | None = None
     """stop a trajectory after this many Improve steps without a better selection metric"""
     binary_reward_threshold: float | None = None

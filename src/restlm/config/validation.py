@@ -55,6 +55,8 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError("rest.loss", f"'{config.rest.loss}' weights samples by rewards in [0, 1]: set rest.normalise_reward=true")
     if not 0 < config.rest.top_p <= 1:
         raise ConfigError("rest.top_p", f"must be in (0, 1]; got {config.rest.top_p}")
+    if config.rest.improve_kl_coef < 0:
+        raise ConfigError("rest.improve_kl_coef", f"must be 0 or more; got {config.rest.improve_kl_coef}")
     if config.rest.guard_samples < 0:
         raise ConfigError("rest.guard_samples", f"must be 0 or more; got {config.rest.guard_samples}")
     for key in ["rest.max_kept_per_input", "model.lora_rank", "translation.max_new_tokens"]:

@@ -70,10 +70,10 @@ class CausalLMPolicy(GenerativePolicy):
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
                 "weights": torch.tensor([float(item.weight) for item in items])}
 
-    def _token_log_probs(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def _output_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
         # position t predicts token t + 1
-        return self._gather_log_probs(logits[:, :-1], batch["labels"][:, 1:])
+        return logits[:, :-1], batch["labels"][:, 1:]
 
     def _generate(self, examples: list[Example], settings: dict) -> torch.Tensor:
         prompts = [self.prompt_ids(e) for e in examples]

@@ -24,7 +24,7 @@ class GenerativePolicy(LoraCheckpoints, Policy):
     """Sampling, scoring and the loss path shared by causal and seq2seq policies.
 
     A subclass encodes (prompt, output) pairs (`collate`), runs the forward pass
-    (`_token_log_probs`) and one batch of generation (`_generate`).
+    (`_output_logits`) and one batch of generation (`_generate`).
     """
 
     def __init__(self, model, tokenizer, accelerator, prompt_template: str = "{text}", max_length: int = 512,
@@ -129,16 +129,36 @@ class GenerativePolicy(LoraCheckpoints, Policy):
         """Output tokens per item of a collated batch (EOS included)."""
         return (batch["labels"] != -100).sum(-1)
 
+    def output_token_log_probs_and_kl(self, batch: dict, reference: "GenerativePolicy"
+                                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(differentiable log-prob of each label token, mask, KL(policy || reference) of the next-token
+        distributions at each output position), all (batch, length); the reference runs without gradients.
+
+        The exact KL over the vocabulary at the positions of the given outputs (not a sample estimate):
+        what an Improve step's `kl_coef` adds to its loss to stay near the reference."""
+        logits, labels = self._output_logits(self.model, batch)
+        with torch.no_grad():
+            ref_logits, _ = reference._output_logits(reference.unwrapped, batch)
+        log_probs, ref_log_probs = torch.log_softmax(logits.float(), -1), torch.log_softmax(ref_logits.float(), -1)
+        kl = (log_probs.exp() * (log_probs - ref_log_probs)).sum(-1)
+        values, mask = self._gather(log_probs, labels)
+        return values, mask, kl * mask
+
+    def _token_log_probs(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-token log-probs of the labels, mask) from `model` on a collated batch."""
+        logits, labels = self._output_logits(model, batch)
+        return self._gather(torch.log_softmax(logits.float(), dim=-1), labels)
+
     @staticmethod
-    def _gather_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _gather(log_probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mask = labels != -100
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
         values = log_probs.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1)
         return values * mask, mask
 
     @abstractmethod
-    def _token_log_probs(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """(per-token log-probs of the labels, mask) from `model` on a collated batch."""
+    def _output_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, labels) of `model` on a collated batch, aligned: logits[:, t] predicts labels[:, t]
+        (-100 off the output tokens)."""
 
     @abstractmethod
     def _generate(self, examples: list[Example], settings: dict) -> torch.Tensor:

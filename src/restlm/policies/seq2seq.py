@@ -64,13 +64,13 @@ class Seq2SeqPolicy(GenerativePolicy):
         batch["weights"] = torch.tensor([float(item.weight) for item in items])
         return batch
 
-    def _token_log_probs(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def _output_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         # the decoder reads the labels shifted right behind the start token (what `labels=` would do,
         # without the model also computing a mean loss we do not use)
         decoder_input_ids = self.unwrapped.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                        decoder_input_ids=decoder_input_ids, use_cache=False).logits
-        return self._gather_log_probs(logits, batch["labels"])
+        return logits, batch["labels"]
 
     def _generate(self, examples: list[Example], settings: dict) -> torch.Tensor:
         batch = {k: v.to(self.accelerator.device) for k, v in self._encode_sources(examples).items()}
