@@ -76,6 +76,8 @@ class ReST:
         from restlm.rewards import build_reward
 
         self.config, self.train_config = config or RestConfig(), train_config or TrainConfig()
+        if self.config.improve_kl_coef and getattr(policy, "kind", None) not in GENERATIVE:
+            raise ConfigError("rest.improve_kl_coef", f"needs a causal or seq2seq policy, not {getattr(policy, 'kind', '?')}")
         self.policy, self.train_data, self.evaluate = policy, train_data, evaluate
         self.reward = build_reward(reward, self.config.normalise_reward)
         if self.config.binary_reward_threshold is not None:
@@ -92,8 +94,6 @@ class ReST:
         self.stages, self.run_dir = stages, stages.run
         self.selection_metric, self.record_train_nll = selection_metric, record_train_nll
         self.keep_checkpoints = keep_checkpoints
-        if self.config.improve_kl_coef and getattr(policy, "kind", None) not in GENERATIVE:
-            raise ConfigError("rest.improve_kl_coef", f"needs a causal or seq2seq policy, not {getattr(policy, 'kind', '?')}")
         self.reference: Policy | None = None  # the trajectory's start, frozen, for improve_kl_coef
 
     def run(self, grow_size: int | None = None, seed: int = 0) -> list[dict]:
