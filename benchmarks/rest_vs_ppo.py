@@ -209,7 +209,7 @@ def carried_method(spec: str, file: str, method: str, settings: dict, bench: Ben
         changed.append("held-out prompts")
     if changed:
         raise SystemExit(f"--carry-method {spec}: its run differs in what {method} reads ({', '.join(changed)})")
-    differing = {k: recorded_value(old, k) for k in sorted(others_only) if recorded_value(old, k) != settings.get(k)}
+    differing = {k: recorded_value(old, k) for k in sorted(others_only & settings.keys()) if recorded_value(old, k) != settings[k]}
     return {**record, "carried_from": file, "carried_settings": differing}
 
 
