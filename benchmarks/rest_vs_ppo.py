@@ -164,15 +164,19 @@ def run_task(name: str, args, run_dir: Path, results: dict, save: Callable[[], N
 def carry_task(results: dict, spec: str) -> None:
     """Put the record of a task from another results file (FILE:TASK) in place of this file's record of it."""
     file, _, name = spec.rpartition(":")
-    try:
-        other = json.loads(Path(file).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise SystemExit(f"--carry-task {spec}: cannot read {file} ({error})") from None
+    other = read_results(f"--carry-task {spec}", file)
     entry = next((t for t in task_records(other) if t["name"] == name), None)
     if entry is None:
         raise SystemExit(f"--carry-task {spec}: {file} has no task {name!r}")
     entry.update(carried_from=file, machine=other.get("machine"))
     results["tasks"] = [t for t in results["tasks"] if t["name"] != name] + [entry]
+
+
+def read_results(flag: str, file: str) -> dict:
+    try:
+        return json.loads(Path(file).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise SystemExit(f"{flag}: cannot read {file} ({error})") from None
 
 
 def carry_method_spec(spec: str) -> tuple[str, str, str]:
@@ -188,10 +192,7 @@ def carried_method(spec: str, file: str, method: str, settings: dict, bench: Ben
     the method reads, the same proxy and gold models and the same held-out prompts; `carried_settings`
     holds the other methods' flags that differed."""
     task = bench.name
-    try:
-        other = json.loads(Path(file).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise SystemExit(f"--carry-method {spec}: cannot read {file} ({error})") from None
+    other = read_results(f"--carry-method {spec}", file)
     other_entry = next((t for t in task_records(other) if t["name"] == task), {})
     record = next((m for m in other_entry.get("methods", []) if m["method"] == method), None)
     if record is None:
