@@ -49,9 +49,13 @@ def bc_loss(log_probs: torch.Tensor, weights: torch.Tensor, *, mask: torch.Tenso
     loss = -sum_i w_i log p(y_i|x_i) / sum_i w_i   (0 when every weight is 0). `ref_log_probs`
     is accepted, so every loss takes the same arguments, and unused.
     """
-    seq = sequence_log_probs(log_probs, mask)
-    weights = weights.to(seq.dtype)
-    return -(weights * seq).sum() / weights.sum().clamp_min(1e-8)
+    return -weighted_mean(sequence_log_probs(log_probs, mask), weights)
+
+
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """sum_i w_i v_i / sum_i w_i over a batch (0 when every weight is 0)."""
+    weights = weights.to(values.dtype)
+    return (weights * values).sum() / weights.sum().clamp_min(1e-8)
 
 
 def gold_loss(log_probs: torch.Tensor, rewards: torch.Tensor, *, mask: torch.Tensor | None = None,

@@ -94,7 +94,6 @@ class ReST:
         self.stages, self.run_dir = stages, stages.run
         self.selection_metric, self.record_train_nll = selection_metric, record_train_nll
         self.keep_checkpoints = keep_checkpoints
-        self.reference: Policy | None = None  # the trajectory's start, frozen, for improve_kl_coef
 
     def run(self, grow_size: int | None = None, seed: int = 0) -> list[dict]:
         """ReST from the policy as given; returns one record per Improve step (with G, I and metrics)."""
@@ -108,6 +107,7 @@ class ReST:
     def fit(self, grow_size: int | None, seed: int, prefix: str, start: str, start_score: float) -> list[dict]:
         """G Grow steps of I Improve steps from the weights of stage `start`; returns the step records."""
         current, records, best = start, [], (start_score, start)
+        reference = None  # the trajectory's start, frozen, for improve_kl_coef; made when a step will run
         for g in range(1, self.config.grow_steps + 1):
             # step 1. grow: sample, score, write the grown set for people to inspect
             grow_key = f"{prefix}/g{g}/grow"
@@ -128,9 +128,9 @@ class ReST:
                 improve_key = f"{prefix}/g{g}/i{i}"
                 if self.run_dir.stage(improve_key) is None:  # only for a step that will run
                     grow_policy = grow_policy or self._frozen_grow_policy(grow_from)
-                    self.reference = self.reference or self._frozen_reference(start)
+                    reference = reference or self._frozen_reference(start)
                 record = self.stages(improve_key, lambda key: self.improve(
-                    grown_set, mask, threshold, learning_rate, stage_seed(seed, key), key, last, grow_policy),
+                    grown_set, mask, threshold, learning_rate, stage_seed(seed, key), key, last, grow_policy, reference),
                     after=base, trains=True)
                 current = record["checkpoint"]
                 records.append({"G": g, "I": i, **record})
@@ -143,10 +143,8 @@ class ReST:
                     needed = {grow_from} if self._guards_kl() and not (last or stop) else set()
                     self.stages.prune(prefix, keep={best[1], current} | needed)
                 if stop:
-                    self.reference = None
                     return records
             grow_policy = None  # its memory goes back before the next Grow step samples
-        self.reference = None
         return records
 
     def grow(self, grow_size: int | None, seed: int, key: str) -> dict:
@@ -182,10 +180,11 @@ class ReST:
                 "sampled_tokens": sampled_tokens, "wall_time_s": time.perf_counter() - start}
 
     def improve(self, grown: GrownSet, mask: np.ndarray, threshold: float, learning_rate: float, seed: int,
-                key: str, last: bool, grow_policy: Policy | None = None) -> dict:
+                key: str, last: bool, grow_policy: Policy | None = None, reference: Policy | None = None) -> dict:
         """Fine-tune on the kept rows (plus every original row when configured); evaluate.
 
         `grow_policy`: a frozen copy of the policy that grew the data, for the KL guard (None: no KL).
+        `reference`: the trajectory's start, frozen, that `improve_kl_coef` anchors the loss to.
         """
         start = time.perf_counter()
         is_original = np.array(grown.sources) == "original"
@@ -198,7 +197,7 @@ class ReST:
         items = [TrainItem(e, o, float(w), ref) for e, o, w, ref, k
                  in zip(grown.examples, grown.outputs, weights, grown.ref_log_probs, keep) if k]
         stats = train_policy(self.policy, items, self.train_config, learning_rate, self.config.improve_epochs, seed,
-                             loss=self.config.loss, description=key, reference=self.reference,
+                             loss=self.config.loss, description=key, reference=reference,
                              kl_coef=self.config.improve_kl_coef)
         record = {"threshold": float(threshold), "kept": int(keep.sum()), "kept_grown": int((keep & ~is_original).sum()),
                   "kept_mean_reward": float(grown.rewards[keep].mean()) if keep.any() else None,

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from restlm.config import TrainConfig
-from restlm.losses import LOSS_NEEDS, LOSSES
+from restlm.losses import LOSS_NEEDS, LOSSES, weighted_mean
 from restlm.policies.base import Policy, TrainItem
 
 
@@ -72,14 +72,6 @@ def _shard_for(accelerator, policy: Policy, loss: str):
     return collate
 
 
-def batch_mean(values: torch.Tensor, weights: torch.Tensor, by_weight: bool) -> torch.Tensor:
-    """The mean of per-item values over a batch: weighted by the item weights, or plain."""
-    if not by_weight:
-        return values.mean()
-    weights = weights.to(values.dtype)
-    return (weights * values).sum() / weights.sum().clamp_min(1e-8)
-
-
 def train_policy(
     policy: Policy,
     items: Sequence[TrainItem],
@@ -121,17 +113,17 @@ def train_policy(
     for step, batch in enumerate(bar):
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         with accelerator.autocast():
-            if kl_coef:
+            if kl_coef:  # per-token log-probs: every loss sums them over the mask itself
                 log_probs, mask, kl = policy.output_token_log_probs_and_kl(batch, reference)
-                if not needs.token_level:
-                    log_probs, mask = (log_probs * mask).sum(-1), None
             elif needs.token_level:
                 log_probs, mask = policy.output_token_log_probs(batch)
             else:
                 log_probs, mask = policy.output_log_probs(batch), None
             value = loss_fn(log_probs, batch["weights"], mask=mask, ref_log_probs=batch.get("ref_log_probs"))
             if kl_coef:
-                value = value + kl_coef * batch_mean(kl.sum(-1), batch["weights"], needs.normalised_by_weight)
+                per_item = kl.sum(-1)
+                value = value + kl_coef * (weighted_mean(per_item, batch["weights"]) if needs.normalised_by_weight
+                                           else per_item.mean())
             value = value * batch["shard_scale"]
         accelerator.backward(value)
         optimizer.step()
