@@ -22,7 +22,8 @@ Methods, each from the task's start policy, on the same --prompts training promp
   rest  ReST: --grow-steps Grow steps of --samples samples per prompt at --grow-temperature, each followed
         by --improve-steps Improve steps (BC) keeping the samples at or above a per-prompt reward
         percentile (--thresholds; with --threshold rising, absolute proxy values); --improve-kl adds
-        a KL penalty to the start policy to the Improve loss (rest.improve_kl_coef)
+        a KL penalty to the start policy to the Improve loss (rest.improve_kl_coef); --improve-epochs
+        passes over the kept rows per Improve step
   dpo   DPO on pairs from ReST's first Grow step (the start policy's samples): best against worst of
         the --samples of each prompt under the proxy
   ppo   restlm.ppo until it has sampled as many tokens as ReST's Grow steps (at most --ppo-steps steps)
@@ -70,7 +71,7 @@ UNSIZED = ("tasks", "methods", "out", "run_dir", "note", "bootstrap", "report_on
 # ReST's sampled tokens: a carried PPO keeps the budget it ran with (its record's sampled_tokens)
 METHOD_FLAGS = {"sft": set(),
                 "rest": {"grow_steps", "improve_steps", "samples", "threshold", "thresholds", "improve_lr", "improve_kl",
-                         "grow_temperature"},
+                         "improve_epochs", "grow_temperature"},
                 "dpo": {"dpo_pairs", "dpo_epochs", "dpo_lr", "dpo_beta", "samples", "grow_temperature"},
                 "ppo": {"ppo_steps", "ppo_batch", "ppo_lr", "kl_coef", "temperature", "eval_every"}}
 
@@ -247,6 +248,7 @@ def parse_args(argv=None):
     p.add_argument("--thresholds", type=lambda s: [float(x) for x in s.split(",")], default=[0.5, 0.75],
                    help="one per Improve step (the last repeats), as --threshold says")
     p.add_argument("--improve-lr", type=float, default=1e-5, help="learning rate of Improve step 1 (then halved)")
+    p.add_argument("--improve-epochs", type=int, default=1, help="passes over the kept rows in each Improve step")
     p.add_argument("--improve-kl", type=float, default=0.0,
                    help="ReST: coefficient of KL(policy || start) over each kept output's tokens in the Improve loss")
     p.add_argument("--ppo-steps", type=int, default=80, help="PPO steps at most (it stops at ReST's sampled tokens)")

@@ -90,7 +90,7 @@ def run_rest(bench: Bench, policy, args, folder: Path, start: dict, reload_start
                         samples_per_input=args.samples, sampling="sample", temperature=args.grow_temperature,
                         reward=bench.reward.name, threshold=args.threshold, thresholds=args.thresholds,
                         original_data=bench.original_data, improve_learning_rate=args.improve_lr,
-                        improve_kl_coef=args.improve_kl)
+                        improve_kl_coef=args.improve_kl, improve_epochs=args.improve_epochs)
     rest = ReST(policy, bench.reward, bench.train, lambda p: step_metrics(bench, p), config,
                 train_config(args, args.improve_lr), run_dir=str(folder / "rest"), selection_metric="dev_proxy")
     try:

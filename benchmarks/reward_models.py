@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/reward_models.py                      # 1800 train / 200 held-out pairs, 1 epoch
     .venv/bin/python benchmarks/reward_models.py --train-pairs 32 --eval-pairs 32 --models minilm   # a smoke run
     .venv/bin/python benchmarks/reward_models.py --models minilm-x3 --merge   # add the 3-seed MiniLM ensemble
+    .venv/bin/python benchmarks/reward_models.py --models '' --merge \
+        --combine minilm+smollm2-lora=RUNS/minilm-x2/member_0,RUNS/smollm2-lora   # saved models as one ensemble
 
 The 2000 pairs are split once (seed 0): `--eval-pairs` held out, the first `--train-pairs` of the
 rest trained on. Each model reports held-out pairwise accuracy before and after training and its
@@ -20,7 +22,14 @@ from pathlib import Path
 import torch
 
 from restlm.reward_models.bradley_terry import RewardTrainConfig
-from restlm.reward_models.commands import HH_PAIRS, load_hh_split, run_reward_ensemble, run_reward_model
+from restlm.reward_models.commands import (
+    HH_PAIRS,
+    combine_reward_models,
+    load_hh_split,
+    run_reward_ensemble,
+    run_reward_model,
+)
+from restlm.errors import RestlmError
 from restlm.runs import write_atomic, write_json
 
 HERE = Path(__file__).resolve().parent
@@ -46,20 +55,40 @@ def markdown(summary: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for m in summary["models"]:
         lines.append(f"| {m['name']} | {m.get('train_pairs', summary['train_pairs'])} | {m['heldout_pairwise_accuracy']:.4f} | "
-                     f"{m['heldout_pairwise_accuracy_before_training']:.4f} | {m['train_pairs_per_s']:.2f} | "
-                     f"{m['eval_pairs_per_s']:.2f} | {m['train_time_s']:.0f} | {m['mean_train_loss']:.4f} | "
-                     f"{m['trainable_parameters']:,} |")
+                     f"{figure(m['heldout_pairwise_accuracy_before_training'], '.4f')} | "
+                     f"{figure(m['train_pairs_per_s'], '.2f')} | {m['eval_pairs_per_s']:.2f} | {m['train_time_s']:.0f} | "
+                     f"{figure(m['mean_train_loss'], '.4f')} | {m['trainable_parameters']:,} |")
     n = summary["eval_pairs"]
     lines += ["", (f"With {n} held-out pairs, one standard error of an accuracy near 0.6 is about "
                    f"{(0.6 * 0.4 / max(n, 1)) ** 0.5:.3f}. A pair counts one half when both rewards tie."),
               *[f"{m['name']}: an ensemble whose members scored "
                 + ", ".join(f"{a:.4f}" for a in m["members_heldout_pairwise_accuracy"])
-                + f" alone (seeds {m['config']['seed']} on; standardised on {m['calibration_pairs']} training pairs)."
+                + f" alone ({ensemble_members(m)}; standardised on {m['calibration_pairs']} training pairs)."
                 for m in summary["models"] if m.get("kind") == "ensemble"],
               *sorted({f"Command of {m['name']}: `{m['command']}`" for m in summary["models"] if m.get("command")}),
               "Peak resident memory of the process after each model: "
               + ", ".join(f"{m['name']} {m['peak_memory_mb']:.0f} MB" for m in summary["models"]) + "."]
     return "\n".join(lines) + "\n"
+
+
+def figure(value, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def ensemble_members(model: dict) -> str:
+    """Seeds of one backbone's ensemble; the saved folders of a combined one."""
+    if "config" in model:
+        return f"seeds {model['config']['seed']} on"
+    return "members " + ", ".join(f"`{m['path']}`" for m in model["members"])
+
+
+def combine_spec(spec: str) -> tuple[str, list[str]]:
+    """'NAME=PATH,PATH[,...]' -> (NAME, paths); SystemExit with the spec when malformed."""
+    name, _, paths = spec.partition("=")
+    folders = [p.strip() for p in paths.split(",") if p.strip()]
+    if not name.strip() or len(folders) < 2:
+        raise SystemExit(f"--combine wants NAME=PATH,PATH[,...] (two saved reward models at least); got {spec!r}")
+    return name.strip(), folders
 
 
 def kept_models(path: Path, summary: dict, replaced: list[str]) -> list[dict]:
@@ -82,12 +111,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default=None, help=f"preference JSONL (default {HH_PAIRS} under the data root)")
     parser.add_argument("--max-train-pairs", action="append", default=[], metavar="MODEL=N",
                         help="train MODEL on only the first N training pairs (a slow model in a short session)")
+    parser.add_argument("--combine", action="append", default=[], metavar="NAME=PATH,PATH",
+                        help="also measure saved reward models (any backbones) as one ensemble named NAME")
     parser.add_argument("--save-dir", help="also save each trained reward model under this folder")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder of reward_models.json and .md")
     parser.add_argument("--merge", action="store_true",
                         help="keep the other models of an existing OUT/reward_models.json (same split and length)")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
+    combined = [combine_spec(spec) for spec in args.combine]
     if unknown := [n for n in names if n not in PRESETS]:
         parser.error(f"unknown model(s) {unknown}; choose from {', '.join(PRESETS)}")
 
@@ -99,13 +131,21 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.merge and (out / "reward_models.json").exists():
-        summary["models"] = kept_models(out / "reward_models.json", summary, names)
+        summary["models"] = kept_models(out / "reward_models.json", summary, names + [n for n, _ in combined])
     caps = {}
     for spec in args.max_train_pairs:
         name, _, count = spec.partition("=")
         if name not in PRESETS or not count.isdigit():
             parser.error(f"--max-train-pairs wants MODEL=N with MODEL one of {', '.join(PRESETS)}; got {spec!r}")
         caps[name] = int(count)
+    def record(metrics: dict) -> None:
+        metrics.update(command=summary["command"], machine=summary["machine"],
+                       peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        summary["models"].append(metrics)
+        print(f"   held-out pairwise accuracy {metrics['heldout_pairwise_accuracy']:.4f}", flush=True)
+        write_json(out / "reward_models.json", summary)
+        write_atomic(out / "reward_models.md", markdown(summary))
+
     for name in names:
         model, lora, cfg, members = PRESETS[name]
         cfg = RewardTrainConfig(**{**cfg.__dict__, "epochs": args.epochs})
@@ -116,14 +156,14 @@ def main(argv: list[str] | None = None) -> None:
             metrics = run_reward_ensemble(model, members, pairs, held_out, cfg, lora, args.max_length, save_to)
         else:
             metrics = run_reward_model(model, pairs, held_out, cfg, lora, args.max_length, save_to)
-        metrics.update(name=name, train_pairs=len(pairs), command=summary["command"], machine=summary["machine"],
-                       peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-        summary["models"].append(metrics)
-        print(f"   held-out pairwise accuracy {metrics['heldout_pairwise_accuracy']:.4f} "
-              f"(before {metrics['heldout_pairwise_accuracy_before_training']:.4f}), "
-              f"{metrics['train_pairs_per_s']:.2f} train pairs/s", flush=True)
-        write_json(out / "reward_models.json", summary)
-        write_atomic(out / "reward_models.md", markdown(summary))
+        record({**metrics, "name": name, "train_pairs": len(pairs)})
+    for name, paths in combined:
+        print(f"== {name}: {len(paths)} saved reward models as one ensemble, {len(held_out)} held out", flush=True)
+        save_to = Path(args.save_dir) / name if args.save_dir else None
+        try:
+            record({**combine_reward_models(paths, train, held_out, save_to), "name": name})
+        except RestlmError as error:
+            raise SystemExit(f"--combine {name}: {error}") from None
 
 
 if __name__ == "__main__":

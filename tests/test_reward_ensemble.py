@@ -12,7 +12,7 @@ from helpers import build_tiny_bert, cue_pairs, run_cli, stderr_lines
 from restlm.data.examples import Example
 from restlm.errors import ModelLoadError
 from restlm.reward_models import RewardModel, RewardTrainConfig, pairwise_accuracy
-from restlm.reward_models.commands import run_reward_ensemble
+from restlm.reward_models.commands import combine_reward_models, run_reward_ensemble
 from restlm.reward_models.ensemble import ENSEMBLE_FILE, RewardEnsemble, is_ensemble
 from restlm.rewards import build_reward
 
@@ -110,3 +110,27 @@ def test_the_command_saves_an_ensemble_and_refuses_a_bad_count(tmp_path):
     refused = run_cli(*common, "--out", str(tmp_path / "none"), "--ensemble", "0")
     assert refused.returncode == 2 and "--ensemble" in stderr_lines(refused.stderr)[-1]
     assert not (tmp_path / "none").exists()
+
+
+def test_combine_reward_models_measures_saved_members_of_other_runs_as_one_ensemble(members, tmp_path):
+    # two members saved as an ensemble's folders (their training recorded in its metrics.json), one alone
+    RewardEnsemble(members[:2], [0.0, 0.0], [1.0, 1.0]).save(tmp_path / "pair")
+    (tmp_path / "pair" / "metrics.json").write_text(json.dumps(
+        {"members": [{"name": "a", "train_pairs_per_s": 2.0, "train_time_s": 10.0},
+                     {"name": "b", "train_pairs_per_s": 4.0, "train_time_s": 5.0}]}))
+    members[2].save(tmp_path / "alone")
+    (tmp_path / "alone" / "metrics.json").write_text(json.dumps({"name": "c", "train_pairs_per_s": 4.0}))
+    paths = [tmp_path / "pair" / "member_0", tmp_path / "pair" / "member_1", tmp_path / "alone"]
+    train, held_out = cue_pairs(12, seed=3), cue_pairs(10, seed=4)
+    metrics = combine_reward_models(paths, train, held_out, out=tmp_path / "rm", calibration_pairs=6)
+    hand = RewardEnsemble.calibrated(members, [p.prompt for p in train[:6]] * 2,
+                                     [p.chosen for p in train[:6]] + [p.rejected for p in train[:6]])
+    assert metrics["heldout_pairwise_accuracy"] == pytest.approx(pairwise_accuracy(hand, held_out))
+    assert metrics["members_heldout_pairwise_accuracy"] == pytest.approx([pairwise_accuracy(m, held_out) for m in members])
+    assert metrics["name"] == "a + b + c" and metrics["train_time_s"] == 15.0
+    assert metrics["train_pairs_per_s"] == pytest.approx(1 / (1 / 2 + 1 / 4 + 1 / 4))
+    loaded = RewardEnsemble.from_pretrained(tmp_path / "rm")
+    np.testing.assert_allclose(loaded.score(*rows(5, 6)), hand.score(*rows(5, 6)), atol=1e-5)
+    with pytest.raises(ModelLoadError, match="no such file") as error:
+        combine_reward_models([paths[0], tmp_path / "missing"], train, held_out)
+    assert "\n" not in str(error.value)

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -88,6 +89,75 @@ def run_reward_ensemble(model: str, members: int, train_pairs, eval_pairs, cfg, 
         ensemble.save(out)
         write_metrics(out, metrics)
     return metrics
+
+
+def combine_reward_models(paths: Sequence[str | Path], train_pairs, eval_pairs, out: str | Path | None = None,
+                          spread_penalty: float = 0.0, calibration_pairs: int = 200, batch_size_eval: int = 16) -> dict:
+    """Reward models trained and saved earlier, of any backbones, as one RewardEnsemble.
+
+    The ensemble is standardised on the first `calibration_pairs` training pairs' responses (as
+    `run_reward_ensemble` does) and measured on `eval_pairs`, each member alone from the same scores.
+    Returns its metrics, each member's under "members" with what the member's own metrics.json (or
+    its ensemble's) recorded of its training; saved to `out` with `out`. ModelLoadError (one line)
+    names a path that holds no reward model.
+    """
+    from restlm.reward_models.ensemble import RewardEnsemble
+    from restlm.reward_models.model import RewardModel
+
+    if len(paths) < 2:
+        raise ValueError(f"an ensemble needs at least 2 members, not {len(paths)}")
+    models = [RewardModel.from_pretrained(str(path)) for path in paths]
+    calibration = train_pairs[:calibration_pairs]
+    ensemble = RewardEnsemble.calibrated(models, [p.prompt for p in calibration] * 2,
+                                         [p.chosen for p in calibration] + [p.rejected for p in calibration],
+                                         spread_penalty, batch_size_eval)
+    start = time.perf_counter()
+    z = ensemble.member_scores([p.prompt for p in eval_pairs] * 2,
+                               [p.chosen for p in eval_pairs] + [p.rejected for p in eval_pairs], batch_size_eval)
+    eval_s = time.perf_counter() - start
+    combined = z.mean(axis=0) - spread_penalty * z.std(axis=0)
+    trained = [saved_training_metrics(Path(path)) for path in paths]
+    members = [{**recorded, "path": str(path), "heldout_pairwise_accuracy": _accuracy(scores, len(eval_pairs))}
+               for path, recorded, scores in zip(paths, trained, z, strict=True)]
+    rates = [m.get("train_pairs_per_s") for m in trained]
+    metrics = {"name": " + ".join(m.get("name", Path(p).name) for m, p in zip(trained, paths, strict=True)),
+               "kind": "ensemble", "max_length": models[0].max_length,
+               "heldout_pairwise_accuracy": _accuracy(combined, len(eval_pairs)),
+               "heldout_pairwise_accuracy_before_training": None,
+               "members_heldout_pairwise_accuracy": [m["heldout_pairwise_accuracy"] for m in members],
+               "train_pairs": len(train_pairs), "eval_pairs": len(eval_pairs),
+               # members trained one after the other: the ensemble's rate is the harmonic sum of theirs
+               "train_pairs_per_s": 1 / sum(1 / r for r in rates) if all(rates) else None,
+               "eval_pairs_per_s": len(eval_pairs) / max(eval_s, 1e-9),
+               "train_time_s": sum(m.get("train_time_s") or 0.0 for m in trained),
+               "mean_train_loss": None,
+               "trainable_parameters": sum(m.get("trainable_parameters") or 0 for m in trained),
+               "spread_penalty": spread_penalty, "calibration_pairs": len(calibration), "members": members}
+    if out is not None:
+        ensemble.save(out)
+        write_metrics(out, metrics)
+    return metrics
+
+
+def _accuracy(scores, n: int) -> float:
+    """Pairwise accuracy of scores laid out as `combine_reward_models` scores them: n chosen, then n rejected."""
+    chosen, rejected = scores[:n], scores[n:]
+    return float(((chosen > rejected) + 0.5 * (chosen == rejected)).mean())
+
+
+def saved_training_metrics(path: Path) -> dict:
+    """What was recorded of a saved reward model's training: its metrics.json, or its entry in the
+    metrics.json of the ensemble folder it is a member of; {} when neither is there."""
+    own, parent = path / "metrics.json", path.parent / "metrics.json"
+    if own.is_file():
+        return json.loads(own.read_text())
+    ensemble_file = path.parent / "ensemble.json"
+    if parent.is_file() and ensemble_file.is_file():
+        names = json.loads(ensemble_file.read_text()).get("members", [])
+        members = json.loads(parent.read_text()).get("members", [])
+        if path.name in names and names.index(path.name) < len(members):
+            return members[names.index(path.name)]
+    return {}
 
 
 def write_metrics(out: str | Path, metrics: dict) -> None:
