@@ -65,9 +65,7 @@ def run_reward_ensemble(model: str, members: int, train_pairs, eval_pairs, cfg, 
         models.append(reward_model)
         member_metrics.append(metrics)
     calibration = train_pairs[:calibration_pairs]
-    ensemble = RewardEnsemble.calibrated(models, [p.prompt for p in calibration] * 2,
-                                         [p.chosen for p in calibration] + [p.rejected for p in calibration],
-                                         spread_penalty, batch_size_eval)
+    ensemble = RewardEnsemble.calibrated(models, *both_responses(calibration), spread_penalty, batch_size_eval)
     start = time.perf_counter()
     accuracy = pairwise_accuracy(ensemble, eval_pairs, batch_size_eval, across_processes=True)
     eval_s = time.perf_counter() - start
@@ -108,12 +106,9 @@ def combine_reward_models(paths: Sequence[str | Path], train_pairs, eval_pairs, 
         raise ValueError(f"an ensemble needs at least 2 members, not {len(paths)}")
     models = [RewardModel.from_pretrained(str(path)) for path in paths]
     calibration = train_pairs[:calibration_pairs]
-    ensemble = RewardEnsemble.calibrated(models, [p.prompt for p in calibration] * 2,
-                                         [p.chosen for p in calibration] + [p.rejected for p in calibration],
-                                         spread_penalty, batch_size_eval)
+    ensemble = RewardEnsemble.calibrated(models, *both_responses(calibration), spread_penalty, batch_size_eval)
     start = time.perf_counter()
-    z = ensemble.member_scores([p.prompt for p in eval_pairs] * 2,
-                               [p.chosen for p in eval_pairs] + [p.rejected for p in eval_pairs], batch_size_eval)
+    z = ensemble.member_scores(*both_responses(eval_pairs), batch_size_eval)
     eval_s = time.perf_counter() - start
     combined = z.mean(axis=0) - spread_penalty * z.std(axis=0)
     trained = [saved_training_metrics(Path(path)) for path in paths]
@@ -139,8 +134,13 @@ def combine_reward_models(paths: Sequence[str | Path], train_pairs, eval_pairs, 
     return metrics
 
 
+def both_responses(pairs) -> tuple[list[str], list[str]]:
+    """(prompts, responses) of every pair's chosen response, then of every pair's rejected one."""
+    return [p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs]
+
+
 def _accuracy(scores, n: int) -> float:
-    """Pairwise accuracy of scores laid out as `combine_reward_models` scores them: n chosen, then n rejected."""
+    """Pairwise accuracy of scores laid out as `both_responses` lays them out: n chosen, then n rejected."""
     chosen, rejected = scores[:n], scores[n:]
     return float(((chosen > rejected) + 0.5 * (chosen == rejected)).mean())
 
