@@ -133,7 +133,11 @@ def _shard(batch: list[int], index: int, count: int) -> tuple[list[int], float]:
 def pairwise_accuracy(reward_model: RewardModel, pairs: Sequence[PreferencePair], batch_size: int = 16,
                       across_processes: bool = False) -> float:
     """Share of pairs where r(chosen) > r(rejected); a tie counts one half. See `reward_scores`."""
-    chosen, rejected = reward_scores(reward_model, pairs, batch_size, across_processes)
+    return accuracy_of(*reward_scores(reward_model, pairs, batch_size, across_processes))
+
+
+def accuracy_of(chosen: np.ndarray, rejected: np.ndarray) -> float:
+    """Share of pairs whose chosen reward is higher; a tie counts one half."""
     return float(np.mean((chosen > rejected) + 0.5 * (chosen == rejected)))
 
 

@@ -110,7 +110,7 @@ def combine_reward_models(paths: Sequence[str | Path], train_pairs, eval_pairs, 
     start = time.perf_counter()
     z = ensemble.member_scores(*both_responses(eval_pairs), batch_size_eval)
     eval_s = time.perf_counter() - start
-    combined = z.mean(axis=0) - spread_penalty * z.std(axis=0)
+    combined = ensemble.combine(z)
     trained = [saved_training_metrics(Path(path)) for path in paths]
     members = [{**recorded, "path": str(path), "heldout_pairwise_accuracy": _accuracy(scores, len(eval_pairs))}
                for path, recorded, scores in zip(paths, trained, z, strict=True)]
@@ -141,8 +141,9 @@ def both_responses(pairs) -> tuple[list[str], list[str]]:
 
 def _accuracy(scores, n: int) -> float:
     """Pairwise accuracy of scores laid out as `both_responses` lays them out: n chosen, then n rejected."""
-    chosen, rejected = scores[:n], scores[n:]
-    return float(((chosen > rejected) + 0.5 * (chosen == rejected)).mean())
+    from restlm.reward_models.bradley_terry import accuracy_of
+
+    return accuracy_of(scores[:n], scores[n:])
 
 
 def saved_training_metrics(path: Path) -> dict:

@@ -55,7 +55,10 @@ class RewardEnsemble:
 
     def score(self, prompts: Sequence[str], responses: Sequence[str], batch_size: int = 16) -> np.ndarray:
         """mean - spread_penalty * std over the members' standardised rewards (population std)."""
-        z = self.member_scores(prompts, responses, batch_size)
+        return self.combine(self.member_scores(prompts, responses, batch_size))
+
+    def combine(self, z: np.ndarray) -> np.ndarray:
+        """The ensemble's rewards from `member_scores`' rows: their mean less spread_penalty x their std."""
         return z.mean(axis=0) - self.spread_penalty * z.std(axis=0)
 
     def save(self, path: str | Path) -> None:
