@@ -174,3 +174,17 @@ def test_accuracy_interval_is_clipped_to_1():
     # two seeds at .95 and .99: the raw Student-t interval is [.7159, 1.2241]
     md = table1_markdown({"baselines": {"zero-shot": {"accuracy": [0.95, 0.99], "f1": [0.9, 0.9]}}})
     assert "| zero-shot | 2 | 0.9700 ± 0.0283 | [0.7159, 1.0000] |" in md
+
+
+def test_compute_counts_each_stage_once_not_the_cumulative_cell_times():
+    from restlm.report.document import training_seconds
+
+    # as results._cells writes them: one fine-tuning (100 s) shared by two grow sizes, a Grow step of
+    # 10 s then Improve steps of 5 and 7 s for N=100, a Grow step of 20 s and one Improve step of 3 s for N=1000
+    def cell(n, g, i, stage, grow=None, total=0.0):
+        return {"seed": 0, "N": n, "G": g, "I": i, "stage_wall_time_s": stage, "grow_wall_time_s": grow,
+                "wall_time_s": total}
+    cells = [cell(100, 0, 0, 100.0, total=100.0), cell(100, 1, 1, 5.0, 10.0, 115.0), cell(100, 1, 2, 7.0, 10.0, 122.0),
+             cell(1000, 0, 0, 100.0, total=100.0), cell(1000, 1, 1, 3.0, 20.0, 123.0)]
+    assert training_seconds(cells) == pytest.approx(100 + 10 + 5 + 7 + 20 + 3)
+    assert training_seconds([]) == 0.0

@@ -69,10 +69,27 @@ def _header(results: dict) -> list[str]:
         fact = _config_fact(config.get(key)) if isinstance(config, dict) else None
         if fact:
             facts.append(f"{key.capitalize()}: `{fact}`")
-    wall = [c["wall_time_s"] for c in results.get("cells", []) if c.get("wall_time_s") is not None]
-    if wall:
-        facts.append(f"Compute: {sum(wall) / 3600:.2f} h (sum of cell wall times)")
+    if compute := training_seconds(results.get("cells", [])):
+        facts.append(f"Compute: {compute / 3600:.2f} h (fine-tuning, Grow and Improve steps)")
     return [f"# {results.get('title', 'ReST report')}", "", " · ".join(facts)]
+
+
+def training_seconds(cells: list[dict]) -> float:
+    """Wall time of every stage once: each seed's fine-tuning, each Grow step, each Improve step.
+
+    A cell's wall_time_s is cumulative along its trajectory, and every grow size repeats its seed's
+    fine-tuning as its G0I0 cell, so the stages' own times are summed instead.
+    """
+    total, counted = 0.0, set()
+    for c in cells:
+        stages = [(("sft", c["seed"]) if c["G"] == 0 else ("improve", c["seed"], c["N"], c["G"], c["I"]),
+                   c.get("stage_wall_time_s")),
+                  (("grow", c["seed"], c["N"], c["G"]), c.get("grow_wall_time_s"))]
+        for key, seconds in stages:
+            if seconds is not None and key not in counted:
+                counted.add(key)
+                total += seconds
+    return total
 
 
 def _figure(title: str, file_name: str, caption: str) -> list[str]:
