@@ -72,3 +72,24 @@ def test_an_unreadable_file_is_one_line(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(SystemExit, match="cannot read"):
         carry(str(tmp_path / "bad.json"), "ppo", SETTINGS)
+
+
+def full_task(name: str) -> dict:
+    method = {"method": "sft", "proxy": 0.8, "gold": 0.7, "kl": 0.0, "distinct2": 0.9, "sampled_tokens": 0,
+              "wall_time_s": 0.0, "eval_time_s": 1.0, "greedy_examples": [{"prompt": "A fine", "output": "film"}]}
+    return {"name": name, "prompts": 4, "dev_prompts": 4, "eval_prompts": 4, "proxy": "chrf", "command": "python x",
+            "settings": SETTINGS, "methods": [method]}
+
+
+def test_a_file_made_of_carried_tasks_does_not_count_the_time_of_the_runs_it_replaced(tmp_path):
+    out = tmp_path / "canonical"
+    out.with_suffix(".json").write_text(json.dumps({"machine": "m", "benchmark_wall_time_s": 3000.0,
+                                                    "tasks": [full_task("sentiment"), full_task("translation")]}))
+    for name in ("sentiment", "translation"):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"machine": "m", "tasks": [full_task(name)]}))
+    rest_vs_ppo.main(["--report-only", "--out", str(out), "--carry-task", f"{tmp_path / 'sentiment.json'}:sentiment",
+                      "--carry-task", f"{tmp_path / 'translation.json'}:translation"])
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert [t["carried_from"] for t in results["tasks"]] == [str(tmp_path / f"{n}.json") for n in ("sentiment", "translation")]
+    assert results["benchmark_wall_time_s"] < 60
+    assert "every task was carried over whole" in out.with_suffix(".md").read_text()
