@@ -56,7 +56,7 @@ from pathlib import Path
 
 import torch
 from rest_vs_ppo_methods import evaluate, new_policy, run_dpo, run_ppo, run_rest, run_sft
-from rest_vs_ppo_report import NOTES, goal, markdown
+from rest_vs_ppo_report import NOTES, every_task_carried, goal, markdown
 from rest_vs_ppo_tasks import BENCHES, MAX_NEW_TOKENS, TASKS, Bench
 
 from restlm.runs import write_atomic, write_json
@@ -82,7 +82,7 @@ def task_entry(results: dict, name: str, settings: dict, folder: Path) -> dict:
     entry = next((t for t in results["tasks"] if t["name"] == name), None)
     recorded = json.loads((folder / "settings.json").read_text()) if (folder / "settings.json").exists() else None
     for where, old in (("the results file", (entry or {}).get("settings")), (folder, recorded)):
-        if old is not None and (changed := sorted(k for k in settings if recorded_value(old, k) != settings[k])):
+        if old is not None and (changed := sorted(differing_flags(old, settings, settings))):
             raise SystemExit(f"{where} holds a {name} run with other settings ({', '.join(changed)}): pick another "
                              "--out and --run-dir, or delete the task's record and folder to start over")
     if entry is None:
@@ -96,6 +96,11 @@ def task_entry(results: dict, name: str, settings: dict, folder: Path) -> dict:
 def recorded_value(settings: dict, key: str):
     """A flag's value in recorded settings; a flag added since they were written had its default."""
     return settings[key] if key in settings else DEFAULTS.get(key)
+
+
+def differing_flags(old: dict, new: dict, keys) -> list[str]:
+    """The flags among `keys` (in their order) whose values in two recorded settings differ."""
+    return [k for k in keys if recorded_value(old, k) != recorded_value(new, k)]
 
 
 def compare_gold(bench: Bench, entry: dict, rounds: int, seed: int) -> None:
@@ -202,7 +207,7 @@ def carried_method(spec: str, file: str, method: str, settings: dict, bench: Ben
     old = other_entry.get("settings") or {}
     # the classifiers are compared by where they were loaded from (a flag or the run directory's default)
     models = ("reward_model", "gold_model")
-    changed = [k for k in settings if k not in others_only and k not in models and recorded_value(old, k) != settings[k]]
+    changed = differing_flags(old, settings, [k for k in settings if k not in others_only and k not in models])
     if other_entry.get("proxy") != entry.get("proxy"):
         changed.append(f"proxy {other_entry.get('proxy')}")
     if (other_entry.get("gold_model") or {}).get("path") != (entry.get("gold_model") or {}).get("path"):
@@ -211,7 +216,8 @@ def carried_method(spec: str, file: str, method: str, settings: dict, bench: Ben
         changed.append("held-out prompts")
     if changed:
         raise SystemExit(f"--carry-method {spec}: its run differs in what {method} reads ({', '.join(changed)})")
-    differing = {k: recorded_value(old, k) for k in sorted(others_only & settings.keys()) if recorded_value(old, k) != settings[k]}
+    others = sorted(others_only & settings.keys())
+    differing = {k: recorded_value(old, k) for k in differing_flags(old, settings, others)}
     return {**record, "carried_from": file, "carried_settings": differing}
 
 
@@ -304,7 +310,7 @@ def main(argv=None) -> None:
                "tasks": task_records(previous)}
     for spec in args.carry_task:
         carry_task(results, spec)
-    if results["tasks"] and all(t.get("carried_from") for t in results["tasks"]):
+    if every_task_carried(results):
         earlier = 0.0  # every task ran in its own file: the time this file's earlier invocations took is not theirs
 
     def save():

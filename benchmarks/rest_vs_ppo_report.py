@@ -97,11 +97,15 @@ def guard_table(task: dict, m: dict) -> list[str]:
     return lines + [""]
 
 
+def every_task_carried(results: dict) -> bool:
+    """Whether every task was carried over whole from another results file (--carry-task)."""
+    return bool(results["tasks"]) and all(t.get("carried_from") for t in results["tasks"])
+
+
 def markdown(results: dict) -> str:
-    carried = results["tasks"] and all(t.get("carried_from") for t in results["tasks"])
     total = ("Total time: every task was carried over whole from its own results file, which gives its time."
-             if carried else f"Total time: {results['benchmark_wall_time_s']:.0f} s (over every invocation that "
-             "wrote these results; evaluation and the sentiment classifiers included).")
+             if every_task_carried(results) else f"Total time: {results['benchmark_wall_time_s']:.0f} s (over every "
+             "invocation that wrote these results; evaluation and the sentiment classifiers included).")
     lines = ["# ReST against PPO and DPO on the same reward, SmolLM2-135M-Instruct", "",
              f"Machine: {results['machine']}  ", total, ""]
     for task in results["tasks"]:
