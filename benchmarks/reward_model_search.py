@@ -8,7 +8,7 @@ on the held-out pairs (the same 200 as benchmarks/reward_models.py).
 
 Writes OUT/reward_models.json (the `models` list of benchmarks/reward_models.py: each backbone's chosen
 candidate, with `name`, `heldout_pairwise_accuracy`, `train_pairs_per_s`; plus `search`, every
-candidate's validation accuracy) and OUT/reward_models.md. Slow on a CPU (the SmolLM2 grid takes
+candidate's validation accuracy) and OUT/reward_models.md; with --save-dir, each chosen model too. Slow on a CPU (the SmolLM2 grid takes
 hours there): meant for a GPU; `--backbones minilm` fits a CPU session.
 """
 from __future__ import annotations
@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-length", type=int, default=256, help="tokens per (prompt, response)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--out", default=str(HERE / "results" / "reward_models_search"))
+    parser.add_argument("--save-dir", help="save each backbone's chosen model, retrained, to SAVE_DIR/BACKBONE "
+                        "(HF format, for `reward_models.py --combine`)")
     args = parser.parse_args(argv)
     names = [n for n in args.backbones.split(",") if n]
     if unknown := [n for n in names if n not in GRIDS]:
@@ -111,9 +113,10 @@ def main(argv: list[str] | None = None) -> None:
             save()
         best_accuracy, best = max(tried, key=lambda t: t[0])  # the first of equals: the earlier (cheaper) one
         print(f"== {backbone}: chosen {best}, retrained on {len(train)} pairs", flush=True)
+        saved = Path(args.save_dir) / backbone if args.save_dir else None
         final = run_reward_model(model, train, held_out, RewardTrainConfig(batch_size=args.batch_size, **best), lora,
-                                 args.max_length)
-        final.update(name=backbone, validation_accuracy=best_accuracy)
+                                 args.max_length, out=saved)
+        final.update(name=backbone, validation_accuracy=best_accuracy, saved_to=str(saved) if saved else None)
         summary["models"].append(final)
         print(f"   held-out pairwise accuracy {final['heldout_pairwise_accuracy']:.4f}", flush=True)
         save()
