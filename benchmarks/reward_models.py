@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/reward_models.py                      # 1800 train / 200 held-out pairs, 1 epoch
     .venv/bin/python benchmarks/reward_models.py --train-pairs 32 --eval-pairs 32 --models minilm   # a smoke run
     .venv/bin/python benchmarks/reward_models.py --models minilm-x3 --merge   # add the 3-seed MiniLM ensemble
+    .venv/bin/python benchmarks/reward_models.py --models minilm-probe,smollm2-probe --merge   # linear probes
     .venv/bin/python benchmarks/reward_models.py --models '' --merge \
         --combine minilm+smollm2-lora=RUNS/minilm-x2/member_0,RUNS/smollm2-lora   # saved models as one ensemble
 
@@ -27,6 +28,7 @@ from restlm.reward_models.commands import (
     combine_reward_models,
     load_hh_split,
     run_reward_ensemble,
+    run_probe_model,
     run_reward_model,
 )
 from restlm.errors import RestlmError
@@ -42,6 +44,9 @@ PRESETS = {
     "minilm-x2": ("minilm", None, RewardTrainConfig(learning_rate=3e-5, batch_size=8), 2),
     "minilm-x3": ("minilm", None, RewardTrainConfig(learning_rate=3e-5, batch_size=8), 3),
 }
+# name -> backbone of a linear probe (frozen backbone, head by logistic regression; restlm.reward_models.probe)
+PROBES = {"minilm-probe": "minilm", "smollm2-probe": "smollm2"}
+NESTED_FOLDS = 5  # the probes' second estimate: cross-validation over all 2000 pairs, the choice redone per fold
 
 
 def markdown(summary: dict) -> str:
@@ -65,10 +70,25 @@ def markdown(summary: dict) -> str:
                 + ", ".join(f"{a:.4f}" for a in m["members_heldout_pairwise_accuracy"])
                 + f" alone ({ensemble_members(m)}; standardised on {m['calibration_pairs']} training pairs)."
                 for m in summary["models"] if m.get("kind") == "ensemble"],
+              *[probe_note(m) for m in summary["models"] if "probe" in m],
               *sorted({f"Command of {m['name']}: `{m['command']}`" for m in summary["models"] if m.get("command")}),
               "Peak resident memory of the process after each model: "
               + ", ".join(f"{m['name']} {m['peak_memory_mb']:.0f} MB" for m in summary["models"]) + "."]
     return "\n".join(lines) + "\n"
+
+
+def probe_note(model: dict) -> str:
+    """How a probe was chosen, and its nested cross-validation estimate over all the pairs."""
+    probe = model["probe"]
+    by_layer = ", ".join(f"{k}: {v:.3f}" for k, v in probe["cv_accuracy_by_layer"].items())
+    note = (f"{model['name']}: a linear probe on the first {probe['layer']} of {probe['layers_of_backbone']} layers "
+            f"(C {probe['c']:.3g}), chosen by {probe['folds']}-fold cross-validation on the training pairs "
+            f"(accuracy by layer: {by_layer}).")
+    if nested := probe.get("nested_cv"):
+        note += (f" Nested {nested['outer_folds']}-fold cross-validation over all {nested['pairs']} pairs, the choice "
+                 f"redone in each fold: **{nested['accuracy']:.4f}** (standard error {nested['standard_error']:.3f}; "
+                 f"layers chosen {nested['layers_chosen']}).")
+    return note
 
 
 def figure(value, spec: str) -> str:
@@ -106,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-pairs", type=int, default=1800, help="training pairs (at most 2000 - eval pairs)")
     parser.add_argument("--eval-pairs", type=int, default=200, help="held-out pairs")
     parser.add_argument("--epochs", type=int, default=1, help="passes over the training pairs")
-    parser.add_argument("--models", default=",".join(PRESETS), help=f"comma-separated, of: {', '.join(PRESETS)}")
+    parser.add_argument("--models", default=",".join(PRESETS), help=f"comma-separated, of: {', '.join([*PRESETS, *PROBES])}")
     parser.add_argument("--max-length", type=int, default=256, help="tokens per (prompt, response)")
     parser.add_argument("--data", default=None, help=f"preference JSONL (default {HH_PAIRS} under the data root)")
     parser.add_argument("--max-train-pairs", action="append", default=[], metavar="MODEL=N",
@@ -120,8 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     combined = [combine_spec(spec) for spec in args.combine]
-    if unknown := [n for n in names if n not in PRESETS]:
-        parser.error(f"unknown model(s) {unknown}; choose from {', '.join(PRESETS)}")
+    if unknown := [n for n in names if n not in PRESETS and n not in PROBES]:
+        parser.error(f"unknown model(s) {unknown}; choose from {', '.join([*PRESETS, *PROBES])}")
 
     train, held_out = load_hh_split(args.data, args.train_pairs, args.eval_pairs, seed=0)
     summary = {"machine": f"{platform.node()} {platform.machine()}, {torch.get_num_threads()} threads, "
@@ -147,6 +167,12 @@ def main(argv: list[str] | None = None) -> None:
         write_atomic(out / "reward_models.md", markdown(summary))
 
     for name in names:
+        if name in PROBES:
+            print(f"== {name}: {len(train)} training pairs, {len(held_out)} held out", flush=True)
+            save_to = Path(args.save_dir) / name if args.save_dir else None
+            record({**run_probe_model(PROBES[name], train, held_out, max_length=args.max_length, out=save_to,
+                                      nested_folds=NESTED_FOLDS), "name": name})
+            continue
         model, lora, cfg, members = PRESETS[name]
         cfg = RewardTrainConfig(**{**cfg.__dict__, "epochs": args.epochs})
         pairs = train[: caps.get(name, len(train))]

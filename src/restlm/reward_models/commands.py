@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from restlm.cli_flags import add_dataclass_flags, config_from_args
@@ -134,6 +135,78 @@ def combine_reward_models(paths: Sequence[str | Path], train_pairs, eval_pairs, 
     return metrics
 
 
+def run_probe_model(model: str, train_pairs, eval_pairs, layers: Sequence[int] | None = None, folds: int = 5,
+                    max_length: int | None = None, out: str | Path | None = None, nested_folds: int = 0,
+                    batch_size_eval: int = 16) -> dict:
+    """A linear-probe reward model of `model` (restlm.reward_models.probe), its metrics, saved to `out`.
+
+    The layer and L2 strength are chosen by `folds`-fold cross-validation on `train_pairs`; the
+    held-out accuracy is measured with the saved model's own forward pass. nested_folds > 0 also
+    estimates the accuracy of the whole procedure (choice included) by cross-validation over train
+    and held-out pairs together, the choice redone inside each outer fold: a figure with a smaller
+    standard error than one held-out set's, from the features already computed.
+    """
+    from restlm.reward_models.bradley_terry import pairwise_accuracy
+    from restlm.reward_models.model import RewardModel
+    from restlm.reward_models.probe import apply_probe, default_layers, fit_probe, layer_count, layer_features
+
+    reward_model = RewardModel.from_pretrained(model, max_length=max_length)
+    layers = sorted(set(layers or default_layers(layer_count(reward_model))))
+    pairs = list(train_pairs) + list(eval_pairs)
+    start = time.perf_counter()
+    features = layer_features(reward_model, *both_responses(pairs), layers, batch_size_eval)
+    features_s = time.perf_counter() - start
+    n, n_train = len(pairs), len(train_pairs)
+    chosen = {k: v[:n] for k, v in features.items()}
+    rejected = {k: v[n:] for k, v in features.items()}
+    start = time.perf_counter()
+    fit = fit_probe({k: v[:n_train] for k, v in chosen.items()}, {k: v[:n_train] for k, v in rejected.items()}, folds)
+    fit_s = time.perf_counter() - start
+    margins = (chosen[fit.layer][n_train:] - rejected[fit.layer][n_train:]) @ fit.weights
+    apply_probe(reward_model, fit)
+    start = time.perf_counter()
+    accuracy = pairwise_accuracy(reward_model, eval_pairs, batch_size_eval)
+    eval_s = time.perf_counter() - start
+    metrics = {"name": f"{model} probe", "kind": reward_model.kind, "max_length": reward_model.max_length,
+               "heldout_pairwise_accuracy": accuracy,
+               # the same margins from the cached features: a check that the saved model reads them
+               "heldout_pairwise_accuracy_from_features": float(np.mean((margins > 0) + 0.5 * (margins == 0))),
+               "heldout_pairwise_accuracy_before_training": None,
+               "train_pairs": n_train, "eval_pairs": len(eval_pairs), "epochs": None,
+               # a probe's training is the backbone's forward pass over the training pairs plus the fits
+               "train_pairs_per_s": n_train / (features_s * n_train / n + fit_s),
+               "eval_pairs_per_s": len(eval_pairs) / max(eval_s, 1e-9),
+               "train_time_s": features_s * n_train / n + fit_s, "mean_train_loss": None,
+               "trainable_parameters": int(fit.weights.size),
+               "probe": {"layer": fit.layer, "layers_of_backbone": layers[-1], "c": fit.c, "folds": folds,
+                         "cv_accuracy": fit.cv_accuracy,
+                         "cv_accuracy_by_layer": {str(k): v for k, v in fit.cv_accuracy_by_layer.items()}},
+               "processes": 1}
+    if nested_folds:
+        metrics["probe"]["nested_cv"] = nested_cv(chosen, rejected, nested_folds, folds)
+    if out is not None:
+        reward_model.save(out)
+        write_metrics(out, metrics)
+    return metrics
+
+
+def nested_cv(chosen: dict, rejected: dict, outer: int, inner: int, seed: int = 1) -> dict:
+    """Pairwise accuracy of `fit_probe` (layer and C chosen inside) over `outer` folds of all the pairs."""
+    from restlm.reward_models.probe import fit_probe
+
+    n = len(next(iter(chosen.values())))
+    right, layers = 0.0, []
+    for test in np.array_split(np.random.default_rng(seed).permutation(n), outer):
+        train = np.setdiff1d(np.arange(n), test)
+        fit = fit_probe({k: v[train] for k, v in chosen.items()}, {k: v[train] for k, v in rejected.items()}, inner)
+        margins = (chosen[fit.layer][test] - rejected[fit.layer][test]) @ fit.weights
+        right += float(np.sum(margins > 0) + 0.5 * np.sum(margins == 0))
+        layers.append(fit.layer)
+    accuracy = right / n
+    return {"pairs": n, "outer_folds": outer, "accuracy": accuracy,
+            "standard_error": float(np.sqrt(accuracy * (1 - accuracy) / n)), "layers_chosen": layers}
+
+
 def both_responses(pairs) -> tuple[list[str], list[str]]:
     """(prompts, responses) of every pair's chosen response, then of every pair's rejected one."""
     return [p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs]
@@ -227,15 +300,24 @@ def main_reward_model(argv: list[str] | None = None) -> int:
                         help="train N models (seeds SEED..SEED+N-1) and save them as one reward ensemble")
     parser.add_argument("--spread-penalty", type=float, default=0.0,
                         help="ensemble reward = mean - this * std of the members' standardised rewards")
+    parser.add_argument("--probe", action="store_true",
+                        help="a linear probe: the backbone frozen and cut, the head fitted by logistic regression")
+    parser.add_argument("--probe-layers", type=_layer_list, metavar="L,L,...",
+                        help="backbone depths the probe may read (default: about 8 spread over the backbone)")
+    parser.add_argument("--probe-folds", type=int, default=5, help="cross-validation folds choosing the probe")
     add_dataclass_flags(parser, RewardTrainConfig)
     args = parser.parse_args(argv)
     if args.ensemble < 1:
         parser.error(f"--ensemble wants 1 or more models, not {args.ensemble}")
+    if args.probe and (args.lora or args.ensemble > 1):
+        parser.error("--probe fits a head on a frozen backbone: it takes neither --lora nor --ensemble")
     try:
         train, held_out = load_hh_split(args.data, args.train_pairs, args.eval_pairs, args.seed)
         cfg = config_from_args(RewardTrainConfig, args)
         lora = LORA if args.lora else None
-        if args.ensemble > 1:
+        if args.probe:
+            metrics = _run_probe_command(args, train, held_out)
+        elif args.ensemble > 1:
             metrics = run_reward_ensemble(args.model, args.ensemble, train, held_out, cfg, lora, args.max_length,
                                           args.out, args.spread_penalty)
         else:
@@ -246,6 +328,29 @@ def main_reward_model(argv: list[str] | None = None) -> int:
     if process_state().is_main_process:
         print(json.dumps(metrics, indent=2))
     return 0
+
+
+def _layer_list(text: str) -> list[int]:
+    try:
+        layers = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"wants comma-separated layer counts, got {text!r}") from None
+    if not layers:
+        raise argparse.ArgumentTypeError("wants at least one layer count")
+    return layers
+
+
+def _run_probe_command(args, train, held_out) -> dict:
+    """run_probe_model for `restlm reward-model --probe`; a bad layer count is a ConfigError on its flag."""
+    from restlm.errors import ConfigError
+    from restlm.reward_models.model import RewardModel
+    from restlm.reward_models.probe import layer_count
+
+    if args.probe_layers:
+        count = layer_count(RewardModel.from_pretrained(args.model, max_length=args.max_length))
+        if bad := [layer for layer in args.probe_layers if not 1 <= layer <= count]:
+            raise ConfigError("--probe-layers", f"{bad} outside 1..{count}, the depth of {args.model}")
+    return run_probe_model(args.model, train, held_out, args.probe_layers, args.probe_folds, args.max_length, args.out)
 
 
 def main_sentiment_model(argv: list[str] | None = None) -> int:

@@ -1,0 +1,183 @@
+"""Linear-probe reward models: the backbone frozen (cut to its first L layers), the head fitted exactly.
+
+Bradley-Terry with a linear reward r = w . f(prompt, response) is logistic regression on the feature
+differences f(chosen) - f(rejected), with no intercept. scikit-learn fits it to convergence, its L2
+strength and the layer L chosen by cross-validation on the training pairs alone. The backbone runs
+forward once per response and never backward, so on a CPU a probe costs one scoring pass over the
+pairs, where fine-tuning costs a training run (SmolLM2 + LoRA: over an hour for 1800 pairs here).
+
+f is exactly what the model's own head reads when the backbone has L layers:
+  causal  (Llama family)  the final norm of layer L's hidden state at the last token
+  encoder (BERT family)   the pooler on layer L's [CLS] hidden state
+so the result is an ordinary HF sequence classifier with L layers: a RewardModel like any other,
+saved and loaded (`reward_model:PATH`) as one, and cheaper to score than the full backbone.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from restlm.reward_models.model import RewardModel
+
+DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 1, 11))  # inverse L2 strengths tried
+
+
+@dataclass
+class ProbeFit:
+    """A fitted head: the layer it reads, its weights on that layer's raw features, and how it was chosen."""
+    layer: int
+    weights: np.ndarray
+    c: float
+    cv_accuracy: float
+    cv_accuracy_by_layer: dict[int, float] = field(default_factory=dict)
+
+
+# ---- the backbone
+def _backbone(reward_model: RewardModel):
+    return reward_model.model.base_model
+
+
+def _layer_list(reward_model: RewardModel) -> torch.nn.ModuleList:
+    base = _backbone(reward_model)
+    layers = getattr(base, "layers", None)
+    if layers is None and hasattr(base, "encoder"):
+        layers = getattr(base.encoder, "layer", None)
+    if not isinstance(layers, torch.nn.ModuleList):
+        raise ValueError(f"cannot find the layers of a {type(base).__name__}; probes support Llama- and BERT-like models")
+    return layers
+
+
+def layer_count(reward_model: RewardModel) -> int:
+    return len(_layer_list(reward_model))
+
+
+def default_layers(count: int, tried: int = 8) -> list[int]:
+    """About `tried` evenly spaced layer counts, the full backbone always among them."""
+    step = max(1, count // tried)
+    return sorted({*range(step, count + 1, step), count})
+
+
+def _head(reward_model: RewardModel) -> torch.nn.Linear:
+    model = reward_model.model
+    head = getattr(model, "score", None) or getattr(model, "classifier", None)
+    if not isinstance(head, torch.nn.Linear) or head.out_features != 1:
+        raise ValueError(f"{type(model).__name__} has no one-output linear head (score or classifier)")
+    return head
+
+
+def layer_features(reward_model: RewardModel, prompts: Sequence[str], responses: Sequence[str],
+                   layers: Sequence[int], batch_size: int = 16) -> dict[int, np.ndarray]:
+    """For each L in `layers`, one row per (prompt, response): what the head reads from an L-layer backbone.
+
+    One forward pass per batch gives every layer's features (float32, in input order).
+    """
+    count = layer_count(reward_model)
+    if bad := [layer for layer in layers if not 1 <= layer <= count]:
+        raise ValueError(f"layers {bad} are outside 1..{count}")
+    base = _backbone(reward_model)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(responses[i]))
+    width = _head(reward_model).in_features
+    out = {layer: np.zeros((len(prompts), width), dtype=np.float32) for layer in layers}
+    was_training = reward_model.model.training
+    reward_model.model.eval()
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = {k: v.to(reward_model.device) for k, v in
+                     reward_model.encode([prompts[i] for i in idx], [responses[i] for i in idx]).items()}
+            extra = {"use_cache": False} if reward_model.kind == "causal" else {}
+            hidden = base(**batch, output_hidden_states=True, **extra).hidden_states
+            for layer in layers:
+                out[layer][idx] = _head_input(reward_model, hidden[layer], batch["attention_mask"],
+                                              last=layer == count).float().cpu().numpy()
+    reward_model.model.train(was_training)
+    return out
+
+
+def _head_input(reward_model: RewardModel, hidden: torch.Tensor, mask: torch.Tensor, last: bool) -> torch.Tensor:
+    base = _backbone(reward_model)
+    if reward_model.kind == "causal":
+        # the last layer's hidden states come out already normed; the head reads the last real token
+        normed = hidden if last else base.norm(hidden)
+        return normed[torch.arange(len(hidden)), mask.sum(dim=1) - 1]
+    if getattr(base, "pooler", None) is None:
+        raise ValueError(f"{type(base).__name__} has no pooler; probes support BERT-like encoders with one")
+    return base.pooler(hidden)
+
+
+# ---- the fit
+def fit_probe(chosen: dict[int, np.ndarray], rejected: dict[int, np.ndarray], folds: int = 5,
+              cs: Sequence[float] = DEFAULT_CS, seed: int = 0) -> ProbeFit:
+    """The layer and L2 strength of best cross-validated pairwise accuracy, refitted on all the pairs.
+
+    chosen / rejected: `layer_features` of the pairs' chosen and rejected responses, by layer.
+    Each pair enters twice, as (d, 1) and (-d, 0), and both copies always fall in the same fold.
+    Features are scaled by the std of d (the weights are returned on the raw scale).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    n = len(next(iter(chosen.values())))
+    if n < 2 * folds:
+        raise ValueError(f"{n} preference pairs are too few for {folds}-fold cross-validation")
+    splits = _pair_folds(n, folds, seed)
+    scored = {}
+    for layer in chosen:
+        x = _scaled(chosen[layer] - rejected[layer])
+        scored[layer] = max((_cv_accuracy(x, splits, c), -c, c) for c in cs)  # ties go to the stronger penalty
+    layer = max(scored, key=lambda k: (scored[k][0], -k))  # ties go to the shallower (cheaper) backbone
+    accuracy, _, c = scored[layer]
+    diff = chosen[layer] - rejected[layer]
+    scale = _scale(diff)
+    model = LogisticRegression(C=c, fit_intercept=False, max_iter=2000).fit(*_symmetric(diff / scale))
+    return ProbeFit(layer, model.coef_[0] / scale, c, accuracy, {k: v[0] for k, v in scored.items()})
+
+
+def _pair_folds(n: int, folds: int, seed: int) -> list[np.ndarray]:
+    """Pair indices split into `folds` groups at random."""
+    return np.array_split(np.random.default_rng(seed).permutation(n), folds)
+
+
+def _cv_accuracy(x: np.ndarray, splits: list[np.ndarray], c: float) -> float:
+    from sklearn.linear_model import LogisticRegression
+
+    right = 0.0
+    for test in splits:
+        train = np.setdiff1d(np.arange(len(x)), test)
+        model = LogisticRegression(C=c, fit_intercept=False, max_iter=2000).fit(*_symmetric(x[train]))
+        margin = x[test] @ model.coef_[0]
+        right += float(np.sum(margin > 0) + 0.5 * np.sum(margin == 0))
+    return right / len(x)
+
+
+def _scale(diff: np.ndarray) -> np.ndarray:
+    std = diff.std(axis=0)
+    return np.where(std > 1e-12, std, 1.0)
+
+
+def _scaled(diff: np.ndarray) -> np.ndarray:
+    return diff / _scale(diff)
+
+
+def _symmetric(diff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate([diff, -diff]), np.concatenate([np.ones(len(diff)), np.zeros(len(diff))])
+
+
+# ---- the model
+def apply_probe(reward_model: RewardModel, fit: ProbeFit) -> RewardModel:
+    """Cut the backbone to `fit.layer` layers and load the fitted weights into its head, in place."""
+    layers = _layer_list(reward_model)
+    del layers[fit.layer :]
+    config = reward_model.model.config
+    config.num_hidden_layers = fit.layer
+    if isinstance(getattr(config, "layer_types", None), list):
+        config.layer_types = config.layer_types[: fit.layer]
+    head = _head(reward_model)
+    with torch.no_grad():
+        head.weight.copy_(torch.as_tensor(fit.weights, dtype=head.weight.dtype).reshape(1, -1))
+        if head.bias is not None:
+            head.bias.zero_()
+    reward_model.model.eval()
+    return reward_model
