@@ -36,7 +36,7 @@ def run_reward_model(model: str, train_pairs, eval_pairs, cfg, lora: dict | None
     `train_reward_model` splits it, scoring as `reward_scores(across_processes=True)`, and the
     main process writes `out` while the others wait.
     """
-    reward_model, metrics = fit_reward_model(model, train_pairs, eval_pairs, cfg, lora, max_length, batch_size_eval)
+    reward_model, metrics, _ = fit_reward_model(model, train_pairs, eval_pairs, cfg, lora, max_length, batch_size_eval)
     if out is not None:
         reward_model.save(out)
         write_metrics(out, metrics)
@@ -52,24 +52,24 @@ def run_reward_ensemble(model: str, members: int, train_pairs, eval_pairs, cfg, 
     first `calibration_pairs` training pairs' responses and measured on `eval_pairs`. Returns the
     ensemble's metrics with each member's under "members" (written to `out`/metrics.json with `out`).
     """
-    from restlm.reward_models.bradley_terry import pairwise_accuracy
     from restlm.reward_models.ensemble import RewardEnsemble
 
     if members < 2:
         raise ValueError(f"an ensemble needs at least 2 members, not {members}")
-    models, member_metrics = [], []
+    models, member_metrics, held_out_scores = [], [], []
     for i in range(members):
         member_cfg = dataclasses.replace(cfg, seed=cfg.seed + i)
         print(f"== reward ensemble member {i + 1}/{members} (seed {member_cfg.seed})", file=sys.stderr, flush=True)
-        reward_model, metrics = fit_reward_model(model, train_pairs, eval_pairs, member_cfg, lora, max_length,
-                                                 batch_size_eval)
+        reward_model, metrics, scores = fit_reward_model(model, train_pairs, eval_pairs, member_cfg, lora, max_length,
+                                                         batch_size_eval)
         models.append(reward_model)
         member_metrics.append(metrics)
+        held_out_scores.append(scores)
     calibration = train_pairs[:calibration_pairs]
     ensemble = RewardEnsemble.calibrated(models, *both_responses(calibration), spread_penalty, batch_size_eval)
-    start = time.perf_counter()
-    accuracy = pairwise_accuracy(ensemble, eval_pairs, batch_size_eval, across_processes=True)
-    eval_s = time.perf_counter() - start
+    # the members' held-out scores from their own measurement, standardised: each pair is scored once per member
+    z = (np.stack(held_out_scores) - ensemble.centres[:, None]) / ensemble.scales[:, None]
+    accuracy = _accuracy(ensemble.combine(z), len(eval_pairs))
     first = member_metrics[0]
     metrics = {"name": f"{first['name']} x{members}", "kind": "ensemble", "max_length": first["max_length"],
                "heldout_pairwise_accuracy": accuracy,
@@ -78,7 +78,7 @@ def run_reward_ensemble(model: str, members: int, train_pairs, eval_pairs, cfg, 
                "train_pairs": len(train_pairs), "eval_pairs": len(eval_pairs), "epochs": cfg.epochs,
                # its members train one after the other: the ensemble's rate is the harmonic sum of theirs
                "train_pairs_per_s": 1 / sum(1 / m["train_pairs_per_s"] for m in member_metrics),
-               "eval_pairs_per_s": len(eval_pairs) / max(eval_s, 1e-9),
+               "eval_pairs_per_s": 1 / sum(1 / m["eval_pairs_per_s"] for m in member_metrics),
                "train_time_s": sum(m["train_time_s"] for m in member_metrics),
                "mean_train_loss": float(sum(m["mean_train_loss"] for m in member_metrics) / members),
                "trainable_parameters": sum(m["trainable_parameters"] for m in member_metrics),
@@ -245,9 +245,10 @@ def write_metrics(out: str | Path, metrics: dict) -> None:
 
 def fit_reward_model(model: str, train_pairs, eval_pairs, cfg, lora: dict | None = None, max_length: int | None = None,
                      batch_size_eval: int = 16):
-    """(the trained RewardModel, its metrics): accuracy on `eval_pairs` before and after, throughput."""
+    """(the trained RewardModel, its metrics, its held-out scores): accuracy on `eval_pairs` before and after,
+    throughput; the scores are laid out as `both_responses(eval_pairs)` (every chosen, then every rejected)."""
     from restlm.distributed import process_state
-    from restlm.reward_models.bradley_terry import pairwise_accuracy, train_reward_model
+    from restlm.reward_models.bradley_terry import accuracy_of, pairwise_accuracy, reward_scores, train_reward_model
     from restlm.reward_models.model import RewardModel
 
     torch.manual_seed(cfg.seed)  # the new reward head (and LoRA's A matrices) are drawn as the model loads
@@ -256,8 +257,9 @@ def fit_reward_model(model: str, train_pairs, eval_pairs, cfg, lora: dict | None
     before = pairwise_accuracy(reward_model, eval_pairs, batch_size_eval, across_processes=True)
     stats = train_reward_model(reward_model, train_pairs, cfg)
     start = time.perf_counter()
-    accuracy = pairwise_accuracy(reward_model, eval_pairs, batch_size_eval, across_processes=True)
+    chosen, rejected = reward_scores(reward_model, eval_pairs, batch_size_eval, across_processes=True)
     eval_s = time.perf_counter() - start
+    accuracy = accuracy_of(chosen, rejected)
     metrics = {
         "name": model + ("+lora" if lora else ""), "kind": reward_model.kind, "max_length": reward_model.max_length,
         "heldout_pairwise_accuracy": accuracy, "heldout_pairwise_accuracy_before_training": before,
@@ -268,7 +270,7 @@ def fit_reward_model(model: str, train_pairs, eval_pairs, cfg, lora: dict | None
         "trainable_parameters": trainable, "lora": lora, "config": dataclasses.asdict(cfg),
         "processes": process_state().num_processes,
     }
-    return reward_model, metrics
+    return reward_model, metrics, np.concatenate([chosen, rejected])
 
 
 def load_hh_split(path: str | None, train_pairs: int | None, eval_pairs: int, seed: int = 0):
