@@ -170,8 +170,10 @@ def main(argv: list[str] | None = None) -> None:
         if name in PROBES:
             print(f"== {name}: {len(train)} training pairs, {len(held_out)} held out", flush=True)
             save_to = Path(args.save_dir) / name if args.save_dir else None
+            # the backbone's features are kept beside the model: a rerun (other folds, a crash) refits in minutes
+            cache = Path(args.save_dir) / f"{name}.features.npz" if args.save_dir else None
             record({**run_probe_model(PROBES[name], train, held_out, max_length=args.max_length, out=save_to,
-                                      nested_folds=NESTED_FOLDS), "name": name})
+                                      nested_folds=NESTED_FOLDS, features_cache=cache), "name": name})
             continue
         model, lora, cfg, members = PRESETS[name]
         cfg = RewardTrainConfig(**{**cfg.__dict__, "epochs": args.epochs})

@@ -137,7 +137,7 @@ def combine_reward_models(paths: Sequence[str | Path], train_pairs, eval_pairs, 
 
 def run_probe_model(model: str, train_pairs, eval_pairs, layers: Sequence[int] | None = None, folds: int = 5,
                     max_length: int | None = None, out: str | Path | None = None, nested_folds: int = 0,
-                    batch_size_eval: int = 16) -> dict:
+                    batch_size_eval: int = 16, features_cache: str | Path | None = None) -> dict:
     """A linear-probe reward model of `model` (restlm.reward_models.probe), its metrics, saved to `out`.
 
     The layer and L2 strength are chosen by `folds`-fold cross-validation on `train_pairs`; the
@@ -145,6 +145,8 @@ def run_probe_model(model: str, train_pairs, eval_pairs, layers: Sequence[int] |
     estimates the accuracy of the whole procedure (choice included) by cross-validation over train
     and held-out pairs together, the choice redone inside each outer fold: a figure with a smaller
     standard error than one held-out set's, from the features already computed.
+    features_cache: an .npz file of the pairs' features, read when it holds these pairs and layers
+    (its time is the one recorded when it was made), written otherwise.
     """
     from restlm.reward_models.bradley_terry import pairwise_accuracy
     from restlm.reward_models.model import RewardModel
@@ -153,9 +155,7 @@ def run_probe_model(model: str, train_pairs, eval_pairs, layers: Sequence[int] |
     reward_model = RewardModel.from_pretrained(model, max_length=max_length)
     layers = sorted(set(layers or default_layers(layer_count(reward_model))))
     pairs = list(train_pairs) + list(eval_pairs)
-    start = time.perf_counter()
-    features = layer_features(reward_model, *both_responses(pairs), layers, batch_size_eval)
-    features_s = time.perf_counter() - start
+    features, features_s = _cached_features(features_cache, reward_model, pairs, layers, batch_size_eval)
     n, n_train = len(pairs), len(train_pairs)
     chosen = {k: v[:n] for k, v in features.items()}
     rejected = {k: v[n:] for k, v in features.items()}
@@ -188,6 +188,33 @@ def run_probe_model(model: str, train_pairs, eval_pairs, layers: Sequence[int] |
         reward_model.save(out)
         write_metrics(out, metrics)
     return metrics
+
+
+def _cached_features(cache, reward_model, pairs, layers, batch_size):
+    """(features by layer, seconds the backbone took), from `cache` when it holds these pairs and layers."""
+    from restlm.reward_models.probe import layer_features
+
+    rows = both_responses(pairs)
+    key = np.array([hash_rows(rows), ",".join(map(str, layers))])
+    if cache is not None and Path(cache).is_file():
+        saved = np.load(cache)
+        if list(saved["key"]) == list(key):
+            return {layer: saved[f"layer_{layer}"] for layer in layers}, float(saved["seconds"])
+    start = time.perf_counter()
+    features = layer_features(reward_model, *rows, layers, batch_size)
+    seconds = time.perf_counter() - start
+    if cache is not None:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        part = Path(str(cache) + ".part.npz")
+        np.savez(part, key=key, seconds=seconds, **{f"layer_{k}": v for k, v in features.items()})
+        part.replace(cache)
+    return features, seconds
+
+
+def hash_rows(rows) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
 
 
 def nested_cv(chosen: dict, rejected: dict, outer: int, inner: int, seed: int = 1) -> dict:

@@ -115,54 +115,44 @@ def fit_probe(chosen: dict[int, np.ndarray], rejected: dict[int, np.ndarray], fo
 
     chosen / rejected: `layer_features` of the pairs' chosen and rejected responses, by layer.
     Each pair enters twice, as (d, 1) and (-d, 0), and both copies always fall in the same fold.
-    Features are scaled by the std of d (the weights are returned on the raw scale).
+    Features are scaled by the std of d (the weights are returned on the raw scale). scikit-learn's
+    LogisticRegressionCV walks the C path with warm starts, fold by fold.
     """
-    from sklearn.linear_model import LogisticRegression
-
     n = len(next(iter(chosen.values())))
     if n < 2 * folds:
         raise ValueError(f"{n} preference pairs are too few for {folds}-fold cross-validation")
     splits = _pair_folds(n, folds, seed)
-    scored = {}
-    for layer in chosen:
-        x = _scaled(chosen[layer] - rejected[layer])
-        scored[layer] = max((_cv_accuracy(x, splits, c), -c, c) for c in cs)  # ties go to the stronger penalty
-    layer = max(scored, key=lambda k: (scored[k][0], -k))  # ties go to the shallower (cheaper) backbone
-    accuracy, _, c = scored[layer]
-    diff = chosen[layer] - rejected[layer]
-    scale = _scale(diff)
-    model = LogisticRegression(C=c, fit_intercept=False, max_iter=2000).fit(*_symmetric(diff / scale))
-    return ProbeFit(layer, model.coef_[0] / scale, c, accuracy, {k: v[0] for k, v in scored.items()})
+    fits = {layer: _fit_layer(chosen[layer] - rejected[layer], splits, cs) for layer in chosen}
+    # ties go to the shallower (cheaper) backbone
+    layer = max(fits, key=lambda k: (fits[k][2], -k))
+    weights, c, accuracy = fits[layer]
+    return ProbeFit(layer, weights, c, accuracy, {k: v[2] for k, v in fits.items()})
 
 
-def _pair_folds(n: int, folds: int, seed: int) -> list[np.ndarray]:
-    """Pair indices split into `folds` groups at random."""
-    return np.array_split(np.random.default_rng(seed).permutation(n), folds)
+def _pair_folds(n: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) row indices of the symmetric data (pair i is rows i and n + i), pairs split at random."""
+    rows = np.arange(2 * n)
+    splits = []
+    for test in np.array_split(np.random.default_rng(seed).permutation(n), folds):
+        test = np.concatenate([test, test + n])
+        splits.append((np.setdiff1d(rows, test), test))
+    return splits
 
 
-def _cv_accuracy(x: np.ndarray, splits: list[np.ndarray], c: float) -> float:
-    from sklearn.linear_model import LogisticRegression
+def _fit_layer(diff: np.ndarray, splits, cs: Sequence[float]) -> tuple[np.ndarray, float, float]:
+    """(raw-scale weights refitted on all pairs, chosen C, its cross-validated pairwise accuracy)."""
+    from sklearn.linear_model import LogisticRegressionCV
 
-    right = 0.0
-    for test in splits:
-        train = np.setdiff1d(np.arange(len(x)), test)
-        model = LogisticRegression(C=c, fit_intercept=False, max_iter=2000).fit(*_symmetric(x[train]))
-        margin = x[test] @ model.coef_[0]
-        right += float(np.sum(margin > 0) + 0.5 * np.sum(margin == 0))
-    return right / len(x)
-
-
-def _scale(diff: np.ndarray) -> np.ndarray:
     std = diff.std(axis=0)
-    return np.where(std > 1e-12, std, 1.0)
-
-
-def _scaled(diff: np.ndarray) -> np.ndarray:
-    return diff / _scale(diff)
-
-
-def _symmetric(diff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return np.concatenate([diff, -diff]), np.concatenate([np.ones(len(diff)), np.zeros(len(diff))])
+    scale = np.where(std > 1e-12, std, 1.0)
+    x = diff / scale
+    # Cs ascending: among tied scores sklearn keeps the first, the strongest penalty
+    model = LogisticRegressionCV(Cs=sorted(cs), cv=splits, fit_intercept=False, scoring="accuracy", l1_ratios=(0.0,),
+                                 max_iter=1000, use_legacy_attributes=False)
+    model.fit(np.concatenate([x, -x]), np.concatenate([np.ones(len(x)), np.zeros(len(x))]))
+    # accuracy over the symmetric rows is pairwise accuracy: both copies are right or both wrong
+    accuracy = float(model.scores_.mean(axis=0).max())
+    return model.coef_[0] / scale, float(model.C_), accuracy
 
 
 # ---- the model
