@@ -29,6 +29,20 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def reward_bert_dir(tmp_path_factory) -> Path:
+    """A random BERT with one output: a reward model before training (tests only read it)."""
+    return build_tiny_bert(tmp_path_factory.mktemp("reward_bert"), num_labels=1)
+
+
+@pytest.fixture(scope="session")
+def reward_llama_dir(tmp_path_factory) -> Path:
+    """A random 2-layer Llama causal LM and its tokenizer (tests only read it)."""
+    from tiny_models import save_tiny
+
+    return save_tiny(tmp_path_factory.mktemp("reward_llama"))
+
+
+@pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> dict:
     """train.tsv (40 pairs), dev.tsv (16 pairs) and the same train rows as JSONL."""
     train, dev = pair_rows(40, seed=1), pair_rows(16, seed=2)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from helpers import build_tiny_bert, cue_pairs
-from tiny_models import tiny_llama, tiny_tokenizer
 from transformers import AutoModelForSequenceClassification
 
 from restlm.data.examples import Example
@@ -28,20 +27,6 @@ from restlm.reward_models.model import SAVED_KEY
 from restlm.rewards import build_reward
 
 
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory):
-    return build_tiny_bert(tmp_path_factory.mktemp("rm_bert"), num_labels=1)
-
-
-@pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("rm_llama")
-    tok = tiny_tokenizer()
-    tiny_llama(len(tok)).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
-
-
 def test_bradley_terry_loss_matches_hand_values():
     chosen, rejected = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0])
     # -log sigmoid(1) = log(1 + e^-1) = 0.3132617; -log sigmoid(-2) = log(1 + e^2) = 2.1269280
@@ -51,8 +36,8 @@ def test_bradley_terry_loss_matches_hand_values():
     assert bradley_terry_loss(torch.zeros(3), torch.zeros(3)).item() == pytest.approx(math.log(2))
 
 
-def test_encoder_input_is_a_text_pair_with_the_prompt_cut_from_the_left(bert_dir):
-    rm = RewardModel.from_pretrained(str(bert_dir), max_length=16)
+def test_encoder_input_is_a_text_pair_with_the_prompt_cut_from_the_left(reward_bert_dir):
+    rm = RewardModel.from_pretrained(str(reward_bert_dir), max_length=16)
     assert rm.kind == "encoder"
     prompt, response = "the cat sat on the mat in the house under the tree", "red dog ran fast on the road and the car"
     batch = rm.encode([prompt, "a"], [response, "big"])
@@ -65,8 +50,8 @@ def test_encoder_input_is_a_text_pair_with_the_prompt_cut_from_the_left(bert_dir
     assert batch["attention_mask"][1].tolist() == [1] * 5 + [0] * 11
 
 
-def test_causal_input_keeps_the_prompt_end_and_the_response_start(llama_dir):
-    rm = RewardModel.from_pretrained(str(llama_dir), max_length=12)
+def test_causal_input_keeps_the_prompt_end_and_the_response_start(reward_llama_dir):
+    rm = RewardModel.from_pretrained(str(reward_llama_dir), max_length=12)
     assert rm.kind == "causal" and rm.model.config.pad_token_id == rm.tokenizer.pad_token_id
     tok = rm.tokenizer
     prompt, response = "the cat sat on the mat", "the dog ran in the park and the bird flew"
@@ -80,8 +65,8 @@ def test_causal_input_keeps_the_prompt_end_and_the_response_start(llama_dir):
 
 
 @pytest.mark.parametrize("kind", ["encoder", "causal"])
-def test_scores_do_not_depend_on_batching_or_padding(kind, bert_dir, llama_dir):
-    rm = RewardModel.from_pretrained(str(bert_dir if kind == "encoder" else llama_dir), max_length=32)
+def test_scores_do_not_depend_on_batching_or_padding(kind, reward_bert_dir, reward_llama_dir):
+    rm = RewardModel.from_pretrained(str(reward_bert_dir if kind == "encoder" else reward_llama_dir), max_length=32)
     pairs = cue_pairs(5, seed=0)
     prompts, responses = [p.prompt for p in pairs], [p.chosen for p in pairs]
     together = rm.score(prompts, responses, batch_size=5)
@@ -90,8 +75,8 @@ def test_scores_do_not_depend_on_batching_or_padding(kind, bert_dir, llama_dir):
     assert np.ptp(together) > 0  # different inputs, different rewards: the check above can fail
 
 
-def test_training_learns_the_cue_and_changes_every_tensor_but_the_bias(bert_dir):
-    rm = RewardModel.from_pretrained(str(bert_dir), max_length=32)
+def test_training_learns_the_cue_and_changes_every_tensor_but_the_bias(reward_bert_dir):
+    rm = RewardModel.from_pretrained(str(reward_bert_dir), max_length=32)
     before = {n: p.detach().clone() for n, p in rm.model.named_parameters()}
     held_out = cue_pairs(24, seed=1)
     start_accuracy = pairwise_accuracy(rm, held_out)
@@ -103,15 +88,15 @@ def test_training_learns_the_cue_and_changes_every_tensor_but_the_bias(bert_dir)
     assert unchanged == ["classifier.bias"]  # r(chosen) - r(rejected) does not depend on it: its gradient is 0
 
 
-def test_training_is_reproducible_for_a_seed(bert_dir):
+def test_training_is_reproducible_for_a_seed(reward_bert_dir):
     cfg = RewardTrainConfig(learning_rate=1e-2, epochs=1, batch_size=8, seed=5)
-    runs = [train_reward_model(RewardModel.from_pretrained(str(bert_dir), max_length=32), cue_pairs(16, 0), cfg)
+    runs = [train_reward_model(RewardModel.from_pretrained(str(reward_bert_dir), max_length=32), cue_pairs(16, 0), cfg)
             for _ in range(2)]
     assert runs[0].losses == runs[1].losses
 
 
-def test_lora_causal_model_trains_adapters_and_head_and_saves_merged(llama_dir, tmp_path):
-    rm = RewardModel.from_pretrained(str(llama_dir), lora={"r": 4, "alpha": 8}, max_length=32)
+def test_lora_causal_model_trains_adapters_and_head_and_saves_merged(reward_llama_dir, tmp_path):
+    rm = RewardModel.from_pretrained(str(reward_llama_dir), lora={"r": 4, "alpha": 8}, max_length=32)
     trainable = {n: p.detach().clone() for n, p in rm.model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n or "score" in n for n in trainable)
     assert any("score" in n for n in trainable)
@@ -130,8 +115,8 @@ def test_lora_causal_model_trains_adapters_and_head_and_saves_merged(llama_dir, 
     np.testing.assert_allclose(loaded.score(prompts, responses), rm.score(prompts, responses), atol=1e-4)
 
 
-def test_reward_model_spec_scores_prompt_and_output(bert_dir, tmp_path):
-    rm = RewardModel.from_pretrained(str(bert_dir), max_length=32)
+def test_reward_model_spec_scores_prompt_and_output(reward_bert_dir, tmp_path):
+    rm = RewardModel.from_pretrained(str(reward_bert_dir), max_length=32)
     train_reward_model(rm, cue_pairs(16, 0), RewardTrainConfig(learning_rate=1e-2, epochs=1, batch_size=8))
     rm.save(tmp_path / "rm")
     reward = build_reward(f"reward_model:{tmp_path / 'rm'}")

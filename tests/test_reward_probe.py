@@ -8,30 +8,25 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import build_tiny_bert, cue_pairs
-from tiny_models import tiny_llama, tiny_tokenizer
+from helpers import cue_pairs
 
 from restlm.data.examples import Example
 from restlm.data.location import data_root
 from restlm.data.preferences import read_preferences
 from restlm.reward_models import RewardModel, pairwise_accuracy
-from restlm.reward_models.commands import both_responses, main_reward_model, run_probe_model
-from restlm.reward_models.probe import ProbeFit, apply_probe, default_layers, fit_probe, layer_features
+from restlm.reward_models.commands import (
+    both_responses,
+    main_reward_model,
+    run_probe_model,
+)
+from restlm.reward_models.probe import (
+    ProbeFit,
+    apply_probe,
+    default_layers,
+    fit_probe,
+    layer_features,
+)
 from restlm.rewards import build_reward
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory):
-    return build_tiny_bert(tmp_path_factory.mktemp("probe_bert"), num_labels=1)
-
-
-@pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("probe_llama")
-    tok = tiny_tokenizer()
-    tiny_llama(len(tok)).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
 
 
 def test_default_layers_are_spread_and_end_at_the_full_backbone():
@@ -41,8 +36,8 @@ def test_default_layers_are_spread_and_end_at_the_full_backbone():
 
 
 @pytest.mark.parametrize("which", ["bert", "llama"])
-def test_features_are_what_the_cut_models_head_reads(which, bert_dir, llama_dir):
-    folder = bert_dir if which == "bert" else llama_dir
+def test_features_are_what_the_cut_models_head_reads(which, reward_bert_dir, reward_llama_dir):
+    folder = reward_bert_dir if which == "bert" else reward_llama_dir
     prompts, responses = ["the cat sat on the mat", "a"], ["red dog ran", "big fast car on the road"]
     features = layer_features(RewardModel.from_pretrained(str(folder)), prompts, responses, [1, 2], batch_size=1)
     for layer in (1, 2):
@@ -64,7 +59,7 @@ def test_fit_is_logistic_regression_on_differences_and_picks_the_informative_lay
                                                                              2: np.zeros((n, width))}
     fit = fit_probe(chosen, rejected, folds=5)
     assert fit.layer == 2
-    assert fit.cv_accuracy_by_layer[2] > 0.9 > 0.7 > fit.cv_accuracy_by_layer[1]
+    assert fit.cv_accuracy_by_layer[2] > 0.9 and fit.cv_accuracy_by_layer[1] < 0.7
     diff = chosen[2] - rejected[2]
     scale = diff.std(axis=0)
     standardised = fit.weights * scale  # the weights come back on the raw scale: feature 0's is 10x smaller
@@ -87,9 +82,9 @@ def test_fit_refuses_too_few_pairs():
         fit_probe({1: np.zeros((6, 2))}, {1: np.zeros((6, 2))}, folds=5)
 
 
-def test_probe_learns_a_cue_saves_and_is_a_reward(bert_dir, tmp_path):
+def test_probe_learns_a_cue_saves_and_is_a_reward(reward_bert_dir, tmp_path):
     train, held_out = cue_pairs(120, seed=0), cue_pairs(40, seed=1)
-    metrics = run_probe_model(str(bert_dir), train, held_out, folds=4, out=tmp_path / "rm", nested_folds=3)
+    metrics = run_probe_model(str(reward_bert_dir), train, held_out, folds=4, out=tmp_path / "rm", nested_folds=3)
     assert metrics["heldout_pairwise_accuracy"] == pytest.approx(metrics["heldout_pairwise_accuracy_from_features"])
     assert metrics["heldout_pairwise_accuracy"] >= 0.8
     probe = metrics["probe"]
@@ -109,23 +104,24 @@ def test_probe_learns_a_cue_saves_and_is_a_reward(bert_dir, tmp_path):
     assert np.mean(chosen > rejected) == pytest.approx(metrics["heldout_pairwise_accuracy"])
 
 
-def test_cli_probe_with_layers(llama_dir, tmp_path, capsys):
+def probe_command(model_dir, tmp_path, pairs, *flags: str) -> int:
+    """`restlm reward-model --probe` on `pairs` written as JSONL, saving to tmp_path/rm; its exit code."""
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n"
-                            for p in cue_pairs(60, seed=2)))
-    code = main_reward_model(["--model", str(llama_dir), "--data", str(data), "--eval-pairs", "20", "--probe",
-                              "--probe-layers", "2", "--out", str(tmp_path / "rm")])
+                            for p in pairs))
+    return main_reward_model(["--model", str(model_dir), "--data", str(data), "--probe", "--out", str(tmp_path / "rm"),
+                              *flags])
+
+
+def test_cli_probe_with_layers(reward_llama_dir, tmp_path, capsys):
+    code = probe_command(reward_llama_dir, tmp_path, cue_pairs(60, seed=2), "--eval-pairs", "20", "--probe-layers", "2")
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["probe"]["layer"] == 2 and printed["train_pairs"] == 40
 
 
-def test_cli_probe_refuses_a_layer_out_of_range(llama_dir, tmp_path, capsys):
-    data = tmp_path / "pairs.jsonl"
-    data.write_text("".join(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n"
-                            for p in cue_pairs(30, seed=2)))
-    code = main_reward_model(["--model", str(llama_dir), "--data", str(data), "--eval-pairs", "10", "--probe",
-                              "--probe-layers", "3", "--out", str(tmp_path / "rm")])
+def test_cli_probe_refuses_a_layer_out_of_range(reward_llama_dir, tmp_path, capsys):
+    code = probe_command(reward_llama_dir, tmp_path, cue_pairs(30, seed=2), "--eval-pairs", "10", "--probe-layers", "3")
     assert code != 0
     assert "--probe-layers" in capsys.readouterr().err
     assert not (tmp_path / "rm").exists()

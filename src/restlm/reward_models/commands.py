@@ -150,7 +150,12 @@ def run_probe_model(model: str, train_pairs, eval_pairs, layers: Sequence[int] |
     """
     from restlm.reward_models.bradley_terry import pairwise_accuracy
     from restlm.reward_models.model import RewardModel
-    from restlm.reward_models.probe import apply_probe, default_layers, fit_probe, layer_count, layer_features
+    from restlm.reward_models.probe import (
+        apply_probe,
+        default_layers,
+        fit_probe,
+        layer_count,
+    )
 
     reward_model = RewardModel.from_pretrained(model, max_length=max_length)
     layers = sorted(set(layers or default_layers(layer_count(reward_model))))
@@ -275,7 +280,12 @@ def fit_reward_model(model: str, train_pairs, eval_pairs, cfg, lora: dict | None
     """(the trained RewardModel, its metrics, its held-out scores): accuracy on `eval_pairs` before and after,
     throughput; the scores are laid out as `both_responses(eval_pairs)` (every chosen, then every rejected)."""
     from restlm.distributed import process_state
-    from restlm.reward_models.bradley_terry import accuracy_of, pairwise_accuracy, reward_scores, train_reward_model
+    from restlm.reward_models.bradley_terry import (
+        accuracy_of,
+        pairwise_accuracy,
+        reward_scores,
+        train_reward_model,
+    )
     from restlm.reward_models.model import RewardModel
 
     torch.manual_seed(cfg.seed)  # the new reward head (and LoRA's A matrices) are drawn as the model loads
