@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from restlm.reward_models.model import RewardModel
 
@@ -84,7 +85,7 @@ def layer_features(reward_model: RewardModel, prompts: Sequence[str], responses:
     was_training = reward_model.model.training
     reward_model.model.eval()
     with torch.no_grad():
-        for start in range(0, len(order), batch_size):
+        for start in tqdm(range(0, len(order), batch_size), desc="probe features", leave=False):
             idx = order[start : start + batch_size]
             batch = {k: v.to(reward_model.device) for k, v in
                      reward_model.encode([prompts[i] for i in idx], [responses[i] for i in idx]).items()}
