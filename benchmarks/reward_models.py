@@ -71,6 +71,10 @@ def markdown(summary: dict) -> str:
                 + f" alone ({ensemble_members(m)}; standardised on {m['calibration_pairs']} training pairs)."
                 for m in summary["models"] if m.get("kind") == "ensemble"],
               *[probe_note(m) for m in summary["models"] if "probe" in m],
+              *[(f"{m['name']}: nested {m['nested_cv']['outer_folds']}-fold cross-validation of the ensemble over all "
+                 f"{m['nested_cv']['pairs']} pairs, each member chosen and fitted inside each fold: "
+                 f"**{m['nested_cv']['accuracy']:.4f}** (standard error {m['nested_cv']['standard_error']:.3f}; "
+                 "`benchmarks/probe_ensemble_cv.py`).") for m in summary["models"] if "nested_cv" in m],
               *sorted({f"Command of {m['name']}: `{m['command']}`" for m in summary["models"] if m.get("command")}),
               "Peak resident memory of the process after each model: "
               + ", ".join(f"{m['name']} {m['peak_memory_mb']:.0f} MB" for m in summary["models"]) + "."]

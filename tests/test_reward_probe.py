@@ -17,6 +17,7 @@ from restlm.reward_models import RewardModel, pairwise_accuracy
 from restlm.reward_models.commands import (
     both_responses,
     main_reward_model,
+    nested_cv,
     run_probe_model,
 )
 from restlm.reward_models.probe import (
@@ -141,3 +142,20 @@ def test_smollm2_probe_on_real_hh_pairs(tmp_path):
     scores = saved.score([pairs[0].prompt] * 2, [pairs[0].chosen, pairs[0].rejected])
     assert np.all(np.isfinite(scores)) and scores[0] != scores[1]
     assert torch.is_tensor(saved.model.score.weight)
+
+
+def test_nested_cv_of_an_ensemble_combines_members_as_a_saved_ensemble_does():
+    """Two members, each seeing one of two independent signals: together they rank better than either."""
+    rng = np.random.default_rng(3)
+    n = 600
+    signal = rng.normal(size=(n, 2)) + np.array([0.8, 0.8])  # chosen - rejected, along each member's own feature
+    members = []
+    for j in range(2):
+        chosen = np.column_stack([signal[:, j], rng.normal(size=n)])
+        members.append(({1: chosen}, {1: np.zeros((n, 2))}))
+    alone = [nested_cv([m], outer=3, inner=3)["accuracy"] for m in members]
+    together = nested_cv(members, outer=3, inner=3)
+    # one signal: P(N(0.8, 1) > 0) = 0.788; the two summed: P(N(1.6, 2) > 0) = 0.871
+    assert max(alone) < 0.83 and together["accuracy"] == pytest.approx(0.871, abs=0.03)
+    assert together["layers_chosen"] == [[1, 1, 1], [1, 1, 1]] and together["pairs"] == n
+    assert nested_cv([members[0]], outer=3, inner=3)["layers_chosen"] == [1, 1, 1]

@@ -188,7 +188,7 @@ def run_probe_model(model: str, train_pairs, eval_pairs, layers: Sequence[int] |
                          "cv_accuracy_by_layer": {str(k): v for k, v in fit.cv_accuracy_by_layer.items()}},
                "processes": 1}
     if nested_folds:
-        metrics["probe"]["nested_cv"] = nested_cv(chosen, rejected, nested_folds, folds)
+        metrics["probe"]["nested_cv"] = nested_cv([(chosen, rejected)], nested_folds, folds)
     if out is not None:
         reward_model.save(out)
         write_metrics(out, metrics)
@@ -222,21 +222,37 @@ def hash_rows(rows) -> str:
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
 
 
-def nested_cv(chosen: dict, rejected: dict, outer: int, inner: int, seed: int = 1) -> dict:
-    """Pairwise accuracy of `fit_probe` (layer and C chosen inside) over `outer` folds of all the pairs."""
+def nested_cv(members: Sequence[tuple[dict, dict]], outer: int, inner: int, calibration_pairs: int = 200,
+              seed: int = 1) -> dict:
+    """Pairwise accuracy over `outer` folds of all the pairs of a probe, or of an ensemble of probes.
+
+    members: each member's (chosen, rejected) features by layer, rows in the same pair order. In every
+    fold each member is chosen and fitted by `fit_probe` on the other folds alone; several members are
+    combined as `combine_reward_models` combines saved ones (each member's rewards divided by their std
+    on the fold's first `calibration_pairs` training pairs' responses, then averaged: centring cancels
+    in a difference).
+    """
     from restlm.reward_models.probe import fit_probe
 
-    n = len(next(iter(chosen.values())))
-    right, layers = 0.0, []
+    n = len(next(iter(members[0][0].values())))
+    right, layers = 0.0, [[] for _ in members]
     for test in np.array_split(np.random.default_rng(seed).permutation(n), outer):
         train = np.setdiff1d(np.arange(n), test)
-        fit = fit_probe({k: v[train] for k, v in chosen.items()}, {k: v[train] for k, v in rejected.items()}, inner)
-        margins = (chosen[fit.layer][test] - rejected[fit.layer][test]) @ fit.weights
+        calibration = train[:calibration_pairs]
+        margins = np.zeros(len(test))
+        for (chosen, rejected), chosen_layers in zip(members, layers, strict=True):
+            fit = fit_probe({k: v[train] for k, v in chosen.items()}, {k: v[train] for k, v in rejected.items()}, inner)
+            margin = (chosen[fit.layer][test] - rejected[fit.layer][test]) @ fit.weights
+            if len(members) > 1:
+                rewards = np.concatenate([chosen[fit.layer][calibration], rejected[fit.layer][calibration]]) @ fit.weights
+                margin = margin / max(float(rewards.std()), 1e-8)
+            margins += margin
+            chosen_layers.append(fit.layer)
         right += float(np.sum(margins > 0) + 0.5 * np.sum(margins == 0))
-        layers.append(fit.layer)
     accuracy = right / n
     return {"pairs": n, "outer_folds": outer, "accuracy": accuracy,
-            "standard_error": float(np.sqrt(accuracy * (1 - accuracy) / n)), "layers_chosen": layers}
+            "standard_error": float(np.sqrt(accuracy * (1 - accuracy) / n)),
+            "layers_chosen": layers[0] if len(members) == 1 else layers}
 
 
 def both_responses(pairs) -> tuple[list[str], list[str]]:
