@@ -126,6 +126,10 @@ def test_cli_probe_refuses_a_layer_out_of_range(reward_llama_dir, tmp_path, caps
     assert code != 0
     assert "--probe-layers" in capsys.readouterr().err
     assert not (tmp_path / "rm").exists()
+    # 10 training pairs cannot make 8 folds of two pairs or more: one line, no model
+    code = probe_command(reward_llama_dir, tmp_path, cue_pairs(20, seed=2), "--eval-pairs", "10", "--probe-folds", "8")
+    assert code != 0 and "too few" in capsys.readouterr().err
+    assert not (tmp_path / "rm").exists()
 
 
 @pytest.mark.real

@@ -366,6 +366,8 @@ def main_reward_model(argv: list[str] | None = None) -> int:
         parser.error(f"--ensemble wants 1 or more models, not {args.ensemble}")
     if args.probe and (args.lora or args.ensemble > 1):
         parser.error("--probe fits a head on a frozen backbone: it takes neither --lora nor --ensemble")
+    if args.probe_folds < 2:
+        parser.error(f"--probe-folds wants 2 or more folds, not {args.probe_folds}")
     try:
         train, held_out = load_hh_split(args.data, args.train_pairs, args.eval_pairs, args.seed)
         cfg = config_from_args(RewardTrainConfig, args)
@@ -405,7 +407,10 @@ def _run_probe_command(args, train, held_out) -> dict:
         count = layer_count(RewardModel.from_pretrained(args.model, max_length=args.max_length))
         if bad := [layer for layer in args.probe_layers if not 1 <= layer <= count]:
             raise ConfigError("--probe-layers", f"{bad} outside 1..{count}, the depth of {args.model}")
-    return run_probe_model(args.model, train, held_out, args.probe_layers, args.probe_folds, args.max_length, args.out)
+    try:
+        return run_probe_model(args.model, train, held_out, args.probe_layers, args.probe_folds, args.max_length, args.out)
+    except ValueError as error:  # too few pairs for the folds, a backbone a probe cannot read
+        raise ConfigError("--probe", str(error)) from None
 
 
 def main_sentiment_model(argv: list[str] | None = None) -> int:
