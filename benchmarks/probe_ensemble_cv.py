@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from reward_models import NESTED_FOLDS, markdown
 
-from restlm.reward_models.commands import nested_cv
+from restlm.reward_models.probe_runs import nested_cv
 from restlm.runs import write_atomic, write_json
 
 HERE = Path(__file__).resolve().parent

@@ -22,16 +22,16 @@ from pathlib import Path
 
 import torch
 
+from restlm.errors import RestlmError
 from restlm.reward_models.bradley_terry import RewardTrainConfig
 from restlm.reward_models.commands import (
     HH_PAIRS,
     combine_reward_models,
     load_hh_split,
     run_reward_ensemble,
-    run_probe_model,
     run_reward_model,
 )
-from restlm.errors import RestlmError
+from restlm.reward_models.probe_runs import run_probe_model
 from restlm.runs import write_atomic, write_json
 
 HERE = Path(__file__).resolve().parent

@@ -14,12 +14,7 @@ from restlm.data.examples import Example
 from restlm.data.location import data_root
 from restlm.data.preferences import read_preferences
 from restlm.reward_models import RewardModel, pairwise_accuracy
-from restlm.reward_models.commands import (
-    both_responses,
-    main_reward_model,
-    nested_cv,
-    run_probe_model,
-)
+from restlm.reward_models.commands import both_responses, main_reward_model
 from restlm.reward_models.probe import (
     ProbeFit,
     apply_probe,
@@ -27,6 +22,7 @@ from restlm.reward_models.probe import (
     fit_probe,
     layer_features,
 )
+from restlm.reward_models.probe_runs import nested_cv, run_probe_model
 from restlm.rewards import build_reward
 
 

@@ -1,0 +1,134 @@
+"""Linear-probe reward models as a run: fit, measure, save; their features cached; nested cross-validation.
+
+  run_probe_model   a probe of one backbone (restlm.reward_models.probe), measured on held-out pairs
+  nested_cv         the accuracy of the whole choice-and-fit procedure of one probe or an ensemble of probes
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from restlm.reward_models.commands import both_responses, write_metrics
+
+
+def run_probe_model(model: str, train_pairs, eval_pairs, layers: Sequence[int] | None = None, folds: int = 5,
+                    max_length: int | None = None, out: str | Path | None = None, nested_folds: int = 0,
+                    batch_size_eval: int = 16, features_cache: str | Path | None = None) -> dict:
+    """A linear-probe reward model of `model` (restlm.reward_models.probe), its metrics, saved to `out`.
+
+    The layer and L2 strength are chosen by `folds`-fold cross-validation on `train_pairs`; the
+    held-out accuracy is measured with the saved model's own forward pass. nested_folds > 0 also
+    estimates the accuracy of the whole procedure (choice included) by cross-validation over train
+    and held-out pairs together, the choice redone inside each outer fold: a figure with a smaller
+    standard error than one held-out set's, from the features already computed.
+    features_cache: an .npz file of the pairs' features, read when it holds these pairs and layers
+    (its time is the one recorded when it was made), written otherwise.
+    """
+    from restlm.reward_models.bradley_terry import pairwise_accuracy
+    from restlm.reward_models.model import RewardModel
+    from restlm.reward_models.probe import (
+        apply_probe,
+        default_layers,
+        fit_probe,
+        layer_count,
+    )
+
+    reward_model = RewardModel.from_pretrained(model, max_length=max_length)
+    layers = sorted(set(layers or default_layers(layer_count(reward_model))))
+    pairs = list(train_pairs) + list(eval_pairs)
+    features, features_s = _cached_features(features_cache, reward_model, pairs, layers, batch_size_eval)
+    n, n_train = len(pairs), len(train_pairs)
+    chosen = {k: v[:n] for k, v in features.items()}
+    rejected = {k: v[n:] for k, v in features.items()}
+    start = time.perf_counter()
+    fit = fit_probe({k: v[:n_train] for k, v in chosen.items()}, {k: v[:n_train] for k, v in rejected.items()}, folds)
+    fit_s = time.perf_counter() - start
+    margins = (chosen[fit.layer][n_train:] - rejected[fit.layer][n_train:]) @ fit.weights
+    apply_probe(reward_model, fit)
+    start = time.perf_counter()
+    accuracy = pairwise_accuracy(reward_model, eval_pairs, batch_size_eval)
+    eval_s = time.perf_counter() - start
+    metrics = {"name": f"{model} probe", "kind": reward_model.kind, "max_length": reward_model.max_length,
+               "heldout_pairwise_accuracy": accuracy,
+               # the same margins from the cached features: a check that the saved model reads them
+               "heldout_pairwise_accuracy_from_features": float(np.mean((margins > 0) + 0.5 * (margins == 0))),
+               "heldout_pairwise_accuracy_before_training": None,
+               "train_pairs": n_train, "eval_pairs": len(eval_pairs), "epochs": None,
+               # a probe's training is the backbone's forward pass over the training pairs plus the fits
+               "train_pairs_per_s": n_train / (features_s * n_train / n + fit_s),
+               "eval_pairs_per_s": len(eval_pairs) / max(eval_s, 1e-9),
+               "train_time_s": features_s * n_train / n + fit_s, "mean_train_loss": None,
+               "trainable_parameters": int(fit.weights.size),
+               "probe": {"layer": fit.layer, "layers_of_backbone": layers[-1], "c": fit.c, "folds": folds,
+                         "cv_accuracy": fit.cv_accuracy,
+                         "cv_accuracy_by_layer": {str(k): v for k, v in fit.cv_accuracy_by_layer.items()}},
+               "processes": 1}
+    if nested_folds:
+        metrics["probe"]["nested_cv"] = nested_cv([(chosen, rejected)], nested_folds, folds)
+    if out is not None:
+        reward_model.save(out)
+        write_metrics(out, metrics)
+    return metrics
+
+
+def _cached_features(cache, reward_model, pairs, layers, batch_size):
+    """(features by layer, seconds the backbone took), from `cache` when it holds these pairs and layers."""
+    from restlm.reward_models.probe import layer_features
+
+    rows = both_responses(pairs)
+    key = np.array([hash_rows(rows), ",".join(map(str, layers))])
+    if cache is not None and Path(cache).is_file():
+        saved = np.load(cache)
+        if list(saved["key"]) == list(key):
+            return {layer: saved[f"layer_{layer}"] for layer in layers}, float(saved["seconds"])
+    start = time.perf_counter()
+    features = layer_features(reward_model, *rows, layers, batch_size)
+    seconds = time.perf_counter() - start
+    if cache is not None:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        part = Path(str(cache) + ".part.npz")
+        np.savez(part, key=key, seconds=seconds, **{f"layer_{k}": v for k, v in features.items()})
+        part.replace(cache)
+    return features, seconds
+
+
+def hash_rows(rows) -> str:
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+def nested_cv(members: Sequence[tuple[dict, dict]], outer: int, inner: int, calibration_pairs: int = 200,
+              seed: int = 1) -> dict:
+    """Pairwise accuracy over `outer` folds of all the pairs of a probe, or of an ensemble of probes.
+
+    members: each member's (chosen, rejected) features by layer, rows in the same pair order. In every
+    fold each member is chosen and fitted by `fit_probe` on the other folds alone; several members are
+    combined as `combine_reward_models` combines saved ones (each member's rewards divided by their std
+    on the fold's first `calibration_pairs` training pairs' responses, then averaged: centring cancels
+    in a difference).
+    """
+    from restlm.reward_models.probe import fit_probe
+
+    n = len(next(iter(members[0][0].values())))
+    right, layers = 0.0, [[] for _ in members]
+    for test in np.array_split(np.random.default_rng(seed).permutation(n), outer):
+        train = np.setdiff1d(np.arange(n), test)
+        calibration = train[:calibration_pairs]
+        margins = np.zeros(len(test))
+        for (chosen, rejected), chosen_layers in zip(members, layers, strict=True):
+            fit = fit_probe({k: v[train] for k, v in chosen.items()}, {k: v[train] for k, v in rejected.items()}, inner)
+            margin = (chosen[fit.layer][test] - rejected[fit.layer][test]) @ fit.weights
+            if len(members) > 1:
+                rewards = np.concatenate([chosen[fit.layer][calibration], rejected[fit.layer][calibration]]) @ fit.weights
+                margin = margin / max(float(rewards.std()), 1e-8)
+            margins += margin
+            chosen_layers.append(fit.layer)
+        right += float(np.sum(margins > 0) + 0.5 * np.sum(margins == 0))
+    accuracy = right / n
+    return {"pairs": n, "outer_folds": outer, "accuracy": accuracy,
+            "standard_error": float(np.sqrt(accuracy * (1 - accuracy) / n)),
+            "layers_chosen": layers[0] if len(members) == 1 else layers}
