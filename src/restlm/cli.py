@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -71,7 +73,11 @@ def _report(args) -> None:
     path = Path(args.run_dir) / "results.json"
     if not path.exists():
         raise RestlmError(f"{path}: no results yet (has the run finished?)")
-    written = write_report(Path(args.run_dir), json.loads(path.read_text()))
+    try:
+        results = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RestlmError(f"{path}: not a results file ({error})") from None
+    written = write_report(Path(args.run_dir), results)
     print(f"report: {written['html']}")
 
 
@@ -97,7 +103,16 @@ def _delegated(command: str, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:
+        # the reader went away (`restlm config | head`): stop quietly, as Unix tools do, and keep
+        # Python from reporting the same broken pipe again when it flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] in DELEGATED_HELP:
         return _delegated(argv[0], argv[1:])
     args = _parser().parse_args(argv)
@@ -113,7 +128,6 @@ def main(argv: list[str] | None = None) -> int:
         print("restlm: interrupted; resume with `restlm run --resume DIR`", file=sys.stderr)
         return 130
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -41,3 +41,13 @@ class AwaitingRatings(RestlmError):
     """A run stopped after a Grow step for people to rate its samples; not a failure (exit code 3)."""
 
     exit_code = 3
+
+
+class NonFiniteError(RestlmError):
+    """A loss (or a reward) that is NaN or infinite: training stops there instead of saving garbage."""
+
+
+class DiskFullError(RestlmError):
+    """The disk filled up while writing: nothing was left half-written (exit code 1: not the input's fault)."""
+
+    exit_code = 1

@@ -60,20 +60,22 @@ class Experiment:
             self.run.close()
 
     def _run_all(self) -> dict:
-        # refuse a busy or finished directory first, and fail on bad input before writing anything
-        held_run = self.run.holds_run()
+        # refuse a busy, finished or foreign directory first, and fail on bad input before writing anything
         if self.resume:
             self.run.resume()
         else:
-            self.run.refuse_held_run(held_run)
+            self.run.check_new()
         self.load_data()
         self.reward = build_reward(self.config.rest.reward)  # a bad reward name fails before the run starts
         first_policy = self.new_policy(seed=0)
+        self.task.check(self.run, first_policy)  # every other config error, before the first file
+        inputs = self.task.input_fingerprints()
         if self.resume:
+            self.run.check_inputs(inputs)
             self.run.update_config(to_dict(self.config))
         else:
             self.accelerator.wait_for_everyone()  # every process looked before the main one creates
-            self.run.create(to_dict(self.config), held_run)
+            self.run.create(to_dict(self.config), inputs)  # decided again under the lock
         self.run.tensorboard = self.config.run.tensorboard
         self.task.baselines(self.run)
         for seed in range(self.config.run.seeds):

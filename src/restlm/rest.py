@@ -20,7 +20,7 @@ import numpy as np
 
 from restlm.config import RestConfig, TrainConfig
 from restlm.data.examples import Example
-from restlm.errors import AwaitingRatings, ConfigError, DataError, RunDirError
+from restlm.errors import AwaitingRatings, ConfigError, DataError, NonFiniteError, RunDirError
 from restlm.guards import distinct_n, kl_to_reference, mean_token_entropy
 from restlm.human_feedback import read_rewards, write_rating_file
 from restlm.losses import LOSS_NEEDS
@@ -58,6 +58,12 @@ class GrownSet:
     guard_log_probs: list[float | None]  # the same for the guard's sample of grown rows (KL to the Grow policy)
 
 
+def check_rest_config(config: RestConfig, policy: Policy) -> None:
+    """ConfigError for a ReST setting this policy cannot take (called before a run writes anything)."""
+    if config.improve_kl_coef and getattr(policy, "kind", None) not in GENERATIVE:
+        raise ConfigError("rest.improve_kl_coef", f"needs a causal or seq2seq policy, not {getattr(policy, 'kind', '?')}")
+
+
 class ReST:
     """ReST on `policy` with `reward` (a Reward, a name like 'nll' or 'chrf', or a function).
 
@@ -76,8 +82,7 @@ class ReST:
         from restlm.rewards import build_reward
 
         self.config, self.train_config = config or RestConfig(), train_config or TrainConfig()
-        if self.config.improve_kl_coef and getattr(policy, "kind", None) not in GENERATIVE:
-            raise ConfigError("rest.improve_kl_coef", f"needs a causal or seq2seq policy, not {getattr(policy, 'kind', '?')}")
+        check_rest_config(self.config, policy)
         self.policy, self.train_data, self.evaluate = policy, train_data, evaluate
         self.reward = build_reward(reward, self.config.normalise_reward)
         if self.config.binary_reward_threshold is not None:
@@ -164,6 +169,10 @@ class ReST:
             rows += [(index, output, "grown") for output in dict.fromkeys(outputs)]  # identical samples count once
         examples, outputs = [self.train_data[i] for i, _, _ in rows], [o for _, o, _ in rows]
         rewards = self.reward(self.policy, examples, outputs)
+        if rewards.shape != (len(rows),) or not np.isfinite(rewards).all():
+            bad = int((~np.isfinite(rewards)).sum()) if rewards.shape == (len(rows),) else "?"
+            raise NonFiniteError(f"stage '{key}': reward '{self.reward.name}' must give one finite score per output "
+                                 f"({len(rows)} outputs, shape {rewards.shape}, {bad} not finite)")
         # BVMPO's reference is the policy that grew the data; kept in the file so a resume reuses it
         refs = self.policy.log_probs(examples, outputs) if LOSS_NEEDS[self.config.loss].reference else [None] * len(rows)
         guards = self._guard_log_probs(examples, outputs, [s for _, _, s in rows], refs)

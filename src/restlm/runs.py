@@ -5,40 +5,132 @@ half-written file; a second process on the same directory is refused.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
 import json
+import math
 import os
 import resource
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from restlm.errors import RunDirError
+from restlm.errors import DiskFullError, RunDirError
+
+TMP_SUFFIX = ".tmp"  # every temp file and folder restlm writes is `.NAME.*.tmp`: resume sweeps them
+LOCK_FILE = ".lock"
+INPUTS_FILE = "inputs.json"  # a fingerprint of every input the run reads
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write text to path through a temp file in the same folder and a rename."""
+@contextmanager
+def _disk_full_is_one_line(path: Path) -> Iterator[None]:
+    """A full disk (or quota) while writing `path` becomes DiskFullError; other errors pass unchanged."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(f"{path}: no space left on the device; nothing half-written was kept") from None
+        raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` through a temp file in the same folder and a rename; returns `path`.
+
+    A reader never sees a half-written file, and a failed write (a full disk) leaves no temp file.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    with _disk_full_is_one_line(path):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be read by others
+            os.replace(tmp, path)  # same folder, so one filesystem: the rename is atomic
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return path
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write UTF-8 `text` to `path` atomically (see write_bytes_atomic)."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def finite_json(value):
+    """`value` with every NaN or infinite float replaced by None: JSON has no such numbers, and a
+    bare `NaN` makes a file that strict readers (and the report) refuse."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
 
 
 def write_json(path: Path, value) -> None:
-    write_atomic(path, json.dumps(value, indent=2, sort_keys=False) + "\n")
+    write_atomic(path, json.dumps(finite_json(value), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def write_jsonl(path: Path, rows) -> None:
-    write_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
+    write_atomic(path, "".join(json.dumps(finite_json(row), allow_nan=False) + "\n" for row in rows))
 
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def replace_folder(path: Path, write: Callable[[Path], None]) -> None:
+    """Write a folder by `write(tmp)` into a temp folder beside `path`, then put it in place of `path`.
+
+    For checkpoints and saved models, where a newer copy replaces an older one: a failed write
+    leaves the older folder whole and no temp folder. A user's `--out` is guarded by
+    `staged_folder`, which never replaces anything.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}{TMP_SUFFIX}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with _disk_full_is_one_line(path):
+            write(tmp)
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sweep_temp_files(folder: Path) -> int:
+    """Remove the temp files and folders a killed process left under `folder`; returns how many."""
+    swept = 0
+    for stale in sorted(Path(folder).rglob(f".*{TMP_SUFFIX}"), key=lambda p: len(p.parts), reverse=True):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+        swept += 1
+    return swept
+
+
+def refuse_unusable_output(path: Path) -> None:
+    """RunDirError when `path` cannot take new output: a file, or a folder with anything in it."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"{path}: is a file, not a folder; choose another path")
+    if path.is_dir() and any(entry.name != LOCK_FILE for entry in path.iterdir()):
+        raise RunDirError(f"{path}: already exists and is not empty; choose another folder or remove it")
+
+
+def fingerprint(rows) -> str:
+    """A sha256 of JSON-able rows: equal when their content is equal."""
+    return hashlib.sha256(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 @contextmanager
@@ -50,18 +142,19 @@ def staged_folder(path: str | Path, is_main: bool = True) -> Iterator[Path]:
     processes only the main one publishes: the others get a scratch folder that is thrown away.
     """
     path = Path(path)
-    if path.exists() and not (path.is_dir() and not any(path.iterdir())):
-        raise RunDirError(f"{path}: already exists; choose another folder or remove it")
+    refuse_unusable_output(path)
     if not is_main:
         with tempfile.TemporaryDirectory(prefix="restlm-scratch-") as scratch:
             yield Path(scratch)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", suffix=TMP_SUFFIX, dir=path.parent))
     try:
-        yield staging
-        os.chmod(staging, 0o755)  # mkdtemp makes it private; the result is an ordinary folder
-        os.replace(staging, path)  # onto an empty folder too
+        with _disk_full_is_one_line(path):
+            yield staging
+            os.chmod(staging, 0o755)  # mkdtemp makes it private; the result is an ordinary folder
+            refuse_unusable_output(path)  # decided again at the end: another process may have written it meanwhile
+            os.replace(staging, path)  # onto an empty folder too
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -79,32 +172,56 @@ class RunDir:
 
     # ---- life cycle
     def holds_run(self) -> bool:
-        return (self.path / "state.json").exists()
+        """state.json, or config.json beside the lock (a run killed while being created)."""
+        return (self.path / "state.json").exists() or (
+            (self.path / "config.json").exists() and (self.path / LOCK_FILE).exists())
 
-    def refuse_held_run(self, held_run: bool | None = None) -> None:
+    def refuse_held_run(self) -> None:
         """Raise if this directory already holds a run: a new run never overwrites one."""
-        if self.holds_run() if held_run is None else held_run:
-            raise RunDirError(f"{self.path}: already holds a run; resume it with `restlm run --resume {self.path}` or pick another run.output_dir")
+        if self.holds_run():
+            raise RunDirError(f"{self.path}: already holds a run; resume it with `restlm run --resume {self.path}` "
+                              "or pick another run.output_dir")
 
-    def create(self, config: dict, held_run: bool | None = None) -> "RunDir":
-        """Start a new run here; an existing run is never overwritten.
+    def check_new(self) -> None:
+        """Raise unless a new run may start here (no run, not a file, nothing else in it). Writes nothing."""
+        self.refuse_held_run()
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"{self.path}: is a file, not a folder; pick another run.output_dir")
+        if self.path.is_dir() and any(entry.name != LOCK_FILE for entry in self.path.iterdir()):
+            raise RunDirError(f"{self.path}: is not empty and holds no restlm run; pick another run.output_dir "
+                              "(a run never writes into a folder of other files)")
 
-        `held_run`: whether the directory held a run, when the caller looked before other processes could write.
+    def create(self, config: dict, inputs: dict | None = None) -> "RunDir":
+        """Start a new run here: lock, decide under the lock, write config.json, inputs.json, state.json.
+
+        Deciding under the lock is what makes it safe: a run another process created after our
+        first look (`check_new`, before data and models loaded) is refused, never overwritten.
+        `inputs`: {name: fingerprint} of the data the run reads, checked by `check_inputs` on resume.
         """
-        self.refuse_held_run(held_run)
         if self.is_main:
+            self.check_new()
             self.path.mkdir(parents=True, exist_ok=True)
             self.lock()
+            try:
+                self.check_new()
+            except RunDirError:
+                self.close()
+                raise
             write_json(self.path / "config.json", config)
+            if inputs is not None:
+                write_json(self.path / INPUTS_FILE, inputs)
             self._save_state()
         return self
 
     def resume(self) -> dict:
-        """Lock and load an existing run; returns its resolved config."""
+        """Lock and load an existing run, sweeping the temp files a kill left; returns its resolved config."""
         if not (self.path / "config.json").exists():
             raise RunDirError(f"{self.path}: no run to resume here (config.json is missing)")
+        if not self.holds_run():
+            raise RunDirError(f"{self.path}: no run to resume here (a config.json but no state.json: not a run folder)")
         if self.is_main:
             self.lock()
+            sweep_temp_files(self.path)
         state = self.path / "state.json"
         # no state.json: the run was killed while being created, before any stage finished
         try:
@@ -112,6 +229,25 @@ class RunDir:
             return json.loads((self.path / "config.json").read_text())
         except json.JSONDecodeError as error:
             raise RunDirError(f"{self.path}: unreadable run files ({error})") from None
+
+    def check_inputs(self, inputs: dict) -> None:
+        """Refuse to resume when an input the run read has changed since it started (naming it).
+
+        A run created before fingerprints were recorded gets them now, from the inputs as they are.
+        """
+        file = self.path / INPUTS_FILE
+        if not file.exists():
+            if self.is_main:
+                write_json(file, inputs)
+            return
+        recorded = json.loads(file.read_text())
+        for name, entry in inputs.items():
+            before = recorded.get(name)
+            if before is not None and before["sha256"] != entry["sha256"]:
+                raise RunDirError(f"{entry['source']}: input '{name}' changed since the run started "
+                                  f"({before['rows']} rows then, {entry['rows']} now); restore it, or start a new run")
+        if missing := sorted(set(recorded) - set(inputs)):
+            raise RunDirError(f"{self.path}: the run read inputs {missing} that its config no longer reads")
 
     def close(self) -> None:
         """Release the lock (also released when the process exits)."""

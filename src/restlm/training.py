@@ -125,6 +125,7 @@ def train_policy(
                 value = value + kl_coef * (weighted_mean(per_item, batch["weights"]) if needs.normalised_by_weight
                                            else per_item.mean())
             value = value * batch["shard_scale"]
+        require_finite_loss(value, description, step, total)  # before the step: the weights stay as they were
         accelerator.backward(value)
         optimizer.step()
         scheduler.step()
@@ -134,3 +135,13 @@ def train_policy(
         if on_step:
             on_step(step, losses[-1])
     return TrainStats(total, sum(len(b) for b in batches), float(np.mean(losses)) if losses else float("nan"), time.perf_counter() - start)
+
+
+def require_finite_loss(value: torch.Tensor, where: str, step: int, total: int) -> None:
+    """NonFiniteError naming the stage when a loss is NaN or infinite: training stops there, nothing of
+    the stage is saved (earlier stages stay recorded), instead of 'finishing' on garbage weights."""
+    if not torch.isfinite(value.detach()).all():
+        from restlm.errors import NonFiniteError
+
+        raise NonFiniteError(f"stage '{where}': the training loss is {value.item()} at step {step + 1} of {total}; "
+                             "stopped with earlier stages saved (lower the learning rate, then start a new run)")

@@ -2,6 +2,7 @@
 TRL's common arguments, the loss curve and the saved folder."""
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from typing import ClassVar
 import torch
 
 from restlm.data.examples import Example
-from restlm.errors import ConfigError
+from restlm.errors import ConfigError, NonFiniteError
 
 
 @dataclass
@@ -129,10 +130,15 @@ def finish(trainer, model, tokenizer, rows: int, wall_time_s: float, out: str | 
 
     history = list(trainer.state.log_history)
     shutil.rmtree(trainer.args.output_dir, ignore_errors=True)
+    losses = [h["loss"] for h in history if "loss" in h]
+    bad = next((i for i, loss in enumerate(losses) if not math.isfinite(loss)), None)
+    if bad is not None:
+        raise NonFiniteError(f"the training loss is {losses[bad]} at step {bad + 1} of {len(losses)}; "
+                             "nothing was saved (lower --learning-rate)")
     if out is not None:
         if trainer.accelerator.is_main_process:
             save_merged(model, tokenizer, Path(out))
         trainer.accelerator.wait_for_everyone()
     model.eval()
-    return TrlRunStats(trainer.state.global_step, rows, [h["loss"] for h in history if "loss" in h], wall_time_s,
+    return TrlRunStats(trainer.state.global_step, rows, losses, wall_time_s,
                        str(out) if out is not None else None, history)

@@ -6,8 +6,6 @@ else in restlm asks which kind it holds.
 from __future__ import annotations
 
 import copy
-import os
-import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,16 +71,16 @@ class Policy(ABC):
     # ---- shared
     def save(self, path: Path) -> None:
         """Write the model and tokenizer in HF format (safetensors), atomically."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
+        from restlm.runs import replace_folder
+
         if self.accelerator.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-            self.unwrapped.save_pretrained(tmp, safe_serialization=True)
-            self.tokenizer.save_pretrained(tmp)
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
+            require_finite_weights(self.unwrapped, path)
+            replace_folder(Path(path), self._write_weights)
         self.accelerator.wait_for_everyone()
+
+    def _write_weights(self, folder: Path) -> None:
+        self.unwrapped.save_pretrained(folder, safe_serialization=True)
+        self.tokenizer.save_pretrained(folder)
 
     def load_weights(self, path: Path) -> None:
         """Restore weights saved by `save` (used when a run resumes)."""
@@ -105,3 +103,14 @@ class Policy(ABC):
         if weights is not None:
             reference.load_weights(weights)
         return reference
+
+
+def require_finite_weights(model, where) -> None:
+    """NonFiniteError when a weight is NaN or infinite: such a model is never saved (`where` names it)."""
+    from restlm.errors import NonFiniteError
+
+    bad = next((name for name, value in model.state_dict().items()
+                if value.is_floating_point() and not torch.isfinite(value).all()), None)
+    if bad is not None:
+        raise NonFiniteError(f"{where}: weight '{bad}' is not finite (NaN or inf), so the model was not saved; "
+                             "lower the learning rate")

@@ -9,8 +9,6 @@ resumes must be built on the same base model (as a resumed run is).
 from __future__ import annotations
 
 import copy
-import os
-import shutil
 from pathlib import Path
 
 from restlm.errors import ConfigError
@@ -73,16 +71,16 @@ class LoraCheckpoints:
     def save(self, path: Path) -> None:
         if not is_lora(self.unwrapped):
             return super().save(path)
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
+        from restlm.policies.base import require_finite_weights
+        from restlm.runs import replace_folder
+
+        def write(folder: Path) -> None:
+            write_merged(self.unwrapped, self.tokenizer, folder)
+            self.unwrapped.save_pretrained(folder / ADAPTER_DIR, safe_serialization=True)
+
         if self.accelerator.is_main_process:
-            merged_for_save(self.unwrapped).save_pretrained(tmp, safe_serialization=True)
-            self.tokenizer.save_pretrained(tmp)
-            self.unwrapped.save_pretrained(tmp / ADAPTER_DIR, safe_serialization=True)
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
+            require_finite_weights(self.unwrapped, path)
+            replace_folder(Path(path), write)
         self.accelerator.wait_for_everyone()
 
     def load_weights(self, path: Path) -> None:
@@ -104,14 +102,18 @@ class LoraCheckpoints:
 def save_merged(model, tokenizer, path: Path) -> None:
     """Write `model` (LoRA merged in, see `merged_for_save`) and `tokenizer` to `path` in HF format.
 
-    Written to `<path>.tmp` and renamed into place, so a killed save leaves the old folder whole.
-    For one process; policies save through `LoraCheckpoints.save`, which also keeps the adapter.
+    Written beside `path` and renamed into place (`restlm.runs.replace_folder`), so a killed save
+    leaves the old folder whole. For one process; policies save through `LoraCheckpoints.save`,
+    which also keeps the adapter. A command's `--out` is refused when not empty before this is reached.
     """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    merged_for_save(model).save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+    from restlm.policies.base import require_finite_weights
+    from restlm.runs import replace_folder
+
+    require_finite_weights(model, path)
+    replace_folder(Path(path), lambda folder: write_merged(model, tokenizer, folder))
+
+
+def write_merged(model, tokenizer, folder: Path) -> None:
+    """`model` (LoRA merged) and `tokenizer` into `folder`."""
+    merged_for_save(model).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)

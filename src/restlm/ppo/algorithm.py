@@ -31,6 +31,7 @@ from restlm.ppo.objectives import (
 )
 from restlm.rewards.base import Reward
 from restlm.runs import write_jsonl
+from restlm.training import require_finite_loss
 
 # every step logs exactly these, so runs compare line by line. ppo/kl: mean over samples of the summed
 # per-token log p - log p_ref, at sampling time; charts/sampled_tokens: generated tokens (EOS included) so
@@ -280,7 +281,7 @@ class PPO:
         advantaged = clock()
 
         # step 4. optimise: ppo_epochs passes of minibatches over the rollouts
-        losses = self._optimise(rollout)
+        losses = self._optimise(rollout, step)
         kl_per_sample = kl.sum(-1)
         self.kl.update(kl_per_sample.mean().item(), len(samples.texts))
         done = clock()
@@ -314,7 +315,7 @@ class PPO:
         rollout = {k: torch.cat([nn.functional.pad(v, (0, width - v.shape[1])) for v in vs]) for k, vs in parts.items()}
         return {**batch, **rollout}
 
-    def _optimise(self, rollout: dict) -> dict[str, float]:
+    def _optimise(self, rollout: dict, step: int) -> dict[str, float]:
         """ppo_epochs passes over the rollouts in minibatches; returns the mean losses and fractions."""
         cfg, stats = self.config, defaultdict(list)
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -328,8 +329,10 @@ class PPO:
                     now["log_probs"], part["log_probs"], part["advantages"], part["mask"], cfg.clip_range)
                 value_loss, value_clipfrac = clipped_value_loss(
                     now["values"], part["values"], part["returns"], part["mask"], cfg.value_clip_range)
+                loss = policy_loss + cfg.vf_coef * value_loss
+                require_finite_loss(loss, "ppo", step, cfg.total_steps)
                 self.optimizer.zero_grad()
-                (policy_loss + cfg.vf_coef * value_loss).backward()
+                loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 self.optimizer.step()
                 for name, value in (("policy_loss", policy_loss), ("value_loss", value_loss), ("clipfrac", clipfrac),

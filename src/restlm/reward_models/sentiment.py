@@ -9,7 +9,6 @@ that saw none of its training sentences and did not share its initial head.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,6 +57,7 @@ def train_sentiment_model(train: Sequence[Example], eval_examples: Sequence[Exam
     from accelerate import Accelerator
 
     from restlm.config import TrainConfig
+    from restlm.runs import write_json
     from restlm.policies.base import TrainItem
     from restlm.policies.classifier import ClassifierPolicy
     from restlm.training import train_policy
@@ -78,7 +78,7 @@ def train_sentiment_model(train: Sequence[Example], eval_examples: Sequence[Exam
         config = policy.unwrapped.config
         config.id2label, config.label2id = dict(LABELS), {v: k for k, v in LABELS.items()}
         policy.save(Path(out))
-        (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_json(Path(out) / "metrics.json", metrics)
     return metrics
 
 

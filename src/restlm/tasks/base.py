@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from restlm.config import ExperimentConfig
 from restlm.data.examples import Example
 from restlm.policies.base import Policy, TrainItem
-from restlm.runs import RunDir
+from restlm.runs import RunDir, fingerprint
 
 
 class Task(ABC):
@@ -37,6 +37,28 @@ class Task(ABC):
     @abstractmethod
     def evaluate(self, policy: Policy) -> dict:
         """Metrics of `policy` on the held-out data, flat {name: float}; includes selection_metric."""
+
+    def splits(self) -> dict[str, list[Example]]:
+        """Every split the task read, by name (the inputs a resumed run must find unchanged)."""
+        return {"train": self.train, "dev": self.dev}
+
+    def input_fingerprints(self) -> dict[str, dict]:
+        """{split: {"sha256", "rows", "source"}} of the content the run reads, for `RunDir.check_inputs`."""
+        prints = {}
+        for name, examples in self.splits().items():
+            files = sorted({e.meta["path"] for e in examples if "path" in e.meta})
+            prints[name] = {"sha256": fingerprint([[e.text, e.text_pair, e.label, e.target] for e in examples]),
+                            "rows": len(examples), "source": ", ".join(files) or f"the {name} split"}
+        return prints
+
+    def check(self, run: RunDir, policy: Policy) -> None:
+        """Raise ConfigError for what the config asks and this task cannot do, before a file is written.
+
+        `policy` is the first policy, built: checks that need the model (its kind, its positions) use it.
+        """
+        from restlm.rest import check_rest_config
+
+        check_rest_config(self.config.rest, policy)
 
     def baselines(self, run: RunDir) -> None:
         """Record the seed-free baseline stages (none by default)."""

@@ -49,6 +49,10 @@ class TranslationTask(Task):
         folder = root / self.config.data.path
         return read_parallel(folder / f"{split}.{cfg.source_lang}", folder / f"{split}.{cfg.target_lang}", limit)
 
+    def splits(self) -> dict[str, list[Example]]:
+        named = {"train": self.train, "dev": self.dev, **{f"test:{split}": e for split, e in self.tests.items()}}
+        return {**named, OUT_OF_DOMAIN: self.out_of_domain} if self.out_of_domain else named
+
     # ---- policy
     def new_policy(self, seed: int) -> Policy:
         from restlm.policies.generative_loading import load_generative_policy
