@@ -22,6 +22,7 @@ import torch
 
 from restlm.cli_flags import add_dataclass_flags, config_from_args
 from restlm.errors import RestlmError
+from restlm.runs import staged_folder
 
 HH_PAIRS = "hh_rlhf/helpful_base_pairs.jsonl"
 LORA = {"r": 8, "alpha": 16, "dropout": 0.0}
@@ -164,10 +165,11 @@ def saved_training_metrics(path: Path) -> dict:
 
 def write_metrics(out: str | Path, metrics: dict) -> None:
     from restlm.distributed import process_state
+    from restlm.runs import write_json
 
     state = process_state()
     if state.is_main_process:
-        (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_json(Path(out) / "metrics.json", metrics)
     state.wait_for_everyone()
 
 
@@ -252,13 +254,15 @@ def main_reward_model(argv: list[str] | None = None) -> int:
         train, held_out = load_hh_split(args.data, args.train_pairs, args.eval_pairs, args.seed)
         cfg = config_from_args(RewardTrainConfig, args)
         lora = LORA if args.lora else None
-        if args.probe:
-            metrics = _run_probe_command(args, train, held_out)
-        elif args.ensemble > 1:
-            metrics = run_reward_ensemble(args.model, args.ensemble, train, held_out, cfg, lora, args.max_length,
-                                          args.out, args.spread_penalty)
-        else:
-            metrics = run_reward_model(args.model, train, held_out, cfg, lora, args.max_length, args.out)
+        # written beside --out and renamed into place at the end: a folder with anything in it is refused
+        with staged_folder(args.out, process_state().is_main_process) as out:
+            if args.probe:
+                metrics = _run_probe_command(args, train, held_out, out)
+            elif args.ensemble > 1:
+                metrics = run_reward_ensemble(args.model, args.ensemble, train, held_out, cfg, lora, args.max_length,
+                                              out, args.spread_penalty)
+            else:
+                metrics = run_reward_model(args.model, train, held_out, cfg, lora, args.max_length, out)
     except RestlmError as error:
         print(f"restlm: error: {error}", file=sys.stderr)
         return error.exit_code
@@ -277,7 +281,7 @@ def _layer_list(text: str) -> list[int]:
     return layers
 
 
-def _run_probe_command(args, train, held_out) -> dict:
+def _run_probe_command(args, train, held_out, out: Path) -> dict:
     """run_probe_model for `restlm reward-model --probe`; a bad layer count is a ConfigError on its flag."""
     from restlm.errors import ConfigError
     from restlm.reward_models.model import RewardModel
@@ -289,7 +293,7 @@ def _run_probe_command(args, train, held_out) -> dict:
         if bad := [layer for layer in args.probe_layers if not 1 <= layer <= count]:
             raise ConfigError("--probe-layers", f"{bad} outside 1..{count}, the depth of {args.model}")
     try:
-        return run_probe_model(args.model, train, held_out, args.probe_layers, args.probe_folds, args.max_length, args.out)
+        return run_probe_model(args.model, train, held_out, args.probe_layers, args.probe_folds, args.max_length, out)
     except ValueError as error:  # too few pairs for the folds, a backbone a probe cannot read
         raise ConfigError("--probe", str(error)) from None
 
@@ -310,7 +314,8 @@ def main_sentiment_model(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = config_from_args(SentimentTrainConfig, args)
     try:
-        metrics = train_sentiment_role(args.role, args.out, cfg, limit=args.limit)
+        with staged_folder(args.out) as out:  # refused when not empty; renamed into place at the end
+            metrics = train_sentiment_role(args.role, out, cfg, limit=args.limit)
     except RestlmError as error:
         print(f"restlm: error: {error}", file=sys.stderr)
         return error.exit_code
