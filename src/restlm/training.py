@@ -110,30 +110,33 @@ def train_policy(
     policy.model.train()
     losses, start = [], time.perf_counter()
     bar = tqdm(loader, desc=description, disable=not accelerator.is_local_main_process, leave=False)
-    for step, batch in enumerate(bar):
-        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-        with accelerator.autocast():
-            if kl_coef:  # per-token log-probs: every loss sums them over the mask itself
-                log_probs, mask, kl = policy.output_token_log_probs_and_kl(batch, reference)
-            elif needs.token_level:
-                log_probs, mask = policy.output_token_log_probs(batch)
-            else:
-                log_probs, mask = policy.output_log_probs(batch), None
-            value = loss_fn(log_probs, batch["weights"], mask=mask, ref_log_probs=batch.get("ref_log_probs"))
-            if kl_coef:
-                per_item = kl.sum(-1)
-                value = value + kl_coef * (weighted_mean(per_item, batch["weights"]) if needs.normalised_by_weight
-                                           else per_item.mean())
-            value = value * batch["shard_scale"]
-        require_finite_loss(value, description, step, total)  # before the step: the weights stay as they were
-        accelerator.backward(value)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        losses.append(accelerator.reduce(value.detach(), "mean").item())
-        bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if on_step:
-            on_step(step, losses[-1])
+    try:
+        for step, batch in enumerate(bar):
+            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+            with accelerator.autocast():
+                if kl_coef:  # per-token log-probs: every loss sums them over the mask itself
+                    log_probs, mask, kl = policy.output_token_log_probs_and_kl(batch, reference)
+                elif needs.token_level:
+                    log_probs, mask = policy.output_token_log_probs(batch)
+                else:
+                    log_probs, mask = policy.output_log_probs(batch), None
+                value = loss_fn(log_probs, batch["weights"], mask=mask, ref_log_probs=batch.get("ref_log_probs"))
+                if kl_coef:
+                    per_item = kl.sum(-1)
+                    value = value + kl_coef * (weighted_mean(per_item, batch["weights"]) if needs.normalised_by_weight
+                                               else per_item.mean())
+                value = value * batch["shard_scale"]
+            require_finite_loss(value, description, step, total)  # before the step: the weights stay as they were
+            accelerator.backward(value)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            losses.append(accelerator.reduce(value.detach(), "mean").item())
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if on_step:
+                on_step(step, losses[-1])
+    finally:
+        bar.close()  # also when a loss is not finite: the error line is then the last thing on the terminal
     return TrainStats(total, sum(len(b) for b in batches), float(np.mean(losses)) if losses else float("nan"), time.perf_counter() - start)
 
 
