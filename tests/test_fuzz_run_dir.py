@@ -240,3 +240,26 @@ def test_resume_sweeps_the_temp_files_a_kill_left(tmp_path):
     run.close()
     assert sorted(snapshot(path)) == [".lock", "config.json", "state.json"]
     assert sweep_temp_files(path) == 0
+
+
+# ---------------------------------------------------------------- the command line itself
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`restlm config | head`: the reader is gone before restlm writes; no traceback, SIGPIPE's exit code."""
+    import subprocess
+
+    from helpers import cli_env, restlm_cmd
+
+    process = subprocess.Popen(restlm_cmd("config"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
+    process.stdout.close()
+    _, err = process.communicate(timeout=120)
+    assert err.decode() == "" and process.returncode == 141
+
+
+@pytest.mark.parametrize("text", ["{not json", b"\xff\xfe not utf-8"], ids=["malformed", "not utf-8"])
+def test_report_of_an_unreadable_results_file_is_one_line(text, tmp_path, capfd):
+    results = tmp_path / "results.json"
+    results.write_bytes(text if isinstance(text, bytes) else text.encode())
+    assert cli.main(["report", str(tmp_path)]) == 2
+    lines = stderr_lines(capfd.readouterr().err)
+    assert len(lines) == 1 and lines[0].startswith(f"restlm: error: {results}: not a results file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]

@@ -104,7 +104,9 @@ def _delegated(command: str, argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        return _main(sys.argv[1:] if argv is None else argv)
+        code = _main(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+        return code
     except BrokenPipeError:
         # the reader went away (`restlm config | head`): stop quietly, as Unix tools do, and keep
         # Python from reporting the same broken pipe again when it flushes stdout at exit
