@@ -263,3 +263,19 @@ def test_report_of_an_unreadable_results_file_is_one_line(text, tmp_path, capfd)
     lines = stderr_lines(capfd.readouterr().err)
     assert len(lines) == 1 and lines[0].startswith(f"restlm: error: {results}: not a results file")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+@pytest.mark.parametrize("command", ["sft", "ppo"])
+def test_a_diverging_sft_or_ppo_saves_nothing(command, tmp_path, reward_llama_dir, capfd):
+    """A learning rate so high that the loss goes NaN: one line naming the loss, no --out folder."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"prompt": f"say {w}", "completion": f"{w} {w}", "target": f"{w} {w}"}) + "\n"
+                            for w in ("cat", "dog", "bird", "fish")))
+    out = tmp_path / "out"
+    argv = {"sft": ["sft", "--data", str(rows), "--batch-size", "2", "--epochs", "3"],
+            "ppo": ["ppo", "--prompts", str(rows), "--reward", "chrf", "--total-steps", "6", "--batch-size", "2",
+                    "--mini-batch-size", "2", "--max-new-tokens", "4"]}[command]
+    assert cli.main([*argv, "--model", str(reward_llama_dir), "--learning-rate", "1e12", "--out", str(out)]) == 2
+    lines = stderr_lines(capfd.readouterr().err)
+    assert len(lines) == 1 and ("is not finite" in lines[0] or "loss is nan" in lines[0]), lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.jsonl"]

@@ -93,12 +93,14 @@ def _guarded(command) -> int:
 
 def _load_policy(args, **settings):
     """The policy the command trains, loaded from --model; ModelLoadError if it cannot be."""
+    import datasets
     from accelerate import Accelerator
     from transformers.utils import logging as hf_logging
 
     from restlm.policies.causal import CausalLMPolicy
 
     hf_logging.disable_progress_bar()  # loading bars are noise on stderr
+    datasets.disable_progress_bars()  # and so are TRL's dataset preparation bars
     if "{text}" not in args.prompt_template:
         raise ConfigError("--prompt-template", f"must contain {{text}}: {args.prompt_template!r}")
     if args.lora_rank is not None and args.lora_rank < 1:

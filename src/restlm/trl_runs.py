@@ -126,6 +126,7 @@ def finish(trainer, model, tokenizer, rows: int, wall_time_s: float, out: str | 
     (by the main process; the others wait)."""
     import shutil
 
+    from restlm.policies.base import require_finite_weights
     from restlm.policies.lora import save_merged
 
     history = list(trainer.state.log_history)
@@ -135,6 +136,7 @@ def finish(trainer, model, tokenizer, rows: int, wall_time_s: float, out: str | 
     if bad is not None:
         raise NonFiniteError(f"the training loss is {losses[bad]} at step {bad + 1} of {len(losses)}; "
                              "nothing was saved (lower --learning-rate)")
+    require_finite_weights(model, "the trained model")  # before anything is written: --out stays unmade
     if out is not None:
         if trainer.accelerator.is_main_process:
             save_merged(model, tokenizer, Path(out))
