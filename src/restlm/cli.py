@@ -50,6 +50,7 @@ def _run(args) -> None:
     from restlm.experiment import Experiment
 
     hf_logging.disable_progress_bar()  # restlm shows its own progress; loading bars are noise on stderr
+    user_modules_importable(args.config)
 
     if args.resume:
         if args.config or args.overrides or args.output_dir:
@@ -65,6 +66,14 @@ def _run(args) -> None:
     experiment.run_all()
     if experiment.accelerator.is_main_process:
         print(f"report: {experiment.run.path / 'report.html'}")
+
+
+def user_modules_importable(config_file: str | None) -> None:
+    """Let a `module:function` reward name a module beside the config file or in the working folder,
+    as `python -m` would; appended, so a local file never shadows an installed package."""
+    for folder in ([str(Path(config_file).resolve().parent)] if config_file else []) + [os.getcwd()]:
+        if folder not in sys.path:
+            sys.path.append(folder)
 
 
 def _report(args) -> None:

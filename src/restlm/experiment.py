@@ -1,12 +1,13 @@
 """An experiment: baselines, then per seed supervised fine-tuning (G0I0) and one ReST trajectory
 per grow size N; results and report at the end. The task (`restlm.tasks`: classification,
-translation) gives the data, the policy, the evaluation and the task's own baselines.
+translation, prompts) gives the data, the policy, the evaluation and the task's own baselines.
 
 Every unit of work is a stage of the run directory, so `restlm run --resume DIR` continues
 a killed run and ends with the results of a run that never stopped.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from accelerate import Accelerator
@@ -119,6 +120,9 @@ class Experiment:
     def fine_tune(self, policy: Policy, seed: int, key: str, record_nll: bool) -> dict:
         """G0I0: supervised fine-tuning on the gold outputs."""
         items = self.task.sft_items()
+        if not items:  # no gold outputs (prompts without references): the pretrained policy is the start
+            start = time.perf_counter()
+            return {**self.evaluate(policy), "sft": "none (no references)", "wall_time_s": time.perf_counter() - start}
         stats = train_policy(policy, items, self.config.train, self.config.train.learning_rate,
                              self.config.train.epochs, stage_seed(seed, key), description=key)
         record = {"train_loss": stats.mean_loss, "train_examples_per_s": stats.examples_per_s, **self.evaluate(policy),

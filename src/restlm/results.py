@@ -120,7 +120,7 @@ def collect_results(config: ExperimentConfig, run: RunDir, task=None) -> dict:
 
         task = build_task(config, None)
     nll, rewards = _histograms(config, run)
-    data = config.data.path if config.data.source == "glue_folder" or config.task != "classification" else config.data.source
+    data = task.data_name()
     metric = task.selection_metric
     guard = task.guard()
     results = {"title": f"ReST on {data} with {config.model.name}", "task": config.task,

@@ -6,12 +6,12 @@
 from restlm.config.loading import (PRESETS, apply_overrides, apply_preset, from_dict, load_config,
                                    read_config_file, to_dict)
 from restlm.config.sections import (BaselinesConfig, DataConfig, ExperimentConfig, ModelConfig,
-                                    RestConfig, RunConfig, TrainConfig, TranslationConfig,
+                                    PromptsConfig, RestConfig, RunConfig, TrainConfig, TranslationConfig,
                                     ZeroShotConfig)
 from restlm.config.validation import validate
 
 __all__ = [
-    "BaselinesConfig", "DataConfig", "ExperimentConfig", "ModelConfig", "RestConfig", "RunConfig",
+    "BaselinesConfig", "DataConfig", "ExperimentConfig", "ModelConfig", "PromptsConfig", "RestConfig", "RunConfig",
     "TrainConfig", "TranslationConfig", "ZeroShotConfig",
     "PRESETS", "apply_overrides", "apply_preset", "from_dict", "load_config", "read_config_file",
     "to_dict", "validate",

@@ -154,6 +154,42 @@ class TranslationConfig:
 
 
 @dataclass
+class PromptsConfig:
+    train: str | None = None
+    """the training prompts: a .jsonl/.csv/.tsv file (or, with `hub`, a split name)"""
+    dev: str | None = None
+    """prompts whose mean reward selects the best step (a file or a split name)"""
+    test: str | None = None
+    """held-out prompts, scored for the report only, by the reward and by `gold` (a file or a split name)"""
+    hub: str | None = None
+    """a Hugging Face dataset id: train/dev/test then name its splits (needs the network or its cache)"""
+    hub_config: str | None = None
+    """the Hugging Face dataset's config name"""
+    format: str | None = None
+    """'jsonl', 'csv' or 'tsv' (None: from each file's suffix)"""
+    prompt_column: str = "prompt"
+    """the column (JSON key) holding the prompt"""
+    reference_column: str | None = None
+    """the column holding a reference output (fine-tuned on first, scored by chrf/bleu); None: no references"""
+    extra_columns: list[str] = field(default_factory=list)
+    """more columns kept on each example (`example.meta[name]`) for a `module:function` reward to read"""
+    prompt: str = "{text}"
+    """the user turn, with {text} the prompt"""
+    system_prompt: str | None = None
+    """the chat template's system turn (None: the template's own default)"""
+    max_new_tokens: int = 64
+    """token limit of a sampled or decoded output"""
+    gold: str | None = None
+    """a second reward spec no method optimises, scored on the test prompts only (None: no gold)"""
+    limit: int | None = None
+    """keep only the first training prompts (fast runs)"""
+    dev_limit: int | None = None
+    """keep only the first dev prompts"""
+    test_limit: int | None = None
+    """keep only the first test prompts"""
+
+
+@dataclass
 class ZeroShotConfig:
     backend: str = "local"
     """'local' (a causal LM through transformers), 'http' (OpenAI-compatible endpoint) or 'none'"""
@@ -195,11 +231,13 @@ class RunConfig:
 @dataclass
 class ExperimentConfig:
     task: str = "classification"
-    """'classification' (sentence (pair) labels, e.g. MRPC) or 'translation' (Multi30k with a generative policy)"""
+    """'classification' (sentence (pair) labels, e.g. MRPC), 'translation' (Multi30k with a generative policy)
+    or 'prompts' (your own prompts and reward, see the `prompts` section)"""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     rest: RestConfig = field(default_factory=RestConfig)
     translation: TranslationConfig = field(default_factory=TranslationConfig)
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     run: RunConfig = field(default_factory=RunConfig)

@@ -8,7 +8,7 @@ from restlm.errors import ConfigError
 
 
 _CHOICES = {
-    "task": ("classification", "translation"),
+    "task": ("classification", "translation", "prompts"),
     "data.source": ("glue_folder", "file", "hub"),
     "rest.sampling": ("argmax", "sample"),
     "rest.threshold": ("reference", "rising", "percentile"),
@@ -59,9 +59,14 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError("rest.improve_kl_coef", f"must be 0 or more; got {config.rest.improve_kl_coef}")
     if config.rest.guard_samples < 0:
         raise ConfigError("rest.guard_samples", f"must be 0 or more; got {config.rest.guard_samples}")
-    for key in ["rest.max_kept_per_input", "model.lora_rank", "translation.max_new_tokens"]:
+    for key in ["rest.max_kept_per_input", "model.lora_rank", "translation.max_new_tokens", "prompts.max_new_tokens",
+                "prompts.limit", "prompts.dev_limit", "prompts.test_limit"]:
         if flat[key] is not None and flat[key] < 1:
             raise ConfigError(key, f"must be at least 1; got {flat[key]}")
+    if config.task == "prompts" and not (config.prompts.train and config.prompts.dev):
+        raise ConfigError("prompts.train", "task 'prompts' needs prompts.train and prompts.dev (files, or split names of prompts.hub)")
+    if "{text}" not in config.prompts.prompt:
+        raise ConfigError("prompts.prompt", f"must contain {{text}}: {config.prompts.prompt!r}")
     if config.data.source == "file" and not (config.data.train and config.data.dev):
         raise ConfigError("data.train", "data.source 'file' needs data.train and data.dev")
 

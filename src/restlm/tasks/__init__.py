@@ -1,20 +1,25 @@
-"""Tasks an `Experiment` can run: 'classification' (MRPC and other labelled sentence pairs) and
-'translation' (Multi30k with a generative policy)."""
+"""Tasks an `Experiment` runs, by the config's `task` name. Each task is one module here that
+registers its class with `@register_task("name")`; a new task is one new file (and its import below).
+
+  classification  MRPC and any labelled sentence (pair) file, a classifier policy
+  translation     Multi30k / IWSLT with a generative policy
+  prompts         the user's own prompts (a file or a HF dataset) and reward, a generative policy
+"""
 from __future__ import annotations
 
 from restlm.config import ExperimentConfig
-from restlm.tasks.base import Task
+from restlm.errors import ConfigError
+from restlm.tasks.base import TASKS, Task, register_task
+
+# each import registers its task
+from restlm.tasks import classification, prompts, translation  # noqa: E402,F401  isort: skip
 
 
 def build_task(config: ExperimentConfig, accelerator) -> Task:
-    """The Task that `config.task` names."""
-    if config.task == "translation":
-        from restlm.tasks.translation import TranslationTask
-
-        return TranslationTask(config, accelerator)
-    from restlm.tasks.classification import ClassificationTask
-
-    return ClassificationTask(config, accelerator)
+    """The Task that `config.task` names; ConfigError for a name no module registered."""
+    if config.task not in TASKS:
+        raise ConfigError("task", f"must be one of {', '.join(sorted(TASKS))}; got {config.task!r}")
+    return TASKS[config.task](config, accelerator)
 
 
-__all__ = ["Task", "build_task"]
+__all__ = ["TASKS", "Task", "build_task", "register_task"]

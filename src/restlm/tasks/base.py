@@ -13,6 +13,21 @@ from restlm.policies.base import Policy, TrainItem
 from restlm.runs import RunDir, fingerprint
 
 
+TASKS: dict[str, type[Task]] = {}
+"""every registered task class by its config name (`task: NAME`)"""
+
+
+def register_task(name: str):
+    """Class decorator: make a Task subclass the task of `task: NAME` in a config."""
+    def register(cls):
+        if name in TASKS and TASKS[name] is not cls:
+            raise ValueError(f"task {name!r} is registered twice ({TASKS[name].__name__}, {cls.__name__})")
+        TASKS[name] = cls
+        return cls
+
+    return register
+
+
 class Task(ABC):
     """One task of `Experiment`: load data, build policies, evaluate them, run baselines."""
 
@@ -59,6 +74,11 @@ class Task(ABC):
         from restlm.rest import check_rest_config
 
         check_rest_config(self.config.rest, policy)
+
+    def data_name(self) -> str:
+        """What the report's title calls the data."""
+        data = self.config.data
+        return data.path if data.source == "glue_folder" else data.source
 
     def baselines(self, run: RunDir) -> None:
         """Record the seed-free baseline stages (none by default)."""

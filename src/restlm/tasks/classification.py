@@ -17,7 +17,7 @@ from restlm.errors import DataError
 from restlm.policies.classifier import ClassifierPolicy
 from restlm.runs import RunDir
 from restlm.stats import classification_metrics
-from restlm.tasks.base import Task
+from restlm.tasks.base import Task, register_task
 
 
 def load_data(config: ExperimentConfig) -> tuple[list[Example], list[Example]]:
@@ -36,6 +36,7 @@ def load_data(config: ExperimentConfig) -> tuple[list[Example], list[Example]]:
     return train, dev
 
 
+@register_task("classification")
 class ClassificationTask(Task):
     selection_metric = "dev_accuracy"
     untrained_label = "untrained head"

@@ -15,11 +15,12 @@ from restlm.data.parallel import MULTI30K_SPLITS, load_iwslt14_valid, load_multi
 from restlm.policies.base import Policy
 from restlm.rewards import build_reward
 from restlm.rewards.generation import corpus_bleu, corpus_chrf
-from restlm.tasks.base import Task
+from restlm.tasks.base import Task, register_task
 
 OUT_OF_DOMAIN = "iwslt"
 
 
+@register_task("translation")
 class TranslationTask(Task):
     selection_metric = "dev_reward"
     untrained_label = "pretrained, prompted (no fine-tuning)"
@@ -52,6 +53,9 @@ class TranslationTask(Task):
     def splits(self) -> dict[str, list[Example]]:
         named = {"train": self.train, "dev": self.dev, **{f"test:{split}": e for split, e in self.tests.items()}}
         return {**named, OUT_OF_DOMAIN: self.out_of_domain} if self.out_of_domain else named
+
+    def data_name(self) -> str:
+        return self.config.data.path
 
     # ---- policy
     def new_policy(self, seed: int) -> Policy:

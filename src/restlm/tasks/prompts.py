@@ -1,0 +1,119 @@
+"""The user's own task: prompts from a file or a Hugging Face dataset, a reward from the spec
+language, an optional gold metric that only the held-out prompts are scored by.
+
+    task: prompts
+    model: {name: smollm2}
+    prompts: {train: my_train.jsonl, dev: my_dev.jsonl, test: my_test.jsonl, reference_column: answer}
+    rest: {reward: my_rewards:length_penalty, original_data: none}
+
+Every step decodes greedily: `dev_reward` (the reward's mean on dev prompts) selects the best
+step; `test_reward` and `test_gold` are for the report only. With a reference column the policy
+is first fine-tuned on the references (G0I0); without one it starts from the pretrained model.
+"""
+from __future__ import annotations
+
+import numpy as np
+from accelerate.utils import set_seed
+
+from restlm.data.examples import Example
+from restlm.data.location import resolve_data_path
+from restlm.data.prompts import load_hub_prompts, read_prompt_table
+from restlm.errors import ConfigError
+from restlm.policies.base import Policy, TrainItem
+from restlm.rewards import build_reward
+from restlm.rewards.generation import generation_reward
+from restlm.runs import RunDir
+from restlm.tasks.base import Task, register_task
+
+
+@register_task("prompts")
+class PromptsTask(Task):
+    selection_metric = "dev_reward"
+    untrained_label = "pretrained, prompted (no fine-tuning)"
+
+    def __init__(self, config, accelerator):
+        super().__init__(config, accelerator)
+        cfg = config.prompts
+        self.reward = build_reward(config.rest.reward)
+        self.gold = build_reward(cfg.gold, key="prompts.gold") if cfg.gold else None
+        self.test: list[Example] = []
+
+    # ---- data
+    def load_data(self) -> None:
+        cfg = self.config.prompts
+        for split in ("train", "dev"):
+            if not getattr(cfg, split):
+                raise ConfigError(f"prompts.{split}", "task 'prompts' needs a train and a dev split (a file, or "
+                                  "a split name of prompts.hub)")
+        self.train = self._split("train", cfg.limit)
+        self.dev = self._split("dev", cfg.dev_limit)
+        self.test = self._split("test", cfg.test_limit) if cfg.test else []
+
+    def _split(self, split: str, limit: int | None) -> list[Example]:
+        cfg = self.config.prompts
+        columns = {"prompt_column": cfg.prompt_column, "reference_column": cfg.reference_column,
+                   "extra_columns": cfg.extra_columns}
+        name = getattr(cfg, split)
+        if cfg.hub:
+            examples = load_hub_prompts(cfg.hub, cfg.hub_config, name, **columns)
+        else:
+            examples = read_prompt_table(resolve_data_path(name), format=cfg.format, **columns)
+        return examples[:limit] if limit is not None else examples
+
+    def splits(self) -> dict[str, list[Example]]:
+        return {"train": self.train, "dev": self.dev, **({"test": self.test} if self.test else {})}
+
+    def data_name(self) -> str:
+        return self.config.prompts.hub or str(self.config.prompts.train)
+
+    # ---- policy
+    def new_policy(self, seed: int) -> Policy:
+        from restlm.policies.generative_loading import load_generative_policy
+
+        set_seed(seed)
+        model, cfg = self.config.model, self.config.prompts
+        lora = {"r": model.lora_rank, "alpha": 2 * model.lora_rank} if model.lora_rank else None
+        return load_generative_policy(model.name, self.accelerator, lora=lora, prompt_template=cfg.prompt,
+                                      system_prompt=cfg.system_prompt, max_length=model.max_length,
+                                      max_new_tokens=cfg.max_new_tokens, batch_size=self.config.train.eval_batch_size)
+
+    def sft_items(self) -> list[TrainItem]:
+        """The references, when the prompts have them; none: the pretrained model is the start."""
+        return [TrainItem(e, e.target) for e in self.train if e.target is not None]
+
+    def check(self, run: RunDir, policy: Policy) -> None:
+        super().check(run, policy)
+        if self.config.prompts.reference_column is None:
+            if self.config.rest.original_data != "none":
+                raise ConfigError("rest.original_data", "the prompts have no references (prompts.reference_column), "
+                                  "so there is no original data to mix in: set rest.original_data=none")
+            if generation_reward(self.config.rest.reward) is not None:
+                raise ConfigError("rest.reward", f"'{self.config.rest.reward}' scores outputs against references; "
+                                  "set prompts.reference_column, or use a reward that needs none")
+            if self.config.rest.reward in ("nll", "correct"):
+                raise ConfigError("rest.reward", f"'{self.config.rest.reward}' is a classifier's reward")
+
+    # ---- evaluation
+    def evaluate(self, policy: Policy) -> dict:
+        sets = {"dev": self.dev, **({"test": self.test} if self.test else {})}
+        everything = [e for examples in sets.values() for e in examples]
+        decoded = [outputs[0] for outputs in policy.sample(everything, greedy=True)]  # one call: one length sort
+        metrics, start = {}, 0
+        for name, examples in sets.items():
+            outputs = decoded[start : start + len(examples)]
+            start += len(examples)
+            metrics[f"{name}_reward"] = float(np.mean(self.reward(policy, examples, outputs)))
+            if self.gold is not None and name == "test":  # the gold sees held-out prompts only
+                metrics["test_gold"] = float(np.mean(self.gold(policy, examples, outputs)))
+        return metrics
+
+    def guard(self) -> tuple[str, str] | None:
+        return ("test_reward", "test_gold") if self.gold is not None and self.config.prompts.test else None
+
+    def metric_columns(self) -> list[tuple[str, str]]:
+        columns = [("dev_reward", "dev reward")]
+        if self.config.prompts.test:
+            columns.append(("test_reward", "test reward"))
+            if self.gold is not None:
+                columns.append(("test_gold", "test gold"))
+        return columns
