@@ -118,3 +118,23 @@ def test_bad_prompt_tables_name_file_and_line(text, message, tmp_path):
     with pytest.raises(DataError) as error:
         read_prompt_table(path, "question")
     assert str(error.value).endswith(message)
+
+
+def test_the_readme_example_config_and_its_rewards(monkeypatch):
+    """examples/own_task: the config loads and validates; its two reward functions on hand cases."""
+    from restlm.config import load_config
+    from restlm.data.examples import Example
+    from restlm.rewards import build_reward
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(sys, "path", [*sys.path, str(root / "examples" / "own_task")])
+    config = load_config("examples/own_task/config.yaml", [])
+    assert (config.task, config.prompts.extra_columns, config.rest.original_data) == ("prompts", ["keyword"], "none")
+    assert [len(read_prompt_table(getattr(config.prompts, s))) for s in ("train", "dev", "test")] == [24, 12, 12]
+    example = Example(text="Write one short sentence about rain that uses the word 'misty'.", meta={"keyword": "misty"})
+    outputs = ["The misty rain fell.", "Rain.", "The rain was misty. It fell all day.", "Mistyness " + "w " * 24]
+    proxy = build_reward(config.rest.reward)(None, [example] * 4, outputs)
+    gold = build_reward(config.prompts.gold)(None, [example] * 4, outputs)
+    assert proxy.tolist() == pytest.approx([1.0, 0.0, 1.0, 0.9])
+    assert gold.tolist() == [1.0, 0.0, 0.0, 0.0]
