@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="per Grow step: reward distribution, kept rows, best and worst samples")
     inspect.add_argument("run_dir")
     inspect.add_argument("--samples", type=int, default=3, help="best and worst samples shown per Grow step")
+    evaluate = commands.add_parser("evaluate", help="score a saved policy (a run, a checkpoint, a model) with a task's metrics")
+    evaluate.add_argument("target", help="a finished run directory (its best checkpoints), a checkpoint or model "
+                          "folder, or a model name")
+    evaluate.add_argument("--task", help="the task's config file (default, for a run directory: the run's own config)")
+    evaluate.add_argument("--split", help="score this file alone, in the task's format, instead of the task's splits")
+    evaluate.add_argument("--out", help="also write the scores to this JSON file (must not exist)")
     for name, text in DELEGATED_HELP.items():
         commands.add_parser(name, help=text, add_help=False)  # listed here; main() hands their argv over whole
     show = commands.add_parser("config", help="print the resolved config (defaults + file + overrides)")
@@ -90,6 +96,22 @@ def _report(args) -> None:
     print(f"report: {written['html']}")
 
 
+def _evaluate(args) -> None:
+    from transformers.utils import logging as hf_logging
+
+    from restlm.evaluate_saved import evaluate_saved
+    from restlm.runs import write_json
+
+    hf_logging.disable_progress_bar()
+    user_modules_importable(args.task)
+    if args.out and Path(args.out).exists():
+        raise RestlmError(f"{args.out}: already exists; choose another --out")
+    scores = evaluate_saved(args.target, args.task, args.split)
+    if args.out:
+        write_json(Path(args.out), scores)
+    print(json.dumps(scores, indent=2))
+
+
 def _inspect(args) -> None:
     from restlm.inspect_run import inspect_run
 
@@ -128,7 +150,7 @@ def _main(argv: list[str]) -> int:
         return _delegated(argv[0], argv[1:])
     args = _parser().parse_args(argv)
     try:
-        {"run": _run, "report": _report, "inspect": _inspect, "config": _config}[args.command](args)
+        {"run": _run, "report": _report, "inspect": _inspect, "config": _config, "evaluate": _evaluate}[args.command](args)
     except AwaitingRatings as pause:  # not a failure: the run waits for people
         print(f"restlm: {pause}", file=sys.stderr)
         return pause.exit_code

@@ -6,6 +6,7 @@ a task decides what a policy is, what its data look like and how a step is score
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 from restlm.config import ExperimentConfig
 from restlm.data.examples import Example
@@ -74,6 +75,14 @@ class Task(ABC):
         from restlm.rest import check_rest_config
 
         check_rest_config(self.config.rest, policy)
+
+    @abstractmethod
+    def read_split(self, path: Path) -> list[Example]:
+        """A file of the task's examples in the task's own format (for `restlm evaluate --split`)."""
+
+    def score_only(self, examples: list[Example]) -> None:
+        """Make `examples` the only set evaluate() scores (as dev)."""
+        self.dev = examples
 
     def data_name(self) -> str:
         """What the report's title calls the data."""

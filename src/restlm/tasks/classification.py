@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from pathlib import Path
 
 from accelerate.utils import set_seed
 
@@ -13,6 +14,7 @@ from restlm.config import ExperimentConfig, to_dict
 from restlm.data.examples import Example
 from restlm.data.location import data_root
 from restlm.data.sentence_pairs import COMMON_KEYS, SOURCE_KEYS, load_classification_split
+from restlm.data.tabular import read_labelled
 from restlm.errors import DataError
 from restlm.policies.classifier import ClassifierPolicy
 from restlm.runs import RunDir
@@ -29,11 +31,15 @@ def load_data(config: ExperimentConfig) -> tuple[list[Example], list[Example]]:
     train = load_classification_split(cfg, "train", root)
     dev = load_classification_split({**cfg, "limit": config.data.dev_limit}, "dev", root)
     for name, examples in (("train", train), ("dev", dev)):
-        bad = next((e for e in examples if e.label is None or not 0 <= e.label < config.model.num_labels), None)
-        if bad is not None:
-            message = f"label {bad.label} is outside 0..{config.model.num_labels - 1} (model.num_labels)"
-            raise DataError(bad.meta.get("path", f"{name} data"), message, bad.meta.get("line"))
+        _check_labels(examples, config.model.num_labels, f"{name} data")
     return train, dev
+
+
+def _check_labels(examples: list[Example], num_labels: int, name: str) -> None:
+    bad = next((e for e in examples if e.label is None or not 0 <= e.label < num_labels), None)
+    if bad is not None:
+        message = f"label {bad.label} is outside 0..{num_labels - 1} (model.num_labels)"
+        raise DataError(bad.meta.get("path", name), message, bad.meta.get("line"))
 
 
 @register_task("classification")
@@ -43,6 +49,13 @@ class ClassificationTask(Task):
 
     def load_data(self) -> None:
         self.train, self.dev = load_data(self.config)
+
+    def read_split(self, path: Path) -> list[Example]:
+        data = self.config.data
+        examples = read_labelled(path, text_column=data.text_column, text_pair_column=data.text_pair_column,
+                                 label_column=data.label_column, label_set=data.label_set)
+        _check_labels(examples, self.config.model.num_labels, str(path))
+        return examples
 
     def new_policy(self, seed: int) -> ClassifierPolicy:
         set_seed(seed)  # the new classification head is drawn from this seed

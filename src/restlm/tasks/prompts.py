@@ -12,6 +12,8 @@ is first fine-tuned on the references (G0I0); without one it starts from the pre
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from accelerate.utils import set_seed
 
@@ -60,6 +62,13 @@ class PromptsTask(Task):
             examples = read_prompt_table(resolve_data_path(name), format=cfg.format, **columns)
         return examples[:limit] if limit is not None else examples
 
+    def read_split(self, path: Path) -> list[Example]:
+        cfg = self.config.prompts
+        return read_prompt_table(path, cfg.prompt_column, cfg.reference_column, cfg.extra_columns, cfg.format)
+
+    def score_only(self, examples: list[Example]) -> None:
+        self.dev, self.test = [], examples  # as held-out prompts: the gold scores them too
+
     def splits(self) -> dict[str, list[Example]]:
         return {"train": self.train, "dev": self.dev, **({"test": self.test} if self.test else {})}
 
@@ -95,7 +104,7 @@ class PromptsTask(Task):
 
     # ---- evaluation
     def evaluate(self, policy: Policy) -> dict:
-        sets = {"dev": self.dev, **({"test": self.test} if self.test else {})}
+        sets = {name: examples for name, examples in (("dev", self.dev), ("test", self.test)) if examples}
         everything = [e for examples in sets.values() for e in examples]
         decoded = [outputs[0] for outputs in policy.sample(everything, greedy=True)]  # one call: one length sort
         metrics, start = {}, 0

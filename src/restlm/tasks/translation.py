@@ -7,6 +7,8 @@ mean training reward of the decoded sentences (`dev_reward`), which selects the 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from accelerate.utils import set_seed
 
 from restlm.data.examples import Example
@@ -53,6 +55,14 @@ class TranslationTask(Task):
     def splits(self) -> dict[str, list[Example]]:
         named = {"train": self.train, "dev": self.dev, **{f"test:{split}": e for split, e in self.tests.items()}}
         return {**named, OUT_OF_DOMAIN: self.out_of_domain} if self.out_of_domain else named
+
+    def read_split(self, path: Path) -> list[Example]:
+        """`path` is the source side (`X.de`); the references are beside it (`X.en`)."""
+        cfg = self.config.translation
+        return read_parallel(path, path.with_suffix(f".{cfg.target_lang}"))
+
+    def score_only(self, examples: list[Example]) -> None:
+        self.dev, self.tests, self.out_of_domain = examples, {}, []
 
     def data_name(self) -> str:
         return self.config.data.path
