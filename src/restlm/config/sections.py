@@ -204,6 +204,10 @@ class ZeroShotConfig:
         "Sentence 2: {sentence2}. Answer with 'Yes' or 'No'."
     )
     """the prompt, with {sentence1} and {sentence2}"""
+    max_unparsed: float = 0.5
+    """fail the baseline when more than this share of replies is neither yes nor no"""
+    timeout_s: float = 60.0
+    """for 'http': the whole-request timeout in seconds"""
 
 
 @dataclass
