@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from restlm.report.atomic import write_text_atomic
+from restlm.runs import write_atomic
 from restlm.report.cells import histogram_groups
 from restlm.report.document import report_markdown
 from restlm.report.figures import (
@@ -49,7 +49,8 @@ def write_report(run_dir: Path, results: dict) -> dict[str, Path]:
     run_dir.mkdir(parents=True, exist_ok=True)
     figures = _write_figures(run_dir, results)
     md_text = report_markdown(results, {stem: path.name for stem, path in figures.items()})
-    md_path = write_text_atomic(run_dir / "report.md", md_text)
-    page = markdown_to_html(md_text, results.get("title", "ReST report"), run_dir)
-    html_path = write_text_atomic(run_dir / "report.html", page)
+    md_path = write_atomic(run_dir / "report.md", md_text)
+    page = markdown_to_html(md_text, str(results.get("title", "ReST report")), run_dir,
+                            {path.name for path in figures.values()})
+    html_path = write_atomic(run_dir / "report.html", page)
     return {"md": md_path, "html": html_path, **figures}

@@ -25,32 +25,45 @@ code, pre { background: #f5f5f5; border-radius: 3px; }
 pre { padding: .8em; font-size: 12px; }
 """
 
-_IMG_SRC = re.compile(r'(<img\b[^>]*\bsrc=")([^"]+)(")')
+_IMG = re.compile(r'<img\b[^>]*\bsrc="([^"]*)"[^>]*>')
+# raw HTML, and links, in the markdown are never markup: every string of a config, a data file or a
+# results file reaches the page as text. Images stay: only the run's own figures are embedded.
+_UNSAFE_PATTERNS = ("html", "entity", "link", "reference", "short_reference", "autolink", "automail")
 
 
-def _embed_images(body: str, image_dir: Path) -> str:
-    """Replace each relative <img src> with a data: URI of the file under image_dir."""
+class _TextOnly(markdown.Extension):
+    def extendMarkdown(self, md):  # noqa: N802 (markdown's name)
+        md.preprocessors.deregister("html_block")
+        for name in _UNSAFE_PATTERNS:
+            if name in md.inlinePatterns:
+                md.inlinePatterns.deregister(name)
+
+
+def _embed_images(body: str, image_dir: Path, figures: set[str]) -> str:
+    """Replace each <img> of one of `figures` (bare file names under image_dir) by the image as a
+    data: URI; any other <img> (a path, a URL, a name the report did not write) becomes text."""
     def to_data_uri(match: re.Match) -> str:
-        src = html.unescape(match.group(2))
-        if re.match(r"^[a-z][a-z0-9+.-]*:", src):  # already data:, http: ...
-            return match.group(0)
-        data = (image_dir / src).read_bytes()  # a missing figure is a bug: let it raise
-        mime = "image/png" if src.lower().endswith(".png") else "application/octet-stream"
-        uri = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-        return match.group(1) + uri + match.group(3)
-    return _IMG_SRC.sub(to_data_uri, body)
+        src = html.unescape(match.group(1))
+        if src not in figures or Path(src).name != src or not (image_dir / src).is_file():
+            return f"<em>[figure not embedded: {html.escape(src)}]</em>"
+        data = (image_dir / src).read_bytes()
+        uri = f"data:image/png;base64,{base64.b64encode(data).decode('ascii')}"
+        return match.group(0).replace(f'src="{match.group(1)}"', f'src="{uri}"', 1)
+    return _IMG.sub(to_data_uri, body)
 
 
-def markdown_to_html(md_text: str, title: str, image_dir: Path) -> str:
+def markdown_to_html(md_text: str, title: str, image_dir: Path, figures: set[str] | None = None) -> str:
     """Render markdown (with the `tables` extension) to a standalone HTML page.
 
-    In: the markdown, the page title, and the directory that relative image paths point into.
-    Out: the HTML text; every relative image is inlined, so the page is one file.
+    In: the markdown, the page title, the directory the figures are in, and the file names of the
+    figures the report wrote (`figures`; only those are embedded). Raw HTML and links in the
+    markdown are escaped: they come from configs, data and results files, never from the report.
+    Out: the HTML text, one self-contained file.
     """
-    body = markdown.markdown(md_text, extensions=["tables"], output_format="html")
+    body = markdown.markdown(md_text, extensions=["tables", _TextOnly()], output_format="html")
     body = body.replace("<table>", '<div class="table-wrap"><table>').replace(
         "</table>", "</table></div>")  # wide Table 2 scrolls instead of overflowing the page
-    body = _embed_images(body, Path(image_dir))
+    body = _embed_images(body, Path(image_dir), set(figures or ()))
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n"
             f"<body>\n{body}\n</body>\n</html>\n")
