@@ -170,7 +170,7 @@ def test_http_server_error_is_one_line_naming_url(server):
 
 
 def test_http_unreachable_is_restlm_error(server):
-    closed = HttpLLMZeroShot("http://127.0.0.1:9/v1", "m", timeout=5, progress=False)
+    closed = HttpLLMZeroShot("http://127.0.0.1:9/v1", "m", timeout_s=5, progress=False)
     with pytest.raises(RestlmError, match="127.0.0.1:9/v1/chat/completions"):
         closed.predict([Example("alpha", "x")])
 
@@ -190,9 +190,9 @@ def test_build_zero_shot_from_config(monkeypatch):
     assert build_zero_shot({"backend": "none"}) is None
     monkeypatch.setenv("MY_KEY", "sk-1")
     clf = build_zero_shot({"backend": "http", "url": "http://h/v1", "model": "m", "api_key_env": "MY_KEY",
-                           "prompt": "{sentence1}/{sentence2}", "timeout": 3})
+                           "prompt": "{sentence1}/{sentence2}", "timeout_s": 3})
     assert isinstance(clf, HttpLLMZeroShot)
-    assert (clf.url, clf.api_key, clf.timeout, clf.prompt) == ("http://h/v1/chat/completions", "sk-1", 3.0,
+    assert (clf.url, clf.api_key, clf.timeout_s, clf.prompt) == ("http://h/v1/chat/completions", "sk-1", 3.0,
                                                                "{sentence1}/{sentence2}")
 
 

@@ -8,10 +8,15 @@ Neither is trained or calibrated: this is the "just ask an LLM" reference point.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
+import math
 import os
 import re
+import sys
+import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Protocol
 
@@ -19,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from restlm.data.examples import Example
-from restlm.errors import ConfigError, RestlmError
+from restlm.errors import ConfigError, ModelLoadError, RestlmError
 
 DEFAULT_PROMPT = (
     "Are the following two sentences paraphrases of each other? "
@@ -36,6 +41,11 @@ PLAIN_ANSWER_CUE = "\nAnswer:"
 
 class ZeroShotClassifier(Protocol):
     """What every zero-shot backend offers."""
+
+    unparsed: int
+    """how many replies of the last `predict` were neither yes nor no (always 0 for 'local')"""
+    unparsed_fraction: float
+    """that count as a share of the last `predict`'s examples"""
 
     def predict(self, examples: list[Example]) -> list[int]:
         """Sentence pairs in, one label per pair out: 1 = paraphrase ("Yes"), 0 = not."""
@@ -71,7 +81,11 @@ class LocalLLMZeroShot:
     by "\\nAnswer:". Pass `model` and `tokenizer` to use objects already in memory.
     Not supported: answers that are not a single token, calibration of the decision threshold
     (a pair is "Yes" exactly when its summed Yes probability beats the No one).
+    Every pair gets an answer, so `unparsed` is always 0.
     """
+
+    unparsed = 0
+    unparsed_fraction = 0.0
 
     def __init__(self, model_name: str = "smollm2", prompt: str = DEFAULT_PROMPT,
                  batch_size: int = 8, *, model=None, tokenizer=None, progress: bool = True):
@@ -91,7 +105,8 @@ class LocalLLMZeroShot:
         self.yes_ids = _single_token_ids(tokenizer, YES_VARIANTS)
         self.no_ids = _single_token_ids(tokenizer, NO_VARIANTS)
         if not self.yes_ids or not self.no_ids:
-            raise RestlmError(f"model '{model_name}': tokenizer has no single-token Yes/No answer")
+            raise ModelLoadError(model_name, "its tokenizer has no single-token Yes/No answer, so it cannot "
+                                             "be a zero-shot baseline")
 
     def render(self, example: Example) -> str:
         """The exact text fed to the model for one example."""
@@ -145,6 +160,9 @@ def _single_token_ids(tokenizer, words: tuple[str, ...]) -> list[int]:
 
 
 _ANSWER = re.compile(r"^[^a-z0-9]*(yes|no)\b")
+MAX_REPLY_BYTES = 1 << 20
+"""a chat reply of a few tokens is a few hundred bytes; anything past 1 MiB is not an answer"""
+_WARNED_HOSTS: set[str] = set()
 
 
 def parse_yes_no(reply: str) -> int | None:
@@ -153,51 +171,139 @@ def parse_yes_no(reply: str) -> int | None:
     return None if match is None else int(match.group(1) == "yes")
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default
+
+
+def _is_local(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a 307/308 (POST and body kept) within the endpoint's origin; refuse anything else,
+    so the API key never reaches another host and a POST never silently turns into a GET."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        newurl = urllib.parse.urljoin(req.full_url, newurl)
+        if _origin(newurl) != _origin(req.full_url) or code not in (307, 308):
+            raise RestlmError(f"zero-shot endpoint {req.full_url}: redirected (HTTP {code}) to {newurl}; "
+                              f"not followed (the key stays with the host you named): set "
+                              f"baselines.zero_shot.url to the address you mean")
+        return urllib.request.Request(newurl, data=req.data, method=req.get_method(),
+                                      headers={**req.headers, **req.unredirected_hdrs})
+
+
+_OPENER = urllib.request.build_opener(_SameOriginRedirects)
+
+
 class HttpLLMZeroShot:
     """Zero-shot through an OpenAI-compatible chat completions endpoint (llama.cpp server,
     vLLM, Ollama, OpenAI, ...). One request per pair at temperature 0; standard library only.
 
     `url` is the API base (".../v1") or the full ".../chat/completions" address. A reply that
-    starts with neither yes nor no counts as 0; `unparsed` holds how many of the last
-    `predict` call's replies that was. Network and HTTP errors raise RestlmError.
+    starts with neither yes nor no counts as 0; `unparsed` and `unparsed_fraction` say how many
+    of the last `predict` call's replies that was, and `predict` fails when the share is above
+    `max_unparsed`. Each request has `timeout_s` seconds in all (connect, wait and read) and at
+    most 1 MiB of reply. The key is never sent to another origin: a redirect off the endpoint's
+    scheme, host and port is refused. Network, HTTP and reply errors raise a one-line RestlmError.
     """
 
     def __init__(self, url: str, model: str, prompt: str = DEFAULT_PROMPT,
-                 api_key: str | None = None, timeout: float = 30, max_tokens: int = 5,
-                 progress: bool = True):
+                 api_key: str | None = None, timeout_s: float = 60, max_tokens: int = 5,
+                 max_unparsed: float = 0.5, progress: bool = True):
         base = url.rstrip("/")
         self.url = base if base.endswith("/chat/completions") else base + "/chat/completions"
         self.model = model
         self.prompt = check_prompt(prompt)
         self.api_key = api_key
-        self.timeout = timeout
+        self.timeout_s = float(timeout_s)
         self.max_tokens = max_tokens
+        self.max_unparsed = float(max_unparsed)
         self.progress = progress
         self.unparsed = 0
+        self.unparsed_fraction = 0.0
+        scheme, host, _ = _origin(self.url)
+        if scheme == "http" and not _is_local(host) and host not in _WARNED_HOSTS:
+            _WARNED_HOSTS.add(host)
+            print(f"restlm: warning: zero-shot endpoint {self.url} is plain http to another machine: the "
+                  f"sentences{' and the API key' if api_key else ''} travel unencrypted", file=sys.stderr)
 
     def predict(self, examples: list[Example]) -> list[int]:
-        """Sentence pairs in, one 0/1 label per pair out (unparsable replies give 0)."""
-        self.unparsed = 0
-        labels = []
+        """Sentence pairs in, one 0/1 label per pair out (unparsable replies give 0).
+        Raises RestlmError when more than `max_unparsed` of the replies were neither yes nor no."""
+        self.unparsed, labels, example_reply = 0, [], None
         for ex in tqdm(examples, desc="zero-shot (http)", unit="pair", disable=not self.progress):
-            label = parse_yes_no(self.complete(fill_prompt(self.prompt, ex)))
+            reply = self.complete(fill_prompt(self.prompt, ex))
+            label = parse_yes_no(reply)
             if label is None:
                 self.unparsed += 1
+                example_reply = reply if example_reply is None else example_reply
             labels.append(label or 0)
+        self.unparsed_fraction = self.unparsed / len(examples) if examples else 0.0
+        if self.unparsed_fraction > self.max_unparsed:
+            shown = " ".join(example_reply.split())[:80]
+            raise RestlmError(f"zero-shot endpoint {self.url}: {self.unparsed} of {len(examples)} replies "
+                              f"({self.unparsed_fraction:.0%}) were neither yes nor no (e.g. {shown!r}), "
+                              f"above baselines.zero_shot.max_unparsed = {self.max_unparsed:g}")
         return labels
 
     def complete(self, text: str) -> str:
-        """Send one user message, return the reply text."""
+        """Send one user message, return the reply text ("" for a null content)."""
         body = {"model": self.model, "messages": [{"role": "user", "content": text}],
                 "temperature": 0, "max_tokens": self.max_tokens}
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
         request = urllib.request.Request(self.url, data=json.dumps(body).encode(),
-                                         headers=headers, method="POST")
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        if self.api_key:
+            # an unredirected header is not copied by urllib onto a redirect's new request
+            request.add_unredirected_header("Authorization", f"Bearer {self.api_key}")
+        payload = self._within_timeout(lambda: self._post(request))
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                payload = json.loads(response.read().decode("utf-8"))
+            content = payload["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise RestlmError(f"zero-shot endpoint {self.url}: reply has no "
+                              f"choices[0].message.content") from None
+        if content is not None and not isinstance(content, str):
+            raise RestlmError(f"zero-shot endpoint {self.url}: choices[0].message.content is a "
+                              f"{type(content).__name__}, not text")
+        return content or ""
+
+    def _within_timeout(self, call):
+        # urllib's timeout bounds each socket read, so a server that drips a byte a second never
+        # times out; a worker thread bounds the whole request (it is left to die on its own)
+        outcome: dict = {}
+
+        def work():
+            try:
+                outcome["value"] = call()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                outcome["error"] = exc
+        worker = threading.Thread(target=work, daemon=True, name="restlm-zero-shot-request")
+        worker.start()
+        worker.join(self.timeout_s)
+        if worker.is_alive():
+            raise RestlmError(f"zero-shot endpoint {self.url}: no complete reply within {self.timeout_s:g} s "
+                              f"(baselines.zero_shot.timeout_s)")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+
+    def _post(self, request: urllib.request.Request) -> dict:
+        try:
+            with _OPENER.open(request, timeout=self.timeout_s) as response:
+                declared = response.headers.get("Content-Length")
+                if declared and declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
+                    raise RestlmError(self._too_big())
+                data = response.read(MAX_REPLY_BYTES + 1)
+                if len(data) > MAX_REPLY_BYTES:
+                    raise RestlmError(self._too_big())
+            return json.loads(data.decode("utf-8"))
         except urllib.error.HTTPError as exc:
             raise RestlmError(f"zero-shot endpoint {self.url}: HTTP {exc.code} "
                               f"{exc.reason}{_error_detail(exc)}") from None
@@ -207,17 +313,15 @@ class HttpLLMZeroShot:
             raise RestlmError(f"zero-shot endpoint {self.url}: {type(exc).__name__} {exc}") from None
         except ValueError:
             raise RestlmError(f"zero-shot endpoint {self.url}: reply is not JSON") from None
-        try:
-            return payload["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
-            raise RestlmError(f"zero-shot endpoint {self.url}: reply has no "
-                              f"choices[0].message.content") from None
+
+    def _too_big(self) -> str:
+        return f"zero-shot endpoint {self.url}: reply larger than {MAX_REPLY_BYTES // (1 << 20)} MiB; not read"
 
 
 def _error_detail(exc: urllib.error.HTTPError) -> str:
     # OpenAI-style servers explain the failure in {"error": {"message": ...}}
     try:
-        message = json.loads(exc.read().decode("utf-8"))["error"]["message"]
+        message = json.loads(exc.read(64 * 1024).decode("utf-8"))["error"]["message"]
     except Exception:  # noqa: BLE001 - the detail is a nicety; the status line is enough
         return ""
     return f": {' '.join(str(message).split())[:200]}"
@@ -226,7 +330,68 @@ def _error_detail(exc: urllib.error.HTTPError) -> str:
 # ---------------------------------------------------------------- from config
 
 
-_KEYS = {"backend", "model", "url", "prompt", "api_key_env", "batch_size", "timeout", "max_tokens"}
+_WHERE = "baselines.zero_shot"
+_KEYS = {"backend", "model", "url", "prompt", "api_key_env", "batch_size", "timeout_s", "max_tokens",
+         "max_unparsed"}
+_BACKENDS = ("local", "http", "none")
+
+
+def _number(cfg: dict, key: str, low: float, high: float, integer: bool = False):
+    """cfg[key] if it is a number in [low, high] (an int when `integer`), else ConfigError."""
+    value = cfg[key]
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not (math.isfinite(value) and low <= value <= high):
+        raise ConfigError(f"{_WHERE}.{key}", f"must be {'an integer' if integer else 'a number'} "
+                                             f"in [{low:g}, {high:g}], got {value!r}")
+    return value
+
+
+def check_zero_shot(cfg: dict) -> None:
+    """Check the `baselines.zero_shot` section without loading a model or touching the network:
+    known keys and backend, a prompt with only {sentence1} and {sentence2}, numbers in range, and
+    for 'http' a url with an http(s) scheme and a host, a model, and the key's environment variable
+    set (when api_key_env is not null). Raises ConfigError naming the key; returns None."""
+    for key in cfg:
+        if key not in _KEYS:
+            raise ConfigError(f"{_WHERE}.{key}", f"unknown key; known: {', '.join(sorted(_KEYS))}")
+    backend = cfg.get("backend") or "none"
+    if backend not in _BACKENDS:
+        raise ConfigError(f"{_WHERE}.backend", f"unknown backend {backend!r}; use local, http or none")
+    prompt = cfg.get("prompt") or DEFAULT_PROMPT
+    if not isinstance(prompt, str):
+        raise ConfigError(f"{_WHERE}.prompt", f"must be a string, got {type(prompt).__name__}")
+    check_prompt(prompt)
+    if backend == "none":
+        return
+    for key, low, high, integer in (("max_unparsed", 0, 1, False), ("timeout_s", 1e-3, 86400, False),
+                                    ("batch_size", 1, 1 << 20, True), ("max_tokens", 1, 1 << 20, True)):
+        if cfg.get(key) is not None:
+            _number(cfg, key, low, high, integer)
+    if not cfg.get("model") or not isinstance(cfg["model"], str):
+        raise ConfigError(f"{_WHERE}.model", f"required (a string) when backend is {backend!r}")
+    if backend == "http":
+        _check_url(cfg.get("url"))
+        env = cfg.get("api_key_env")
+        if env and not os.environ.get(env):
+            raise ConfigError(f"{_WHERE}.api_key_env", f"environment variable {env} is not set (set it, or "
+                                                       f"set api_key_env to null for an endpoint without a key)")
+
+
+def _check_url(url) -> None:
+    key = f"{_WHERE}.url"
+    if not url:
+        raise ConfigError(key, "required when backend is 'http'")
+    if not isinstance(url, str):
+        raise ConfigError(key, f"must be a string, got {type(url).__name__}")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ConfigError(key, f"{url!r} needs an http:// or https:// scheme")
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if not parts.hostname or not port_ok or any(c.isspace() for c in url):
+        raise ConfigError(key, f"{url!r} has no valid host[:port]")
 
 
 def build_zero_shot(cfg: dict) -> ZeroShotClassifier | None:
@@ -234,31 +399,19 @@ def build_zero_shot(cfg: dict) -> ZeroShotClassifier | None:
 
     In: a plain dict, e.g. {"backend": "local", "model": "smollm2"} or {"backend": "http",
     "url": "http://127.0.0.1:8080/v1", "model": "...", "api_key_env": "OPENAI_API_KEY"};
-    "prompt" is optional. Out: a classifier, or None for backend "none" (the default).
-    Raises ConfigError naming the key for unknown keys, backends or missing values.
+    the other keys are optional. Out: a classifier, or None for backend "none" (the default).
+    Raises ConfigError naming the key (check_zero_shot), and ModelLoadError for a local model
+    that cannot be loaded or has no single-token Yes/No: both one line, so call it before a run starts.
     """
-    where = "baselines.zero_shot"
-    for key in cfg:
-        if key not in _KEYS:
-            raise ConfigError(f"{where}.{key}", f"unknown key; known: {', '.join(sorted(_KEYS))}")
+    check_zero_shot(cfg)
     backend = cfg.get("backend") or "none"
-    prompt = check_prompt(cfg.get("prompt") or DEFAULT_PROMPT)
-    if backend == "none":
-        return None
+    prompt = cfg.get("prompt") or DEFAULT_PROMPT
     if backend == "local":
-        return LocalLLMZeroShot(cfg.get("model") or "smollm2", prompt,
-                                batch_size=int(cfg.get("batch_size", 8)))
+        return LocalLLMZeroShot(cfg["model"], prompt, batch_size=int(cfg.get("batch_size") or 8))
     if backend == "http":
-        for key in ("url", "model"):
-            if not cfg.get(key):
-                raise ConfigError(f"{where}.{key}", "required when backend is 'http'")
-        api_key = None
-        if cfg.get("api_key_env"):
-            api_key = os.environ.get(cfg["api_key_env"])
-            if not api_key:
-                raise ConfigError(f"{where}.api_key_env",
-                                  f"environment variable {cfg['api_key_env']} is not set")
-        return HttpLLMZeroShot(cfg["url"], cfg["model"], prompt, api_key=api_key,
-                               timeout=float(cfg.get("timeout", 30)),
-                               max_tokens=int(cfg.get("max_tokens", 5)))
-    raise ConfigError(f"{where}.backend", f"unknown backend '{backend}'; use local, http or none")
+        env = cfg.get("api_key_env")
+        return HttpLLMZeroShot(cfg["url"], cfg["model"], prompt, api_key=os.environ.get(env) if env else None,
+                               timeout_s=float(cfg.get("timeout_s") or 60),
+                               max_tokens=int(cfg.get("max_tokens") or 5),
+                               max_unparsed=float(0.5 if cfg.get("max_unparsed") is None else cfg["max_unparsed"]))
+    return None
