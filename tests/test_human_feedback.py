@@ -103,11 +103,13 @@ def test_empty_malformed_and_missing_ratings_name_file_and_line(tmp_path):
 
     jsonl = write_rating_file(tmp_path / "r.jsonl", EXAMPLES, OUTPUTS)
     assert one_line_error(read_rewards, jsonl) == f"{jsonl}:1: rating is empty: every output needs a rating"
-    jsonl.write_text('{"uid": "a", "prompt": "x", "output": "y", "rating": 1}\n{"uid": "a", "prompt": "x"\n')
+    first = json.loads(jsonl.read_text().splitlines()[0])
+    jsonl.write_text(json.dumps({**first, "rating": 1}) + '\n{"uid": "a", "prompt": "x"\n')
     assert one_line_error(read_rewards, jsonl).startswith(f"{jsonl}:2: not a JSON line")
-    jsonl.write_text('{"uid": "a", "prompt": "x", "rating": 1}\n')
-    assert one_line_error(read_rewards, jsonl) == f"{jsonl}:1: no 'output' field (a rating file has uid, prompt, output, rating)"
-    jsonl.write_text('{"uid": "a", "prompt": "x", "output": "y", "rating": true}\n')
+    jsonl.write_text(json.dumps({k: v for k, v in first.items() if k != "output"}) + "\n")
+    assert one_line_error(read_rewards, jsonl) == (
+        f"{jsonl}:1: no 'output' field (a rating file has id, uid, prompt, output, rating)")
+    jsonl.write_text(json.dumps({**first, "rating": True}) + "\n")
     assert one_line_error(read_rewards, jsonl) == f"{jsonl}:1: rating True is not a number"
 
     assert "no such rating file" in one_line_error(read_rewards, tmp_path / "missing.csv")
