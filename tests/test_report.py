@@ -188,3 +188,15 @@ def test_compute_counts_each_stage_once_not_the_cumulative_cell_times():
              cell(1000, 0, 0, 100.0, total=100.0), cell(1000, 1, 1, 3.0, 20.0, 123.0)]
     assert training_seconds(cells) == pytest.approx(100 + 10 + 5 + 7 + 20 + 3)
     assert training_seconds([]) == 0.0
+
+
+@pytest.mark.parametrize("fraction,shown", [(0.0, "0.0% of replies unparsed"), (0.25, "25.0% of replies unparsed"),
+                                            (1.0, "100.0% of replies unparsed")])
+def test_zero_shot_row_shows_its_unparsed_share(fraction, shown):
+    from restlm.report.tables import table1_markdown
+
+    results = synthetic_results(seeds=(0,), ns=(100,))
+    results["baselines"]["zero-shot LLM (m)"] = {"accuracy": [0.5], "f1": [0.4], "unparsed_fraction": fraction}
+    row = next(line for line in table1_markdown(results).splitlines() if line.startswith("| zero-shot LLM (m)"))
+    assert shown in row and "| 0.5000 |" in row and "0.7819 (GPT-4 zero-shot)" in row
+    assert "unparsed" not in table1_markdown(synthetic_results(seeds=(0,), ns=(100,)))

@@ -68,10 +68,11 @@ def _header(results: dict) -> list[str]:
     for key in CONFIG_FACTS:
         fact = _config_fact(config.get(key)) if isinstance(config, dict) else None
         if fact:
-            facts.append(f"{key.capitalize()}: `{fact}`")
+            facts.append(f"{key.capitalize()}: `{' '.join(fact.split())}`")
     if compute := training_seconds(results.get("cells", [])):
         facts.append(f"Compute: {compute / 3600:.2f} h (fine-tuning, Grow and Improve steps)")
-    return [f"# {results.get('title', 'ReST report')}", "", " · ".join(facts)]
+    title = " ".join(str(results.get("title", "ReST report")).split())  # one line: a heading, nothing more
+    return [f"# {title}", "", " · ".join(facts)]
 
 
 def training_seconds(cells: list[dict]) -> float:

@@ -14,9 +14,10 @@ NONE = "—"
 # ---- formatting ----
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A pipe table that python-markdown's `tables` extension renders; '|' in cells is escaped."""
+    """A pipe table that python-markdown's `tables` extension renders; '|' in cells is escaped and
+    line breaks become spaces (a name from a config must not end the table)."""
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+        return "| " + " | ".join(" ".join(str(c).split()).replace("|", "\\|") for c in cells) + " |"
     align = ["---"] + ["---:"] * (len(header) - 1)  # numbers read best right-aligned
     return "\n".join([line(header), line(align)] + [line(r) for r in rows])
 
@@ -56,6 +57,9 @@ def _baseline_rows(results: dict, used: set) -> list[list[str]]:
         shown = f"{float(paper1[paper_row]):.4f} ({paper_row})" if paper_row else NONE
         used.add(paper_row)
         acc, f1 = _as_list(metrics.get("accuracy")), _as_list(metrics.get("f1"))
+        unparsed = metrics.get("unparsed_fraction")  # zero-shot: replies neither yes nor no, counted as no
+        if isinstance(unparsed, (int, float)):
+            name = f"{name} ({float(unparsed):.1%} of replies unparsed, counted as No)"
         rows.append([name, str(len(acc)), mean_std(acc), ci95(acc), mean_std(f1), shown])
     return rows
 
