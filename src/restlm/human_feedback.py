@@ -109,13 +109,13 @@ def read_ratings(path: str | Path, examples: Sequence[Example] | None = None,
     rows = _jsonl_rows(path, text) if _format(path) == "jsonl" else _csv_rows(path, text)
     samples, lines, rows_written = {}, {}, None
     for line, row in rows:
-        row_number, count = _check_row(path, line, row)
+        row_number, count, cell = _row_place(path, line, row)
         rows_written = rows_written or count
         if count != rows_written:
-            raise DataError(path, f"id {row['id'].strip()!r} is not from this file (its other ids say "
-                                  f"{rows_written} rows)", line)
+            raise DataError(path, f"id {cell!r} is not from this file (its other ids say {rows_written} rows)", line)
         if row_number in lines:
-            raise DataError(path, f"id {row['id'].strip()!r} appears twice (also line {lines[row_number]})", line)
+            raise DataError(path, f"id {cell!r} appears twice (also line {lines[row_number]})", line)
+        _check_text(path, line, row, cell)
         lines[row_number] = line
         pair = row.get("prompt_pair")
         samples[row_number] = RatedSample(row_number, row["uid"], row["prompt"], pair if pair else None,
@@ -201,8 +201,8 @@ def _row_id(row: int, rows: int, text: tuple[str, str, str, str]) -> str:
     return f"r{row}/{rows}:{digest}"
 
 
-def _check_row(path: Path, line: int, row: dict) -> tuple[int, int]:
-    """(row, rows) of a row whose id is well formed and whose text is as written, else DataError."""
+def _row_place(path: Path, line: int, row: dict) -> tuple[int, int, str]:
+    """(row, rows, id) from a row's id cell, else DataError."""
     for name in ("id", *TEXT_FIELDS):
         if name in row and row[name] is not None and not isinstance(row[name], str):
             raise DataError(path, f"'{name}' must be text, not {json.dumps(row[name])[:40]}", line)
@@ -212,12 +212,16 @@ def _check_row(path: Path, line: int, row: dict) -> tuple[int, int]:
     match = ROW_ID.fullmatch(cell)
     if not match or not 1 <= int(match[1]) <= int(match[2]):
         raise DataError(path, f"id {cell!r} is not one this file was written with (ids look like r1/10:<digest>)", line)
-    row_number, rows = int(match[1]), int(match[2])
+    return int(match[1]), int(match[2]), cell
+
+
+def _check_text(path: Path, line: int, row: dict, cell: str) -> None:
+    """DataError unless the row's text is the text its id was written with."""
+    row_number, rows = (int(part) for part in ROW_ID.fullmatch(cell).groups()[:2])
     text = (row["uid"], row["prompt"], row.get("prompt_pair") or "", row["output"])
     if _row_id(row_number, rows, text) != cell:
         raise DataError(path, f"row {cell!r}: its prompt or output is not the text written (edited?); "
                               "only the 'rating' column is for filling in", line)
-    return row_number, rows
 
 
 def _check_written(path: Path, samples: dict[int, RatedSample], rows: int | None,
@@ -242,8 +246,9 @@ def _format(path: Path) -> str:
 def _decoded(path: Path) -> str:
     """The file as text: UTF-8, with or without the BOM that Excel writes."""
     data = path.read_bytes()
+    data = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data[:error.start].count(b"\n") + 1
         raise DataError(path, f"not UTF-8 text (byte 0x{data[error.start]:02x}): save it as 'CSV UTF-8'", line) from None
