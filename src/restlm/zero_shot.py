@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import string
 import sys
 import threading
 import urllib.error
@@ -55,11 +56,14 @@ class ZeroShotClassifier(Protocol):
 def check_prompt(prompt: str) -> str:
     """Return `prompt` if it is a format string using only {sentence1} and {sentence2}."""
     try:
+        fields = {field for _, field, _, _ in string.Formatter().parse(prompt) if field is not None}
         prompt.format(sentence1="", sentence2="")
-    except (KeyError, IndexError, ValueError) as exc:
+        if fields - {"sentence1", "sentence2"}:
+            raise KeyError(", ".join(sorted(fields - {"sentence1", "sentence2"})))
+    except Exception as exc:  # noqa: BLE001 - any failure of str.format is a bad prompt
         raise ConfigError("baselines.zero_shot.prompt",
                           f"must be a format string with only {{sentence1}} and {{sentence2}} "
-                          f"({type(exc).__name__}: {exc})") from None
+                          f"({type(exc).__name__}: {' '.join(str(exc).split())})") from None
     return prompt
 
 
