@@ -1,6 +1,7 @@
 """Human feedback: samples written for rating (JSONL and CSV), filled in as a person would, read back
-as rewards aligned to the samples (ratings as they are, ranks to [0, 1] by hand), looked up by a
-Reward in any order; one-line DataErrors naming file and line for empty, malformed or missing ratings."""
+by row id as rewards aligned to the samples (ratings as they are, ranks to [0, 1] by hand; also by
+ReST's own read-back, from a sorted file), looked up by a Reward in any order; one-line DataErrors
+naming file and line for empty, malformed or missing ratings."""
 from __future__ import annotations
 
 import csv
@@ -116,3 +117,30 @@ def test_empty_malformed_and_missing_ratings_name_file_and_line(tmp_path):
     assert "is .jsonl or .csv" in one_line_error(write_rating_file, tmp_path / "r.txt", EXAMPLES, OUTPUTS)
     with pytest.raises(RestlmError, match="mode"):
         read_rewards(path, "stars")
+
+
+def test_the_improve_step_gets_each_sample_its_own_rating_from_a_sorted_file(tmp_path):
+    """ReST's own read-back (`ReST._with_human_rewards`), on a file a person sorted before rating."""
+    from types import SimpleNamespace
+
+    from restlm.errors import AwaitingRatings
+    from restlm.rest import GrownSet, ReST
+
+    examples = [Example("Das Haus", uid="a")] + EXAMPLES
+    grown = GrownSet(examples, ["The house"] + OUTPUTS, np.zeros(5), ["original"] + ["grown"] * 4,
+                     [e.uid for e in examples], [None] * 5, [None] * 5)
+    rest = SimpleNamespace(run_dir=SimpleNamespace(path=tmp_path), config=SimpleNamespace(human_feedback="rate"),
+                           policy=SimpleNamespace(accelerator=SimpleNamespace(is_main_process=True)))
+    with pytest.raises(AwaitingRatings):
+        ReST._with_human_rewards(rest, grown, "g1.jsonl")
+    path = tmp_path / "g1.ratings.csv"
+    with open(path, newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    ratings = dict(zip(OUTPUTS, ["3", "1", "2", "5"]))  # by output, whatever the row order
+    for row in rows:
+        row[header.index("rating")] = ratings[row[header.index("output")]]
+    rows.sort(key=lambda row: row[header.index("rating")])  # written order 3, 1, 2, 5; now 1, 2, 3, 5
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle).writerows([header, *rows])
+    rated = ReST._with_human_rewards(rest, grown, "g1.jsonl")
+    np.testing.assert_allclose(rated.rewards, [1.0, 0.5, 0.0, 0.25, 1.0])  # (r - 1) / 4; the original keeps 1
