@@ -145,14 +145,17 @@ def test_human_ratings_are_the_reward_of_the_improve_step(tmp_path):
     path = tmp_path / "run" / "grown" / "seed0_n3_g1_grow.ratings.csv"
     rows = list(csv.DictReader(path.open(newline="")))
     grown = [r for r in read_jsonl(tmp_path / "run" / "grown" / "seed0_n3_g1_grow.jsonl") if r["source"] == "grown"]
-    assert [(r["uid"], r["output"]) for r in rows] == [(g["uid"], g["output"]) for g in grown]
+    # texts a spreadsheet would run as a formula are written behind a quote (OWASP)
+    quoted = lambda text: "'" + text if text.lstrip("'")[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    assert [(r["uid"], r["output"]) for r in rows] == [(g["uid"], quoted(g["output"])) for g in grown]
     # a person ranks the outputs of each input: the first one written is the best
     seen = {}
     for row in rows:
         seen[row["uid"]] = seen.get(row["uid"], 0) + 1
         row["rating"] = str(seen[row["uid"]])
+    rows.sort(key=lambda row: row["output"])  # a spreadsheet sort: rows are matched by their id
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["uid", "prompt", "output", "rating"])
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     results = Experiment.resuming(tmp_path / "run").run_all()

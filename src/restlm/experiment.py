@@ -18,13 +18,10 @@ from restlm.policies.base import Policy
 from restlm.rest import ReST, stage_seed, write_train_nll
 from restlm.results import collect_results
 from restlm.rewards import build_reward
+from restlm import run_layout as layout
 from restlm.runs import RunDir, StageRunner, write_json
 from restlm.tasks import build_task
 from restlm.training import train_policy
-
-
-def grow_size_key(size: int | None) -> str:
-    return "all" if size is None else str(size)
 
 
 class Experiment:
@@ -104,18 +101,18 @@ class Experiment:
     # ---------------------------------------------------------------- stages
     def run_seed(self, seed: int, policy: Policy) -> None:
         """Untrained policy, supervised fine-tuning (G0I0), then one ReST trajectory per N."""
-        init, sft = f"seed{seed}/init", f"seed{seed}/sft"
+        init, sft = layout.seed_stage(seed, "init"), layout.seed_stage(seed, "sft")
         stages = StageRunner(self.run, policy, in_memory=init)
         record_nll = self.config.run.histograms and seed == 0
         if self.config.baselines.untrained_head:
-            stages(f"seed{seed}/untrained", lambda key: self.evaluate(policy), after=init, trains=False)
+            stages(layout.seed_stage(seed, "untrained"), lambda key: self.evaluate(policy), after=init, trains=False)
         sft_record = stages(sft, lambda key: self.fine_tune(policy, seed, key, record_nll), after=init, trains=True)
         metric = self.task.selection_metric
         rest = ReST(policy, self.reward, self.train, self.evaluate, self.config.rest, self.config.train, stages,
                     selection_metric=metric, record_train_nll=record_nll,
                     keep_checkpoints=self.config.run.keep_checkpoints)
         for size in self.config.rest.grow_sizes:
-            rest.fit(size, seed, prefix=f"seed{seed}/n{grow_size_key(size)}", start=sft, start_score=sft_record[metric])
+            rest.fit(size, seed, prefix=layout.trajectory(seed, size), start=sft, start_score=sft_record[metric])
 
     def fine_tune(self, policy: Policy, seed: int, key: str, record_nll: bool) -> dict:
         """G0I0: supervised fine-tuning on the gold outputs."""

@@ -26,6 +26,7 @@ from restlm.human_feedback import read_rewards, write_rating_file
 from restlm.losses import LOSS_NEEDS
 from restlm.policies.base import Policy, TrainItem
 from restlm.rewards.base import Reward, binarised
+from restlm import run_layout as layout
 from restlm.runs import RunDir, StageRunner, read_jsonl
 from restlm.thresholds import improve_masks
 from restlm.training import train_policy
@@ -115,7 +116,7 @@ class ReST:
         reference = None  # the trajectory's start, frozen, for improve_kl_coef; made when a step will run
         for g in range(1, self.config.grow_steps + 1):
             # step 1. grow: sample, score, write the grown set for people to inspect
-            grow_key = f"{prefix}/g{g}/grow"
+            grow_key = layout.grow_stage(prefix, g)
             grown = self.stages(grow_key, lambda key: self.grow(grow_size, stage_seed(seed, key), key), after=current, trains=False)
             grown_set = self._read_grown(grown["grown_file"])
             if self.config.human_feedback:
@@ -130,7 +131,7 @@ class ReST:
                 last = i == len(masks)
                 # ReST-EM fine-tunes the start policy again on each Grow step's data (less overfitting)
                 base = start if i == 1 and self.config.restart_from == "start" else current
-                improve_key = f"{prefix}/g{g}/i{i}"
+                improve_key = layout.improve_stage(prefix, g, i)
                 if self.run_dir.stage(improve_key) is None:  # only for a step that will run
                     grow_policy = grow_policy or self._frozen_grow_policy(grow_from)
                     reference = reference or self._frozen_reference(start)
@@ -176,7 +177,7 @@ class ReST:
         # BVMPO's reference is the policy that grew the data; kept in the file so a resume reuses it
         refs = self.policy.log_probs(examples, outputs) if LOSS_NEEDS[self.config.loss].reference else [None] * len(rows)
         guards = self._guard_log_probs(examples, outputs, [s for _, _, s in rows], refs)
-        path = self.run_dir.file("grown", f"{key.replace('/', '_')}.jsonl")
+        path = self.run_dir.file(*layout.grown_file(key).parts)
         self.run_dir.write_jsonl(path, (self._grown_row(i, o, s, r, ref, g) for (i, o, s), r, ref, g
                                         in zip(rows, rewards, refs, guards)))
         grown_rewards = rewards[[s == "grown" for _, _, s in rows]]

@@ -72,7 +72,8 @@ def _baselines(config: ExperimentConfig, run: RunDir, untrained_label: str) -> d
             rows[untrained_label].update(accuracy=rows[untrained_label]["dev_accuracy"], f1=rows[untrained_label]["dev_f1"])
     zero_shot = run.stage("baselines/zero_shot")
     if zero_shot:
-        rows[f"zero-shot LLM ({zero_shot['model']})"] = {"accuracy": [zero_shot["dev_accuracy"]], "f1": [zero_shot["dev_f1"]]}
+        rows[f"zero-shot LLM ({zero_shot['model']})"] = {"accuracy": [zero_shot["dev_accuracy"]], "f1": [zero_shot["dev_f1"]],
+                                                         "unparsed_fraction": zero_shot.get("unparsed_fraction")}
     return rows
 
 

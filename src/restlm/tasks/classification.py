@@ -17,6 +17,7 @@ from restlm.data.sentence_pairs import COMMON_KEYS, SOURCE_KEYS, load_classifica
 from restlm.data.tabular import read_labelled
 from restlm.errors import DataError
 from restlm.policies.classifier import ClassifierPolicy
+from restlm import run_layout as layout
 from restlm.runs import RunDir
 from restlm.stats import classification_metrics
 from restlm.tasks.base import Task, register_task
@@ -72,6 +73,14 @@ class ClassificationTask(Task):
     def metric_columns(self) -> list[tuple[str, str]]:
         return [("dev_accuracy", "dev accuracy"), ("dev_f1", "dev F1")]
 
+    def check(self, run: RunDir, policy) -> None:
+        """Also the zero-shot baseline's config (prompt, URL, key), before the first file is written."""
+        from restlm.zero_shot import check_zero_shot
+
+        super().check(run, policy)
+        if self.config.baselines.zero_shot.backend != "none" and run.stage(layout.ZERO_SHOT) is None:
+            check_zero_shot(dataclasses.asdict(self.config.baselines.zero_shot))
+
     def baselines(self, run: RunDir) -> None:
         """Majority class and the zero-shot LLM: the rows of Table 1 that need no seed."""
         if run.stage("baselines/majority") is None:
@@ -83,9 +92,11 @@ class ClassificationTask(Task):
         if self.accelerator.is_main_process and zero_shot.backend != "none" and run.stage("baselines/zero_shot") is None:
             from restlm.zero_shot import build_zero_shot
 
-            predictions = build_zero_shot(dataclasses.asdict(zero_shot)).predict(self.dev)
+            classifier = build_zero_shot(dataclasses.asdict(zero_shot))
+            predictions = classifier.predict(self.dev)  # raises above baselines.zero_shot.max_unparsed
             metrics = classification_metrics([e.label for e in self.dev], predictions)
             run.complete("baselines/zero_shot", {"model": zero_shot.model, "backend": zero_shot.backend,
                                                  "dev_accuracy": metrics["accuracy"], "dev_f1": metrics["f1"],
-                                                 "predicted_yes": sum(predictions) / len(predictions)})
+                                                 "predicted_yes": sum(predictions) / len(predictions),
+                                                 "unparsed_fraction": classifier.unparsed_fraction})
         self.accelerator.wait_for_everyone()

@@ -1,0 +1,41 @@
+"""The names inside a run directory: every stage key and per-stage file name, spelled here only.
+
+A stage key is a path of parts: `baselines/majority`, `seed0/sft`, `seed0/n100/g1/grow`,
+`seed0/n100/g1/i2`. Checkpoints live at `checkpoints/<key>/` (`RunDir.checkpoint_dir`); a Grow
+step's set at `grown/<key with _ for />.jsonl`. Other modules, benchmarks and tests call these
+functions instead of formatting keys (tests/test_run_layout.py checks that none does).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+MAJORITY = "baselines/majority"
+ZERO_SHOT = "baselines/zero_shot"
+
+
+def size_key(size: int | None) -> str:
+    """A grow size N as a key part: the number, or 'all' (every training input)."""
+    return "all" if size is None else str(size)
+
+
+def seed_stage(seed: int, name: str) -> str:
+    """A stage of one seed outside any trajectory: 'init', 'untrained', 'sft'."""
+    return f"seed{seed}/{name}"
+
+
+def trajectory(seed: int, size: int | None) -> str:
+    """The prefix of one ReST trajectory: a seed and a grow size."""
+    return f"seed{seed}/n{size_key(size)}"
+
+
+def grow_stage(prefix: str, g: int) -> str:
+    return f"{prefix}/g{g}/grow"
+
+
+def improve_stage(prefix: str, g: int, i: int) -> str:
+    return f"{prefix}/g{g}/i{i}"
+
+
+def grown_file(key: str) -> Path:
+    """A Grow stage's set, relative to the run directory."""
+    return Path("grown") / f"{key.replace('/', '_')}.jsonl"
