@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -285,6 +286,9 @@ BAD_CONFIGS = [
     ({"backend": "local", "batch_size": 0}, "batch_size"),
     ({"backend": "local", "batch_size": 2.5}, "batch_size"),
     ({**HTTP, "max_tokens": "5"}, "max_tokens"),
+    ({"backend": "local", "model": "/nonexistent/restlm-model"}, "model"),
+    ({"backend": "local", "model": "./restlm-no-such-model"}, "model"),
+    ({"backend": "local", "model": str(Path(__file__).parent)}, "model"),  # a folder, no config.json
 ]
 
 
@@ -319,13 +323,19 @@ def test_the_config_dataclass_passes_its_own_check():
     assert (cfg["max_unparsed"], cfg["timeout_s"]) == (0.5, 60.0)
 
 
-@pytest.mark.parametrize("make", ["missing path", "folder without config.json", "not a model"])
-def test_an_unloadable_local_model_is_a_one_line_model_load_error(make, tmp_path):
+@pytest.mark.parametrize("make,error", [("missing path", ConfigError), ("folder without config.json", ConfigError),
+                                        ("not a model", ModelLoadError)])
+def test_an_unloadable_local_model_is_a_one_line_error(make, error, tmp_path):
+    # the first two the disk shows, so check_zero_shot (before the run directory) already refuses them
     path = tmp_path / "model"
     if make != "missing path":
         path.mkdir()
     if make == "not a model":
         (path / "config.json").write_text("{not json")
-    with pytest.raises(ModelLoadError) as info:
-        build_zero_shot({"backend": "local", "model": str(path)})
+    cfg = {"backend": "local", "model": str(path)}
+    if error is ConfigError:
+        with pytest.raises(ConfigError, match="baselines.zero_shot.model"):
+            check_zero_shot(cfg)
+    with pytest.raises(error) as info:
+        build_zero_shot(cfg)
     assert "\n" not in str(info.value) and str(path) in str(info.value)

@@ -19,6 +19,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Protocol
 
 import torch
@@ -354,7 +355,8 @@ def check_zero_shot(cfg: dict) -> None:
     """Check the `baselines.zero_shot` section without loading a model or touching the network:
     known keys and backend, a prompt with only {sentence1} and {sentence2}, numbers in range, and
     for 'http' a url with an http(s) scheme and a host, a model, and the key's environment variable
-    set (when api_key_env is not null). Raises ConfigError naming the key; returns None."""
+    set (when api_key_env is not null); for 'local' a model given as a path must be a folder with
+    config.json. Raises ConfigError naming the key; returns None."""
     for key in cfg:
         if key not in _KEYS:
             raise ConfigError(f"{_WHERE}.{key}", f"unknown key; known: {', '.join(sorted(_KEYS))}")
@@ -373,12 +375,25 @@ def check_zero_shot(cfg: dict) -> None:
             _number(cfg, key, low, high, integer)
     if not cfg.get("model") or not isinstance(cfg["model"], str):
         raise ConfigError(f"{_WHERE}.model", f"required (a string) when backend is {backend!r}")
+    if backend == "local":
+        _check_local_model(cfg["model"])
     if backend == "http":
         _check_url(cfg.get("url"))
         env = cfg.get("api_key_env")
         if env and not os.environ.get(env):
             raise ConfigError(f"{_WHERE}.api_key_env", f"environment variable {env} is not set (set it, or "
                                                        f"set api_key_env to null for an endpoint without a key)")
+
+
+def _check_local_model(name: str) -> None:
+    # only what a glance at the disk shows: a typo in a path fails here, before the run directory;
+    # a hub id or "smollm2" is left to load_causal_lm (checking it would need the network)
+    path = Path(name).expanduser()
+    looks_local = path.is_absolute() or name.startswith(("./", "../", "~", ".\\")) or path.exists()
+    if looks_local and not path.exists():
+        raise ConfigError(f"{_WHERE}.model", f"no such file or directory: {name}")
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise ConfigError(f"{_WHERE}.model", f"{name} is a folder without config.json, not a saved model")
 
 
 def _check_url(url) -> None:
