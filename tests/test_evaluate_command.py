@@ -51,7 +51,7 @@ def test_refusals_are_one_line(case, finished_run, tmp_path, tiny_model_dir, cap
     (tmp_path / "unfinished" / "state.json").write_text('{"stages": {}}')
     argv, expected = {
         "unfinished run": (["evaluate", str(tmp_path / "unfinished")], "the run has not finished (no results.json)"),
-        "model without --task": (["evaluate", str(tiny_model_dir)], "config key '--task': "),
+        "model without --task": (["evaluate", str(tiny_model_dir)], "--task: "),
         "existing --out": (["evaluate", str(finished_run), "--out", str(tmp_path / "taken.json")], "already exists"),
         "bad split file": (["evaluate", str(finished_run), "--split", str(tmp_path / "bad.tsv")],
                            "bad.tsv:2: 2 fields where the header has 3"),

@@ -111,12 +111,13 @@ def load_causal_lm(name: str, dtype: torch.dtype = torch.float32):
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from restlm.models import check_model_folder
+
     path = resolve_causal_lm(name)
     local = Path(path).expanduser()
     if _looks_like_path(path) and not local.exists():
         raise ModelLoadError(name, f"no such file or directory: {path}")
-    if local.is_dir() and not (local / "config.json").is_file():
-        raise ModelLoadError(name, f"{path} is a folder without config.json, not a saved model")
+    check_model_folder(name, path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)

@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from restlm.cli_flags import ArgumentParser
 from restlm.errors import AwaitingRatings, RestlmError
 
 # commands with their own parsers, in src/restlm/reward_models/commands.py and pipeline_commands.py
@@ -21,7 +22,7 @@ DELEGATED_HELP = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="restlm", description="Reinforced Self-Training for small models")
+    parser = ArgumentParser(prog="restlm", description="Reinforced Self-Training for small models")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the ReST experiment a config describes (or resume one)")
     run.add_argument("--config", help="a JSON or YAML config file (default: the built-in MRPC/MiniLM experiment)")

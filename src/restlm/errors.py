@@ -11,8 +11,10 @@ class ConfigError(RestlmError):
     """A config key that is unknown, missing or of the wrong type."""
 
     def __init__(self, key: str, message: str):
-        super().__init__(f"config key '{key}': {message}")
+        # a command-line flag is named as typed; a config key as a key
+        super().__init__(f"{key}: {message}" if key.startswith("--") else f"config key '{key}': {message}")
         self.key = key
+        self.message = message
 
 
 class DataError(RestlmError):

@@ -30,6 +30,24 @@ def _looks_local(name: str) -> bool:
     return name.startswith((".", "/", "~")) or Path(name).exists()
 
 
+# Files one of which every saved tokenizer has; without them AutoTokenizer may build a tokenizer of a
+# handful of special tokens, and a run "works" on garbage.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model", "tokenizer.model")
+
+
+def check_model_folder(name: str, path: str) -> None:
+    """ModelLoadError (one line) for a local folder that cannot hold a usable model; hub ids pass."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        return
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(name, f"{path} is a folder without config.json, not a saved model")
+    if not any((folder / file).is_file() for file in TOKENIZER_FILES):
+        raise ModelLoadError(name, f"{path} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); "
+                             "save the tokenizer beside the model (tokenizer.save_pretrained)")
+
+
 def _hub_id_cannot_download(name: str) -> str | None:
     """Why a hub id cannot be fetched now (None: try it). Checked first: offline retries take minutes."""
     from huggingface_hub import try_to_load_from_cache
@@ -59,6 +77,7 @@ def load_classifier(name: str, num_labels: int = 2):
     path = resolve_encoder(name)
     if not _looks_local(path) and (why := _hub_id_cannot_download(path)):
         raise ModelLoadError(name, why)
+    check_model_folder(name, path)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the 'newly initialised head' report is expected, not news
     try:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from restlm.cli_flags import add_dataclass_flags, config_from_args
+from restlm.cli_flags import ArgumentParser, add_dataclass_flags, config_from_args
 from restlm.errors import ConfigError, RestlmError
 
 SKIPPED = ("lora", "keep_best")  # lora: --lora-rank; keep_best: --keep-best (always the proxy)
@@ -66,7 +66,7 @@ def main_ppo(argv: list[str] | None = None) -> int:
 
 # ---------------------------------------------------------------- what the three share
 def _parser(name: str, description: str, data_help: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"restlm {name}", description=description)
+    parser = ArgumentParser(prog=f"restlm {name}", description=description)
     parser.add_argument("--model", required=True, help="the causal LM to start from: smollm2, a HF id or a local path")
     if data_help is not None:
         parser.add_argument("--data", required=True, help=data_help)
@@ -124,7 +124,7 @@ def _run_trl(name: str, args, config_class) -> None:
     from restlm.runs import staged_folder, write_json
     from restlm.sft import sft
 
-    cfg = config_from_args(config_class, args, lora=None).validate()  # a policy carries its own LoRA
+    cfg = config_from_args(config_class, args, lora=None)  # a policy carries its own LoRA
     rows = (read_completions if name == "sft" else read_preferences)(Path(args.data))
     is_main = process_state().is_main_process  # under accelerate launch every process trains, one publishes
     with staged_folder(args.out, is_main) as folder:
@@ -151,7 +151,7 @@ def _run_ppo(args) -> None:
     from restlm.rewards import build_reward
     from restlm.runs import staged_folder, write_atomic, write_jsonl
 
-    cfg = config_from_args(PPOConfig, args, lora=None, keep_best="proxy" if args.keep_best else None).validate()
+    cfg = config_from_args(PPOConfig, args, lora=None, keep_best="proxy" if args.keep_best else None)
     if args.keep_best and not args.eval_prompts:
         raise ConfigError("--keep-best", "needs --eval-prompts to choose a step by")
     if args.gold and not args.eval_prompts:

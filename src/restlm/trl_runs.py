@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import torch
 
+from restlm.config.ranges import check_ranges
 from restlm.data.examples import Example
 from restlm.errors import ConfigError, NonFiniteError
 
@@ -43,14 +44,8 @@ class TrlTrainConfig:
     def validate(self):
         """Raise ConfigError naming the first bad field; returns self. TRL itself would start on most of
         these and fail later, deep in a traceback."""
-        for name in ("learning_rate", "epochs", "batch_size", "max_length"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ConfigError(f"{self.SECTION}.{name}", f"must be a number > 0, not {value!r}")
-        if not 0 <= self.warmup_ratio <= 1:
-            raise ConfigError(f"{self.SECTION}.warmup_ratio", f"must be in [0, 1], not {self.warmup_ratio!r}")
-        if not self.weight_decay >= 0:
-            raise ConfigError(f"{self.SECTION}.weight_decay", f"must be >= 0, not {self.weight_decay!r}")
+        check_ranges(self, self.SECTION, positive=("learning_rate", "epochs", "batch_size", "max_length"),
+                     non_negative=("weight_decay",), unit=("warmup_ratio",))
         if self.lora is not None and not isinstance(self.lora, dict):
             raise ConfigError(f"{self.SECTION}.lora", f"must be null or a dict of LoRA options, not {self.lora!r}")
         if self.bf16 and not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):

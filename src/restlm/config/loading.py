@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -15,7 +16,7 @@ import yaml
 
 from restlm.config.sections import ExperimentConfig
 from restlm.config.validation import validate
-from restlm.errors import ConfigError
+from restlm.errors import ConfigError, DataError
 
 
 def _check_type(key: str, value, annotation):
@@ -37,13 +38,15 @@ def _check_type(key: str, value, annotation):
             raise ConfigError(key, f"expected a list, got {type(value).__name__} {value!r}")
         (inner,) = typing.get_args(annotation)
         return [_check_type(f"{key}[{i}]", v, inner) for i, v in enumerate(value)]
-    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if annotation is float and isinstance(value, str):
+    if annotation is float and not isinstance(value, bool) and isinstance(value, (int, float, str)):
         try:  # YAML 1.1 reads 5e-5 (no dot) as a string
-            return float(value)
+            number = float(value)
         except ValueError:
-            pass
+            number = None
+        if number is not None:
+            if not math.isfinite(number):  # no setting of restlm means anything at NaN or inf
+                raise ConfigError(key, f"must be a finite number, not {value!r}")
+            return number
     if annotation is type(None):
         if value is None:
             return None
@@ -104,15 +107,22 @@ def read_config_file(path: str | Path) -> dict:
     """Read a JSON or YAML config file into a dict; a malformed file raises ConfigError."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise ConfigError(str(path), f"cannot read config file: {error.strerror}") from None
+        raise DataError(path, f"cannot read config file: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise DataError(path, f"not UTF-8 text (byte {error.start}); save the config file as UTF-8") from None
     try:
         values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
         line = getattr(error, "lineno", None) or getattr(getattr(error, "problem_mark", None), "line", -1) + 1
-        raise ConfigError(f"{path}:{line}", f"malformed config file: {str(error).splitlines()[0]}") from None
-    return values or {}
+        raise DataError(path, f"malformed config file: {str(error).splitlines()[0]}", line) from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise DataError(path, f"a config file must be a mapping of sections (task:, data:, rest: ...), "
+                        f"not {type(values).__name__} {str(values)[:40]!r}")
+    return values
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:

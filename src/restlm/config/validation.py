@@ -29,10 +29,23 @@ def validate(config: ExperimentConfig) -> None:
         if flat[key] not in choices:
             raise ConfigError(key, f"must be one of {', '.join(map(str, choices))}; got {flat[key]!r}")
     positive = ["train.epochs", "train.batch_size", "train.eval_batch_size", "rest.samples_per_input",
-                "rest.improve_epochs", "run.seeds", "model.max_length"]
+                "rest.improve_epochs", "run.seeds"]
     for key in positive:
         if flat[key] < 1:
             raise ConfigError(key, f"must be at least 1; got {flat[key]}")
+    if config.model.max_length < MIN_LENGTH:  # the model's own limit is checked when it is loaded
+        raise ConfigError("model.max_length", f"must be at least {MIN_LENGTH} (special tokens and some text); "
+                          f"got {config.model.max_length}")
+    # (NaN and inf never get this far: loading refuses any non-finite float)
+    for key in ["train.learning_rate", "rest.improve_learning_rate", "baselines.zero_shot.timeout_s"]:
+        if flat[key] <= 0:
+            raise ConfigError(key, f"must be above 0; got {flat[key]}")
+    if config.train.weight_decay < 0:
+        raise ConfigError("train.weight_decay", f"must be 0 or more; got {config.train.weight_decay}")
+    for key in ["train.warmup_ratio", "baselines.zero_shot.max_unparsed"]:
+        if not 0 <= flat[key] <= 1:
+            raise ConfigError(key, f"must be in [0, 1]; got {flat[key]}")
+    _check_thresholds(config.rest.threshold, config.rest.thresholds)
     for key in ["rest.grow_steps", "rest.improve_steps"]:
         if flat[key] < 0:
             raise ConfigError(key, f"must be 0 or more; got {flat[key]}")
@@ -69,6 +82,21 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError("prompts.prompt", f"must contain {{text}}: {config.prompts.prompt!r}")
     if config.data.source == "file" and not (config.data.train and config.data.dev):
         raise ConfigError("data.train", "data.source 'file' needs data.train and data.dev")
+
+
+MIN_LENGTH = 8
+
+
+def _check_thresholds(kind: str, thresholds: list[float]) -> None:
+    """'rising' takes normalised rewards in [0, 1], 'percentile' percentiles in [0, 100]; both need one at least."""
+    if kind not in ("rising", "percentile"):
+        return
+    if not thresholds:
+        raise ConfigError("rest.thresholds", f"'{kind}' needs at least one threshold")
+    high = 1 if kind == "rising" else 100
+    for i, value in enumerate(thresholds):
+        if not 0 <= value <= high:
+            raise ConfigError(f"rest.thresholds[{i}]", f"a '{kind}' threshold must be in [0, {high}]; got {value}")
 
 
 def _flatten(values: dict, prefix: str = "") -> dict:

@@ -10,9 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from restlm.data.examples import Example
-from restlm.data.tabular import _delimited_rows as delimited_rows  # noqa: PLC2701 (renamed once tabular.py is free)
-from restlm.data.tabular import _format as table_format
-from restlm.data.tabular import jsonl_rows, read_text
+from restlm.data.tabular import delimited_rows, jsonl_rows, read_text, table_format
 from restlm.errors import DataError
 
 TEXT_KEYS = ("prompt", "text")

@@ -37,12 +37,12 @@ def read_labelled(
     or is "<file stem>-<line>". Raises DataError on any bad row, naming file and line.
     """
     path = Path(path)
-    fmt = _format(path, format)
+    fmt = table_format(path, format)
     if label_set is not None and len({str(v) for v in label_set}) != len(label_set):
         raise ConfigError("data.label_set", f"{label_set} has repeated values")
     columns = [c for c in (text_column, text_pair_column, label_column, *uid_columns) if c]
     text = read_text(path)
-    rows = jsonl_rows(path, text, columns) if fmt == "jsonl" else _delimited_rows(path, text, fmt, columns)
+    rows = jsonl_rows(path, text, columns) if fmt == "jsonl" else delimited_rows(path, text, fmt, columns)
     examples = []
     for line, row in rows:
         label = _label(path, line, row, label_column, label_set) if label_column else None
@@ -58,7 +58,7 @@ def read_labelled(
     return examples
 
 
-def _format(path: Path, given: str | None) -> str:
+def table_format(path: Path, given: str | None) -> str:
     if given is not None:
         if given.lower() not in FORMATS:
             raise ConfigError("data.format", f"'{given}' is not one of {', '.join(FORMATS)}")
@@ -86,7 +86,7 @@ def _line_count(text: str) -> int:
     return text.count("\n") + (1 if text and not text.endswith("\n") else 0)
 
 
-def _delimited_rows(path: Path, text: str, fmt: str, columns: list[str]) -> Iterator[tuple[int, dict]]:
+def delimited_rows(path: Path, text: str, fmt: str, columns: list[str]) -> Iterator[tuple[int, dict]]:
     """Yield (first physical line, {column: value}) for each data row after the header."""
     # StringIO, not str.splitlines(): splitlines also breaks on NEL and other Unicode separators
     reader = csv.reader(
@@ -113,6 +113,9 @@ def _delimited_rows(path: Path, text: str, fmt: str, columns: list[str]) -> Iter
 
 
 def _check_header(path: Path, line: int, header: list[str], columns: list[str]) -> None:
+    repeated = next((name for i, name in enumerate(header) if name and name in header[:i]), None)
+    if repeated is not None:  # csv and dicts would keep the last one without a word
+        raise DataError(path, f"column '{repeated}' appears twice in the header", line=line)
     for column in columns:
         if column not in header:
             raise DataError(path, f"missing column '{column}' (the header has: {', '.join(header)})", line=line)
@@ -124,19 +127,35 @@ def jsonl_rows(path: Path, text: str, columns: list[str], field: str = "column")
     DataError naming file and line for malformed JSON, a line that is not an object, or a missing
     one of `columns` (called a `field` in the message: 'column', 'key').
     """
-    for line, raw in enumerate(text.split("\n"), start=1):  # "\n" only, see _delimited_rows
+    for line, raw in enumerate(text.split("\n"), start=1):  # "\n" only, see delimited_rows
         if not raw.strip():
             continue
         try:
-            row = json.loads(raw)
+            row = json.loads(raw, object_pairs_hook=_refuse_repeated_keys)
         except json.JSONDecodeError as error:
             raise DataError(path, f"malformed JSON: {error.msg} (column {error.colno})", line=line) from None
+        except _RepeatedKey as repeated:  # json.loads would keep the last one without a word
+            raise DataError(path, f"{field} '{repeated.key}' appears twice in one object", line=line) from None
         if not isinstance(row, dict):
             raise DataError(path, f"expected a JSON object, found {type(row).__name__}", line=line)
         for column in columns:
             if column not in row:
                 raise DataError(path, f"missing {field} '{column}'", line=line)
         yield line, row
+
+
+class _RepeatedKey(Exception):
+    def __init__(self, key: str):
+        self.key = key
+
+
+def _refuse_repeated_keys(pairs: list[tuple[str, object]]) -> dict:
+    row = {}
+    for key, value in pairs:
+        if key in row:
+            raise _RepeatedKey(key)
+        row[key] = value
+    return row
 
 
 def _text(path: Path, line: int, row: dict, column: str) -> str:

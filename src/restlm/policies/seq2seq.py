@@ -17,7 +17,9 @@ def load_seq2seq(name: str, dtype: torch.dtype = torch.float32):
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     from restlm.causal_lm import _load_failure
+    from restlm.models import check_model_folder
 
+    check_model_folder(name, name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
         model = AutoModelForSeq2SeqLM.from_pretrained(name, dtype=dtype)

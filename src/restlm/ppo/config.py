@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from restlm.config.ranges import check_ranges
 from restlm.errors import ConfigError
 
 
@@ -81,13 +82,5 @@ class PPOConfig:
             raise ConfigError("ppo.keep_best", f"must be null or a metric name, not {self.keep_best!r}")
         if self.lora is not None and not isinstance(self.lora, dict):
             raise ConfigError("ppo.lora", f"must be null or a dict of LoRA options, not {self.lora!r}")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"ppo.{name}", f"must be > 0, not {getattr(self, name)!r}")
-        for name in ("top_p", "gamma", "lam"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"ppo.{name}", f"must be in [0, 1], not {getattr(self, name)!r}")
-        for name in ("vf_coef", "kl_coef"):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(f"ppo.{name}", f"must be >= 0, not {getattr(self, name)!r}")
+        check_ranges(self, "ppo", positive=positive, unit=("top_p", "gamma", "lam"), non_negative=("vf_coef", "kl_coef"))
         return self

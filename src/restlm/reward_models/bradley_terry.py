@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from restlm.config.ranges import check_ranges
 from restlm.data.preferences import PreferencePair
 from restlm.reward_models.model import RewardModel
 
@@ -48,6 +49,11 @@ class RewardTrainConfig:
     """gradient clipping"""
     seed: int = 0
     """batch order and dropout masks"""
+
+    def validate(self) -> RewardTrainConfig:
+        check_ranges(self, "reward_model", positive=("learning_rate", "epochs", "batch_size", "max_grad_norm"),
+                     non_negative=("weight_decay",), unit=("warmup_ratio",))
+        return self
 
 
 @dataclass

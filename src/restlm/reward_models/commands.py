@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from restlm.cli_flags import add_dataclass_flags, config_from_args
-from restlm.errors import RestlmError
+from restlm.cli_flags import ArgumentParser, add_dataclass_flags, config_from_args, finite_float
+from restlm.errors import ConfigError, RestlmError
 from restlm.runs import staged_folder
 
 HH_PAIRS = "hh_rlhf/helpful_base_pairs.jsonl"
@@ -216,7 +216,11 @@ def load_hh_split(path: str | None, train_pairs: int | None, eval_pairs: int, se
 
     given = Path(path or HH_PAIRS)
     file = given if given.is_absolute() else resolve_data_path(given, data_root())
-    train, held_out = train_eval_split(read_preferences(file), seed=seed, eval_size=eval_pairs)
+    pairs = read_preferences(file)
+    if len(pairs) <= eval_pairs:
+        raise ConfigError("--eval-pairs", f"holds out {eval_pairs} of the {len(pairs)} pairs in {file}, "
+                          "leaving none to train on")
+    train, held_out = train_eval_split(pairs, seed=seed, eval_size=eval_pairs)
     return train[:train_pairs], held_out
 
 
@@ -225,7 +229,7 @@ def main_reward_model(argv: list[str] | None = None) -> int:
     from restlm.distributed import process_state
     from restlm.reward_models.bradley_terry import RewardTrainConfig
 
-    parser = argparse.ArgumentParser(prog="restlm reward-model", description=main_reward_model.__doc__)
+    parser = ArgumentParser(prog="restlm reward-model", description=main_reward_model.__doc__)
     parser.add_argument("--model", default="minilm", help="minilm, smollm2, a HF id or a local path")
     parser.add_argument("--data", help=f"preference JSONL (default: {HH_PAIRS} under the data root)")
     parser.add_argument("--out", required=True, help="folder the reward model is saved to")
@@ -235,7 +239,7 @@ def main_reward_model(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, help="tokens per (prompt, response) (default 256)")
     parser.add_argument("--ensemble", type=int, default=1, metavar="N",
                         help="train N models (seeds SEED..SEED+N-1) and save them as one reward ensemble")
-    parser.add_argument("--spread-penalty", type=float, default=0.0,
+    parser.add_argument("--spread-penalty", type=finite_float, default=0.0,
                         help="ensemble reward = mean - this * std of the members' standardised rewards")
     parser.add_argument("--probe", action="store_true",
                         help="a linear probe: the backbone frozen and cut, the head fitted by logistic regression")
@@ -244,15 +248,12 @@ def main_reward_model(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe-folds", type=int, default=5, help="cross-validation folds choosing the probe")
     add_dataclass_flags(parser, RewardTrainConfig)
     args = parser.parse_args(argv)
-    if args.ensemble < 1:
-        parser.error(f"--ensemble wants 1 or more models, not {args.ensemble}")
     if args.probe and (args.lora or args.ensemble > 1):
         parser.error("--probe fits a head on a frozen backbone: it takes neither --lora nor --ensemble")
-    if args.probe_folds < 2:
-        parser.error(f"--probe-folds wants 2 or more folds, not {args.probe_folds}")
     try:
-        train, held_out = load_hh_split(args.data, args.train_pairs, args.eval_pairs, args.seed)
+        _check_counts(args)
         cfg = config_from_args(RewardTrainConfig, args)
+        train, held_out = load_hh_split(args.data, args.train_pairs, args.eval_pairs, args.seed)
         lora = LORA if args.lora else None
         # written beside --out and renamed into place at the end: a folder with anything in it is refused
         with staged_folder(args.out, process_state().is_main_process) as out:
@@ -269,6 +270,16 @@ def main_reward_model(argv: list[str] | None = None) -> int:
     if process_state().is_main_process:
         print(json.dumps(metrics, indent=2))
     return 0
+
+
+def _check_counts(args) -> None:
+    """ConfigError naming the first count flag out of its range (before any file is read)."""
+    least = {"--ensemble": (args.ensemble, 1), "--probe-folds": (args.probe_folds, 2),
+             "--eval-pairs": (args.eval_pairs, 1), "--train-pairs": (args.train_pairs, 1),
+             "--max-length": (args.max_length, 8)}
+    for flag, (value, low) in least.items():
+        if value is not None and value < low:
+            raise ConfigError(flag, f"must be at least {low}, not {value}")
 
 
 def _layer_list(text: str) -> list[int]:
@@ -306,14 +317,16 @@ def main_sentiment_model(argv: list[str] | None = None) -> int:
         train_sentiment_role,
     )
 
-    parser = argparse.ArgumentParser(prog="restlm sentiment-model", description=main_sentiment_model.__doc__)
+    parser = ArgumentParser(prog="restlm sentiment-model", description=main_sentiment_model.__doc__)
     parser.add_argument("--role", choices=ROLES, required=True, help="which half of the sentences to train on")
     parser.add_argument("--out", required=True, help="folder the classifier is saved to")
     parser.add_argument("--limit", type=int, help="training sentences used (default: the whole half)")
     add_dataclass_flags(parser, SentimentTrainConfig)
     args = parser.parse_args(argv)
-    cfg = config_from_args(SentimentTrainConfig, args)
     try:
+        cfg = config_from_args(SentimentTrainConfig, args)
+        if args.limit is not None and args.limit < 2:
+            raise ConfigError("--limit", f"must be at least 2 sentences, not {args.limit}")
         with staged_folder(args.out) as out:  # refused when not empty; renamed into place at the end
             metrics = train_sentiment_role(args.role, out, cfg, limit=args.limit)
     except RestlmError as error:

@@ -63,11 +63,13 @@ class RewardModel:
         from transformers.utils import logging as hf_logging
 
         from restlm.causal_lm import _load_failure, _looks_like_path
+        from restlm.models import check_model_folder
         from restlm.policies.lora import apply_lora
 
         path = _resolve(name)
         if _looks_like_path(path) and not Path(path).expanduser().exists():
             raise ModelLoadError(name, f"no such file or directory: {path}")
+        check_model_folder(name, path)
         try:
             config = AutoConfig.from_pretrained(path)
         except Exception as error:  # noqa: BLE001 - every loader failure becomes one line

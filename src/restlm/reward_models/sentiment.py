@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from restlm.config.ranges import check_ranges
 from restlm.data.examples import Example
 from restlm.data.sentiment import read_sentiment_sources
 from restlm.data.splits import train_eval_split
@@ -38,6 +39,10 @@ class SentimentTrainConfig:
     """tokens kept per sentence"""
     seed: int = 0
     """batch order and the new head's initialisation; the gold model adds 1"""
+
+    def validate(self) -> SentimentTrainConfig:
+        check_ranges(self, "sentiment_model", positive=("epochs", "learning_rate", "batch_size", "max_length"))
+        return self
 
 
 def sentiment_splits(examples: Sequence[Example], eval_fraction: float = 0.1, seed: int = 0) -> dict[str, list[Example]]:

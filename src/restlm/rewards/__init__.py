@@ -40,14 +40,23 @@ def _build(spec, key: str) -> Reward:
         if spec.startswith(prefix):
             return build(spec.removeprefix(prefix))
     if ":" in spec:
-        module_name, _, function_name = spec.partition(":")
-        try:
-            function = getattr(importlib.import_module(module_name), function_name)
-        except (ImportError, AttributeError) as error:
-            raise ConfigError(key, f"cannot import reward function {spec!r}: {error}") from None
-        return _build(function, key)
+        return _build(_imported_function(spec, key), key)
     raise ConfigError(key, f"unknown reward {spec!r}: use nll, correct, chrf, chrf++, bleu (add -lc to lower-case), "
                       "weighted:chrf=0.7,bleu=0.3, model:PATH, reward_model:PATH, sentiment:PATH or module:function")
+
+
+def _imported_function(spec: str, key: str) -> Callable:
+    """The function a 'package.module:function' spec names; ConfigError for anything else."""
+    module_name, _, function_name = (part.strip() for part in spec.partition(":"))
+    if not module_name or not function_name.isidentifier():
+        raise ConfigError(key, f"{spec!r} is not a reward: write a name (chrf, ...) or module:function")
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+    except Exception as error:  # noqa: BLE001 - the user's module may fail any way on import; one line
+        raise ConfigError(key, f"cannot import reward function {spec!r}: {type(error).__name__}: {error}") from None
+    if not callable(function):
+        raise ConfigError(key, f"{spec!r} is a {type(function).__name__}, not a function")
+    return function
 
 
 __all__ = ["Reward", "build_reward"]

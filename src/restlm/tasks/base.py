@@ -10,6 +10,7 @@ from pathlib import Path
 
 from restlm.config import ExperimentConfig
 from restlm.data.examples import Example
+from restlm.errors import ConfigError
 from restlm.policies.base import Policy, TrainItem
 from restlm.runs import RunDir, fingerprint
 
@@ -75,6 +76,11 @@ class Task(ABC):
         from restlm.rest import check_rest_config
 
         check_rest_config(self.config.rest, policy)
+        model = getattr(policy.model, "module", policy.model)  # under DDP, the model inside
+        positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        if isinstance(positions, int) and self.config.model.max_length > positions:
+            raise ConfigError("model.max_length", f"{self.config.model.max_length} is beyond the {positions} positions "
+                              f"of {self.config.model.name}")
 
     @abstractmethod
     def read_split(self, path: Path) -> list[Example]:
