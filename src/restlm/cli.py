@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -42,6 +43,21 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--task", help="the task's config file (default, for a run directory: the run's own config)")
     evaluate.add_argument("--split", help="score this file alone, in the task's format, instead of the task's splits")
     evaluate.add_argument("--out", help="also write the scores to this JSON file (must not exist)")
+    comparison = commands.add_parser("compare", help="several methods on one task from one start policy: "
+                                     "compare.json and a report")
+    comparison.add_argument("--task", required=True, help="the task's config file (the same as `restlm run` takes)")
+    comparison.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                            help="override a key of the task config (repeatable)")
+    comparison.add_argument("--methods", default="sft,rest,ppo,dpo", help="comma-separated registered methods "
+                            "(sft, rest, rest_em, ppo, dpo)")
+    comparison.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1; every method runs once per seed")
+    comparison.add_argument("--budget", type=int, help="sampled tokens PPO may spend (default: what ReST spent on "
+                            "the same seed, or ppo.max_sampled_tokens without rest)")
+    comparison.add_argument("--eval-samples", type=int, default=4, help="held-out samples per input for KL and distinct-2")
+    comparison.add_argument("--bootstrap", type=int, default=1000, help="resamples of the confidence intervals")
+    comparison.add_argument("--carry", action="append", default=[], metavar="DIR",
+                            help="reuse the finished method runs of another compare directory whose settings match")
+    comparison.add_argument("--out", required=True, help="the compare directory (rerun the same command to resume)")
     for name, text in DELEGATED_HELP.items():
         commands.add_parser(name, help=text, add_help=False)  # listed here; main() hands their argv over whole
     show = commands.add_parser("config", help="print the resolved config (defaults + file + overrides)")
@@ -113,6 +129,24 @@ def _evaluate(args) -> None:
     print(json.dumps(scores, indent=2))
 
 
+def _compare(args) -> None:
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    from restlm.compare import CompareSettings, compare
+    from restlm.config import load_config
+
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()  # TRL's dataset preparation bars (dpo) are noise on stderr
+    user_modules_importable(args.task)
+    config = load_config(args.task, args.overrides)
+    settings = CompareSettings(config, [m.strip() for m in args.methods.split(",") if m.strip()], args.seeds,
+                               args.budget, args.eval_samples, args.bootstrap, args.carry,
+                               command="restlm " + shlex.join(args.argv))
+    compare(settings, args.out)
+    print(f"compare: {Path(args.out) / 'compare.json'}, report {Path(args.out) / 'compare.html'}")
+
+
 def _inspect(args) -> None:
     from restlm.inspect_run import inspect_run
 
@@ -150,8 +184,10 @@ def _main(argv: list[str]) -> int:
     if argv and argv[0] in DELEGATED_HELP:
         return _delegated(argv[0], argv[1:])
     args = _parser().parse_args(argv)
+    args.argv = list(argv)  # for the record of what ran
     try:
-        {"run": _run, "report": _report, "inspect": _inspect, "config": _config, "evaluate": _evaluate}[args.command](args)
+        {"run": _run, "report": _report, "inspect": _inspect, "config": _config, "evaluate": _evaluate,
+         "compare": _compare}[args.command](args)
     except AwaitingRatings as pause:  # not a failure: the run waits for people
         print(f"restlm: {pause}", file=sys.stderr)
         return pause.exit_code

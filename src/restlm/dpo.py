@@ -14,40 +14,13 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 from restlm.data.examples import Example
 from restlm.data.preferences import PreferencePair, read_preferences
-from restlm.errors import ConfigError, RestlmError
-from restlm.trl_runs import TrlRunStats, TrlTrainConfig, causal_model, finish, trl_arguments
-
-
-@dataclass
-class DpoConfig(TrlTrainConfig):
-    """DPO's settings: those of every TRL run, a smaller learning rate, and DPO's own."""
-
-    learning_rate: float = 5e-6
-    """peak learning rate of AdamW (linear warm-up, then linear decay)"""
-    beta: float = 0.1
-    """strength of the pull toward the reference (higher: stay closer)"""
-    loss_type: str = "sigmoid"
-    """'sigmoid' is DPO; TRL also has 'ipo', 'hinge', ... (LOSS_TYPES)"""
-
-    SECTION: ClassVar[str] = "dpo"
-    # TRL's names (1.x); it would reject another only at the first loss, after loading everything
-    LOSS_TYPES: ClassVar[tuple[str, ...]] = (
-        "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
-        "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
-
-    def validate(self) -> DpoConfig:
-        super().validate()
-        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not self.beta > 0:
-            raise ConfigError("dpo.beta", f"must be a number > 0, not {self.beta!r}")
-        if self.loss_type not in self.LOSS_TYPES:
-            raise ConfigError("dpo.loss_type", f"unknown loss {self.loss_type!r}; TRL has {', '.join(self.LOSS_TYPES)}")
-        return self
+from restlm.errors import RestlmError
+from restlm.config.trl import DpoConfig
+from restlm.trl_runs import TrlRunStats, causal_model, finish, trl_arguments
 
 
 def dpo(model, pairs: Sequence[PreferencePair] | str | Path, cfg: DpoConfig | None = None,

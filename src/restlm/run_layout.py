@@ -39,3 +39,24 @@ def improve_stage(prefix: str, g: int, i: int) -> str:
 def grown_file(key: str) -> Path:
     """A Grow stage's set, relative to the run directory."""
     return Path("grown") / f"{key.replace('/', '_')}.jsonl"
+
+
+# ---- `restlm compare`: per seed a start stage, per (seed, method) a prefix and a final evaluation
+def compare_start(seed: int) -> str:
+    """The start policy of every method of a seed (SFT on the references, or the pretrained model)."""
+    return seed_stage(seed, "start")
+
+
+def method_prefix(seed: int, method: str) -> str:
+    """The stages of one method run: `seed0/rest/g1/i2`, `seed0/ppo`."""
+    return f"seed{seed}/{method}"
+
+
+def method_final(seed: int, method: str) -> str:
+    """The final evaluation of one method run (held-out outputs, KL, distinct-2)."""
+    return f"{method_prefix(seed, method)}/final"
+
+
+def stage_file(key: str, suffix: str) -> Path:
+    """A file a stage writes beside its record (PPO's metrics), relative to the run directory."""
+    return Path("logs") / f"{key.replace('/', '_')}{suffix}"

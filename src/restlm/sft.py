@@ -13,21 +13,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 from restlm.data.completions import read_completions
 from restlm.data.examples import Example
 from restlm.errors import RestlmError
-from restlm.trl_runs import TrlRunStats, TrlTrainConfig, causal_model, finish, trl_arguments
-
-
-@dataclass
-class SftConfig(TrlTrainConfig):
-    """SFT's settings: those of every TRL run (learning rate 5e-5 by default)."""
-
-    SECTION: ClassVar[str] = "sft"
+from restlm.config.trl import SftConfig
+from restlm.trl_runs import TrlRunStats, causal_model, finish, trl_arguments
 
 
 def sft(model, data: Sequence[Example] | str | Path, cfg: SftConfig | None = None,

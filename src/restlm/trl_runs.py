@@ -7,50 +7,12 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 
-from restlm.config.ranges import check_ranges
+from restlm.config.trl import TrlTrainConfig  # noqa: F401 (its home is restlm.config)
 from restlm.data.examples import Example
 from restlm.errors import ConfigError, NonFiniteError
-
-
-@dataclass
-class TrlTrainConfig:
-    """What SFT and DPO runs through TRL share."""
-
-    learning_rate: float = 5e-5
-    """peak learning rate of AdamW (linear warm-up, then linear decay)"""
-    epochs: int = 1
-    """passes over the data"""
-    batch_size: int = 8
-    """rows (prompt-completion pairs, preference pairs) per step"""
-    max_length: int = 512
-    """tokens of prompt + completion kept (the start)"""
-    warmup_ratio: float = 0.1
-    """fraction of steps with linear warm-up"""
-    weight_decay: float = 0.0
-    """AdamW weight decay"""
-    seed: int = 0
-    """data order"""
-    lora: dict | None = None
-    """LoRA options (`apply_lora`) for a model given by name; a policy keeps its own"""
-    bf16: bool = False
-    """bf16 mixed precision (a GPU feature; fp32 on CPU)"""
-
-    SECTION: ClassVar[str] = "trl"  # the key prefix of its ConfigErrors
-
-    def validate(self):
-        """Raise ConfigError naming the first bad field; returns self. TRL itself would start on most of
-        these and fail later, deep in a traceback."""
-        check_ranges(self, self.SECTION, positive=("learning_rate", "epochs", "batch_size", "max_length"),
-                     non_negative=("weight_decay",), unit=("warmup_ratio",))
-        if self.lora is not None and not isinstance(self.lora, dict):
-            raise ConfigError(f"{self.SECTION}.lora", f"must be null or a dict of LoRA options, not {self.lora!r}")
-        if self.bf16 and not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
-            raise ConfigError(f"{self.SECTION}.bf16", "needs a GPU with bf16; this machine has none")
-        return self
 
 
 @dataclass

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from restlm.config.ppo import PPOConfig
+from restlm.config.trl import DpoConfig
+
 
 @dataclass
 class DataConfig:
@@ -245,3 +248,7 @@ class ExperimentConfig:
     prompts: PromptsConfig = field(default_factory=PromptsConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    """the `ppo` method of `restlm compare` (its seed, budget and kept step are set by compare)"""
+    dpo: DpoConfig = field(default_factory=DpoConfig)
+    """the `dpo` method of `restlm compare` (pairs: best against worst of rest.samples_per_input samples)"""

@@ -46,6 +46,8 @@ def validate(config: ExperimentConfig) -> None:
         if not 0 <= flat[key] <= 1:
             raise ConfigError(key, f"must be in [0, 1]; got {flat[key]}")
     _check_thresholds(config.rest.threshold, config.rest.thresholds)
+    config.ppo.validate()
+    config.dpo.validate()
     for key in ["rest.grow_steps", "rest.improve_steps"]:
         if flat[key] < 0:
             raise ConfigError(key, f"must be 0 or more; got {flat[key]}")

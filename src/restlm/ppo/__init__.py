@@ -5,7 +5,7 @@ of Ziegler et al. (2019), "Fine-Tuning Language Models from Human Preferences": 
 sample comes at its last token, every output token pays kl_coef * (log p - log p_ref),
 advantages come from GAE over the output tokens, and kl_coef may adapt towards a target KL.
 
-  config.py      PPOConfig
+  (its settings, PPOConfig, are in restlm/config/ppo.py with every other config)
   objectives.py  the pure pieces: KL-shaped rewards, GAE, whitening, the clipped losses, the KL controller
   algorithm.py   the value head, the token pass and the loop (generate, score, advantages, optimise)
   report.py      report.md of a run: proxy, gold, KL and entropy per evaluated step, the proxy-up-gold-down flag
@@ -14,7 +14,7 @@ advantages come from GAE over the output tokens, and kl_coef may adapt towards a
     history = PPO(policy, "chrf", prompts, PPOConfig(total_steps=20)).train("metrics.jsonl")
 """
 from restlm.ppo.algorithm import METRICS, PPO, ValueHead, rollout_batch, token_outputs
-from restlm.ppo.config import PPOConfig
+from restlm.config.ppo import PPOConfig
 from restlm.ppo.objectives import (
     KLController,
     clipped_policy_loss,

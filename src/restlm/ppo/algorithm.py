@@ -19,7 +19,7 @@ from restlm.errors import ConfigError, RestlmError
 from restlm.guards import distinct_n
 from restlm.policies.causal import count_until_eos
 from restlm.policies.lora import apply_lora, is_lora
-from restlm.ppo.config import PPOConfig
+from restlm.config.ppo import PPOConfig
 from restlm.ppo.objectives import (
     KLController,
     clipped_policy_loss,

@@ -109,3 +109,29 @@ class Task(ABC):
     def metric_columns(self) -> list[tuple[str, str]]:
         """[(evaluate() key, column title)] of the report's metrics-by-step table."""
         return [(self.selection_metric, self.selection_metric)]
+
+    # ---- what `restlm compare` reads: a held-out set, its proxy and its gold
+    def proxy_reward(self):
+        """The reward every method optimises (`rest.reward`, as written; a method normalises it as it needs)."""
+        from restlm.rewards import build_reward
+
+        return build_reward(self.config.rest.reward)
+
+    def compare_keys(self) -> tuple[str, str, str]:
+        """(dev selection metric, held-out proxy, held-out gold): keys of evaluate() that compare reports."""
+        raise ConfigError("task", f"'{self.config.task}' cannot be compared yet: it has no held-out proxy and gold")
+
+    def heldout(self) -> list[Example]:
+        """The held-out inputs every method is scored on (never used for selection)."""
+        raise ConfigError("task", f"'{self.config.task}' has no held-out set to compare methods on")
+
+    def gold_scores(self, policy: Policy, examples: list[Example], outputs: list) -> list[float] | None:
+        """The gold of each held-out output, when the gold is a mean over outputs (None: a corpus metric)."""
+        return None
+
+    def gold_of_rows(self, examples: list[Example], outputs: list, scores: list[float] | None):
+        """rows -> the gold of those held-out rows (for bootstraps): the mean of `scores` by default."""
+        import numpy as np
+
+        values = np.asarray(scores, dtype=float)
+        return lambda rows: float(values[rows].mean())

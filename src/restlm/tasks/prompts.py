@@ -116,6 +116,18 @@ class PromptsTask(Task):
                 metrics["test_gold"] = float(np.mean(self.gold(policy, examples, outputs)))
         return metrics
 
+    def compare_keys(self) -> tuple[str, str, str]:
+        if not self.config.prompts.test:
+            raise ConfigError("prompts.test", "restlm compare scores every method on held-out prompts: set prompts.test")
+        return "dev_reward", "test_reward", "test_gold" if self.gold is not None else "test_reward"
+
+    def heldout(self) -> list[Example]:
+        return self.test
+
+    def gold_scores(self, policy: Policy, examples: list[Example], outputs: list) -> list[float]:
+        judge = self.gold if self.gold is not None else self.reward  # no gold: the held-out reward judges
+        return [float(s) for s in judge(policy, examples, outputs)]
+
     def guard(self) -> tuple[str, str] | None:
         return ("test_reward", "test_gold") if self.gold is not None and self.config.prompts.test else None
 

@@ -93,7 +93,25 @@ class TranslationTask(Task):
             metrics[f"{name}_bleu"] = corpus_bleu(hyps, refs, lowercase=lowercase)
             metrics[f"{name}_chrf"] = corpus_chrf(hyps, refs, lowercase=lowercase)
         metrics["dev_reward"] = float(self.reward(policy, self.dev, decoded[: len(self.dev)]).mean())
+        if self.tests:  # the held-out proxy, for compare's proxy-against-gold picture
+            first = self.tests[self.config.translation.test_splits[0]]
+            offset = len(self.dev)
+            metrics["test_reward"] = float(self.reward(policy, first, decoded[offset : offset + len(first)]).mean())
         return metrics
+
+    # ---- compare: proxy and corpus BLEU (or chrF, the metric the reward is not) on the first test split
+    def compare_keys(self) -> tuple[str, str, str]:
+        if not self.tests:
+            raise ConfigError("translation.test_splits", "restlm compare scores methods on a test split: name one")
+        return "dev_reward", "test_reward", f"test_{self.guard()[1].removeprefix('dev_')}"
+
+    def heldout(self) -> list[Example]:
+        return self.tests[self.config.translation.test_splits[0]]
+
+    def gold_of_rows(self, examples: list[Example], outputs: list, scores):
+        metric = corpus_chrf if self.compare_keys()[2].endswith("chrf") else corpus_bleu
+        refs = [e.target for e in examples]
+        return lambda rows: metric([outputs[i] for i in rows], [refs[i] for i in rows])
 
     def _name(self, split: str) -> str:
         """The first test split reports as 'test_*'; others under their own names."""

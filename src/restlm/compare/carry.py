@@ -1,0 +1,48 @@
+"""Reusing finished method runs of another compare directory (`--carry DIR`): a method's final
+record is taken when every setting it depends on is the same there (the task, the start policy,
+the method's own config sections, the seed, the evaluation, PPO's budget)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from restlm import run_layout as layout
+from restlm.errors import RunDirError
+
+TASK_SECTIONS = ("task", "data", "model", "train", "prompts", "translation")  # the task and its start policy
+
+
+def signature(recorded: dict, method, seed: int) -> dict:
+    """Every recorded setting a method run depends on."""
+    experiment = recorded["experiment"]
+    values = {section: experiment.get(section) for section in TASK_SECTIONS}
+    for dotted in method.sections:
+        node = experiment
+        for part in dotted.split("."):
+            node = (node or {}).get(part)
+        values[dotted] = node
+    values.update(seed=seed, eval_samples=recorded.get("eval_samples"))
+    if method.name == "ppo":
+        values["budget"] = recorded.get("budget")
+    return values
+
+
+def carry_records(run, settings, methods: dict) -> None:
+    """Copy into `run` the final records of other directories' method runs whose signatures match."""
+    if not run.is_main:
+        return
+    recorded = settings.recorded()
+    for folder in map(Path, settings.carry):
+        try:
+            other = json.loads((folder / "config.json").read_text())
+            stages = json.loads((folder / "state.json").read_text())["stages"]
+        except (OSError, json.JSONDecodeError, KeyError) as error:
+            raise RunDirError(f"--carry {folder}: not a finished compare directory ({error})") from None
+        if "experiment" not in other:
+            raise RunDirError(f"--carry {folder}: holds a `restlm run`, not a comparison")
+        for seed in range(settings.seeds):
+            for name, method in methods.items():
+                key = layout.method_final(seed, name)
+                if run.stage(key) is None and key in stages and \
+                        signature(other, method, seed) == signature(recorded, method, seed):
+                    run.complete(key, {**stages[key], "carried_from": str(folder)})

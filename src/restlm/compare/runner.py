@@ -1,0 +1,189 @@
+"""`restlm compare`: several methods on one task, from the same start policy, judged the same way.
+
+Per seed: the start policy (stage `seedS/start`: SFT on the task's references, or the pretrained
+model), then each method from it (its stages under `seedS/<method>`), then a final evaluation of
+the step it chose (`seedS/<method>/final`: held-out outputs, their gold, KL to the start,
+distinct-2). Every unit is a stage of one run directory, so a killed compare resumes where it
+stopped and ends with the results of one that never did. Step selection reads the dev split only;
+the held-out split is only scored.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from accelerate import Accelerator
+
+from restlm import run_layout as layout
+from restlm.config import ExperimentConfig, to_dict
+from restlm.errors import ConfigError, RunDirError
+from restlm.guards import distinct_n, kl_to_reference
+from restlm.methods import MethodRun, build_method
+from restlm.methods.sft import fine_tune, metrics_only
+from restlm.runs import RunDir, StageRunner, write_json
+from restlm.tasks import build_task
+
+ORDER = ("sft", "rest", "rest_em", "dpo", "ppo")  # ppo last: without --budget it spends what ReST spent
+EVAL_SEED = 12345  # the held-out samples of KL and distinct-2, the same for every method
+
+
+@dataclass
+class CompareSettings:
+    """What a compare run is: the task config, the methods, seeds, the token budget, the evaluation."""
+
+    config: ExperimentConfig
+    methods: list[str]
+    seeds: int = 1
+    budget: int | None = None
+    """sampled tokens PPO may spend; None: as many as ReST's Grow steps of the same seed (or ppo.max_sampled_tokens)"""
+    eval_samples: int = 4
+    """samples per held-out input (temperature 1) for KL to the start and distinct-2"""
+    bootstrap: int = 1000
+    """resamples of the confidence intervals"""
+    carry: list[str] = field(default_factory=list)
+    """other compare directories whose finished method runs are reused when their settings match"""
+    command: str | None = None
+    """the command line, for the record"""
+
+    def check(self) -> None:
+        if self.seeds < 1:
+            raise ConfigError("--seeds", f"must be at least 1, not {self.seeds}")
+        if self.budget is not None and self.budget < 1:
+            raise ConfigError("--budget", f"must be at least 1 sampled token, not {self.budget}")
+        if self.eval_samples < 1:
+            raise ConfigError("--eval-samples", f"must be at least 1, not {self.eval_samples}")
+        if not self.methods:
+            raise ConfigError("--methods", "name at least one method")
+        if len(set(self.methods)) != len(self.methods):
+            raise ConfigError("--methods", f"names a method twice: {','.join(self.methods)}")
+
+    def recorded(self) -> dict:
+        """What config.json holds: everything a finished stage depends on (methods and seeds may grow)."""
+        return {"experiment": to_dict(self.config), "budget": self.budget, "eval_samples": self.eval_samples}
+
+
+def compare(settings: CompareSettings, out: str | Path) -> dict:
+    """Run (or finish) the comparison in `out`; write compare.json and the report; return the summary."""
+    from restlm.compare.carry import carry_records
+    from restlm.compare.report import write_compare_report
+    from restlm.compare.summary import summarise_compare
+
+    settings.check()
+    methods = {name: build_method(name) for name in sorted(settings.methods, key=_order)}
+    accelerator = Accelerator()
+    task = build_task(settings.config, accelerator)
+    run = RunDir(out, is_main=accelerator.is_main_process)
+    resume = run.holds_run()
+    if resume:
+        _check_same(run, settings)
+    else:
+        run.check_new()
+    task.load_data()
+    keys = task.compare_keys()  # a task without a held-out proxy and gold is refused here
+    policy = task.new_policy(0)
+    task.check(run, policy)
+    for method in methods.values():
+        method.check(settings.config, policy)
+    inputs = task.input_fingerprints()
+    if resume:
+        run.resume()
+        run.check_inputs(inputs)
+    else:
+        run.create(settings.recorded(), inputs)
+    try:
+        carry_records(run, settings, methods)
+        for seed in range(settings.seeds):
+            _run_seed(run, task, settings, methods, keys, seed, policy if seed == 0 else task.new_policy(seed))
+        summary = summarise_compare(run, task, settings, keys)
+        if run.is_main:
+            write_json(run.path / "compare.json", summary)
+            write_compare_report(run.path, summary)
+        return summary
+    finally:
+        run.close()
+
+
+def _order(name: str) -> tuple[int, str]:
+    return (ORDER.index(name) if name in ORDER else len(ORDER), name)
+
+
+def _check_same(run: RunDir, settings: CompareSettings) -> None:
+    """A rerun into a compare directory must be the same comparison (more methods or seeds are fine)."""
+    import json
+
+    try:
+        recorded = json.loads((run.path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise RunDirError(f"{run.path}: unreadable config.json ({error})") from None
+    if "experiment" not in recorded:
+        raise RunDirError(f"{run.path}: holds a `restlm run`, not a comparison; pick another --out")
+    now = settings.recorded()
+    now["experiment"]["run"] = recorded["experiment"].get("run", now["experiment"]["run"])  # seeds, output_dir
+    changed = sorted(_differing(recorded, now))
+    if changed:
+        raise RunDirError(f"{run.path}: holds a comparison with other settings ({', '.join(changed[:5])}); "
+                          "pick another --out, or rerun with the same task config and flags to resume it")
+
+
+def _differing(old, new, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for key in sorted(set(old) | set(new))
+                for d in _differing(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def _run_seed(run: RunDir, task, settings: CompareSettings, methods: dict, keys: tuple[str, str, str], seed: int,
+              policy) -> None:
+    config, (selection, proxy, gold) = settings.config, keys
+    init, start_key = layout.seed_stage(seed, "init"), layout.compare_start(seed)
+    stages = StageRunner(run, policy, in_memory=init)
+    evaluate = _timed(task.evaluate)
+    start = stages(start_key, lambda key: fine_tune(task, config, policy, seed, key), after=init, trains=True)
+    reference = None  # the start policy, frozen, for KL; loaded when a method's final evaluation needs it
+    for name, method in methods.items():
+        final_key = layout.method_final(seed, name)
+        if run.stage(final_key) is not None:
+            continue
+        if stages.in_memory != start_key:
+            policy.load_weights(run.checkpoint_dir(start_key))
+            stages.in_memory = start_key
+        budget = settings.budget
+        if budget is None and name == "ppo" and "rest" in methods:
+            budget = run.stage(layout.method_final(seed, "rest"))["sampled_tokens"] or None
+        print(f"== seed {seed}: {name}", flush=True)
+        record = method.run(MethodRun(config, task, policy, stages, layout.method_prefix(seed, name), start_key,
+                                      start, seed, budget, evaluate))
+        if name != "sft" and reference is None:
+            reference = task.new_policy(seed)
+            reference.load_weights(run.checkpoint_dir(start_key))
+        stages(final_key, lambda key: _final(task, policy, None if name == "sft" else reference, name, record,
+                                             (proxy, gold), settings.eval_samples), after=stages.in_memory, trains=False)
+
+
+def _timed(evaluate):
+    """evaluate() with its own time in the record (`eval_s`), so a method's wall time can leave it out."""
+    def timed(policy) -> dict:
+        started = time.perf_counter()
+        metrics = evaluate(policy)
+        return {**metrics, "eval_s": time.perf_counter() - started}
+
+    return timed
+
+
+def _final(task, policy, reference, name: str, record: dict, keys: tuple[str, str], eval_samples: int) -> dict:
+    """The chosen step's held-out proxy and gold (from its step metrics), its greedy held-out outputs and
+    their gold scores (for the bootstraps), and KL to the start and distinct-2 of held-out samples."""
+    started = time.perf_counter()
+    examples = task.heldout()
+    outputs = [o[0] for o in policy.sample(examples, greedy=True)]
+    sampled = [o for outs in policy.sample(examples, k=eval_samples, temperature=1.0, seed=EVAL_SEED) for o in outs]
+    repeated = [e for e in examples for _ in range(eval_samples)]
+    chosen = next(s for s in record["steps"] if s["step"] == record["chosen_step"])
+    strings = all(isinstance(o, str) for o in sampled)
+    kept = {k: v for k, v in record.items() if k not in ("checkpoint", "peak_memory_mb")}
+    return {"method": name, **kept, "proxy": chosen[keys[0]], "gold": chosen[keys[1]],
+            "kl": kl_to_reference(policy, reference, repeated, sampled) if reference is not None else 0.0,
+            "distinct2": distinct_n(sampled, 2) if strings else None,
+            "heldout_outputs": outputs, "gold_scores": task.gold_scores(policy, examples, outputs),
+            "final_eval_s": time.perf_counter() - started, "start_metrics": metrics_only(record["steps"][0])}

@@ -1,0 +1,25 @@
+"""Methods by name: each module here registers one with `@register_method("name")`; a new method
+is one new file (and its import below).
+
+  sft      the start policy: supervised fine-tuning on the task's references (none: the pretrained model)
+  rest     ReST (Gulcehre et al. 2023): Grow, then Improve steps at rising thresholds
+  rest_em  ReST-EM (Singh et al. 2023): binary reward, each Grow step's Improve from the start
+  ppo      PPO with a value head and a KL penalty to the start (causal policies)
+  dpo      DPO on best-against-worst pairs of the start policy's samples (causal policies)
+"""
+from __future__ import annotations
+
+from restlm.errors import ConfigError
+from restlm.methods.base import METHODS, Method, MethodRun, register_method
+
+# each import registers its method
+from restlm.methods import dpo, ppo, rest, rest_em, sft  # noqa: E402,F401  isort: skip
+
+
+def build_method(name: str) -> Method:
+    if name not in METHODS:
+        raise ConfigError("--methods", f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+    return METHODS[name]()
+
+
+__all__ = ["METHODS", "Method", "MethodRun", "build_method", "register_method"]
