@@ -1,0 +1,224 @@
+"""`restlm compare` end to end on tiny models: every method on a user's own prompts task with a
+reward function written here, resume after SIGKILL with identical results, carrying a finished
+method from another directory, and the refusals (one line, exit 2, nothing written)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import cli_env, restlm_cmd, stderr_lines
+from restlm import cli
+from tiny_models import save_tiny
+
+REWARDS = '''
+def length_match(examples, outputs):
+    """1 when the output has as many words as the row's `words` column asks, less 0.25 per word off."""
+    return [max(0.0, 1 - 0.25 * abs(len(o.split()) - int(e.meta["words"]))) for e, o in zip(examples, outputs)]
+
+
+def short(examples, outputs):
+    return [1.0 / (1 + len(o.split())) for o in outputs]
+'''
+PROMPTS = [("the cat", 2), ("a dog", 3), ("the bird", 1), ("a fish", 2), ("the mat", 3), ("a tree", 1),
+           ("the sun", 2), ("a cup", 1)]
+TASK = """task: prompts
+model: {name: model, max_length: 32}
+prompts: {train: train.jsonl, dev: dev.jsonl, test: test.jsonl, prompt_column: question, extra_columns: [words],
+          max_new_tokens: 5, gold: "compare_rewards:short"}
+rest: {reward: "compare_rewards:length_match", original_data: none, grow_steps: 1, improve_steps: 2, grow_sizes: [6],
+       samples_per_input: 4, sampling: sample, guard_samples: 2, improve_learning_rate: 0.01}
+train: {batch_size: 4, eval_batch_size: 8, learning_rate: 0.01}
+ppo: {learning_rate: 0.001, total_steps: 3, batch_size: 2, mini_batch_size: 2, ppo_epochs: 1, max_new_tokens: 5,
+      eval_every: 1}
+dpo: {learning_rate: 0.001, batch_size: 2, max_length: 256}
+baselines: {zero_shot: {backend: none}}
+run: {histograms: false, tensorboard: false}
+"""
+METHODS = "sft,rest,rest_em,ppo,dpo"
+
+
+@pytest.fixture(scope="module")
+def user_folder(tmp_path_factory) -> Path:
+    """A user's folder: prompts with an extra column, their reward module, a task config, a tiny Llama."""
+    folder = tmp_path_factory.mktemp("compare_task")
+    for split, rows in (("train", PROMPTS), ("dev", PROMPTS[:3]), ("test", PROMPTS[3:])):
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps({"question": f"write about {t}", "words": w}) + "\n"
+                                                       for t, w in rows))
+    (folder / "compare_rewards.py").write_text(REWARDS)
+    (folder / "task.yaml").write_text(TASK)
+    save_tiny(folder / "model")
+    return folder
+
+
+def run_compare(folder: Path, out: Path, *extra: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(restlm_cmd("compare", "--task", "task.yaml", "--out", str(out), *extra), cwd=folder,
+                          capture_output=True, text=True, timeout=timeout, env=cli_env())
+
+
+def without_times(value):
+    """compare.json without what differs between identical runs: clock times, memory, the command."""
+    if isinstance(value, dict):
+        return {k: without_times(v) for k, v in value.items()
+                if not (k.endswith("_s") or k in ("peak_memory_mb", "command", "carried_from", "eval_s"))}
+    if isinstance(value, list):
+        return [without_times(v) for v in value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def finished(user_folder, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("compare_runs") / "full"
+    result = run_compare(user_folder, out, "--methods", METHODS, "--seeds", "2", "--eval-samples", "2",
+                         "--bootstrap", "200")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_every_method_runs_on_a_users_task_and_is_reported(finished):
+    summary = json.loads((finished / "compare.json").read_text())
+    assert summary["command"].startswith("restlm compare --task task.yaml")
+    assert summary["task"] == "prompts" and summary["seeds"] == 2 and summary["heldout_inputs"] == 5
+    assert summary["metrics"] == {"selection": "dev_reward", "proxy": "test_reward", "gold": "test_gold"}
+    by_name = {m["method"]: m for m in summary["methods"]}
+    assert list(by_name) == ["sft", "rest", "rest_em", "dpo", "ppo"]
+    for name, m in by_name.items():
+        for key in ("proxy", "gold", "gold_ci95", "gold_minus_rest_ci95", "kl", "distinct2", "sampled_tokens",
+                    "wall_time_s"):
+            assert key in m, (name, key)
+        low, high = m["gold_ci95"]
+        assert low <= m["gold"] <= high
+        for seed, record in enumerate(m["by_seed"]):
+            steps = record["steps"]
+            start = steps[0]
+            assert start["step"] == "start"
+            # step selection on dev only: the chosen step is the first of highest dev reward
+            dev = [s["dev_reward"] for s in steps]
+            assert record["chosen_step"] == steps[dev.index(max(dev))]["step"]
+            chosen = next(s for s in steps if s["step"] == record["chosen_step"])
+            assert record["proxy"] == chosen["test_reward"] and record["gold"] == chosen["test_gold"]
+            # every method starts from the same start policy of its seed
+            assert start["dev_reward"] == by_name["sft"]["by_seed"][seed]["steps"][0]["dev_reward"]
+    assert by_name["sft"]["sampled_tokens"] == 0 and by_name["sft"]["kl"] == 0.0
+    assert by_name["rest"]["gold_minus_rest_ci95"] is None
+    for name in ("rest", "rest_em", "ppo", "dpo"):
+        assert by_name[name]["sampled_tokens"] > 0
+    assert [s["step"] for s in by_name["ppo"]["by_seed"][0]["steps"]] == ["start", "step 1", "step 2", "step 3"]
+    assert [s["step"] for s in by_name["rest"]["by_seed"][0]["steps"]] == ["start", "G1I1", "G1I2"]
+    # a method that moved the policy has a KL to the start; the start itself has none
+    for name, m in by_name.items():
+        for record in m["by_seed"]:
+            assert (record["kl"] == 0.0) == (record["chosen_step"] == "start") or name == "sft"
+    text = (finished / "compare.md").read_text()
+    assert "| ppo |" in text and "proxy_vs_gold.png" in text
+    assert (finished / "proxy_vs_gold.png").stat().st_size > 1000
+    assert "data:image/png;base64," in (finished / "compare.html").read_text()
+
+
+def test_a_killed_compare_resumes_to_identical_results(user_folder, finished, tmp_path):
+    out = tmp_path / "killed"
+    process = subprocess.Popen(restlm_cmd("compare", "--task", "task.yaml", "--out", str(out), "--methods", METHODS,
+                                          "--seeds", "2", "--eval-samples", "2", "--bootstrap", "200"),
+                               cwd=user_folder, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    state = out / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill it in the middle of seed 0, once ReST has finished
+        if state.exists() and "seed0/rest/final" in state.read_text():
+            break
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "compare.json").exists()
+    result = run_compare(user_folder, out, "--methods", METHODS, "--seeds", "2", "--eval-samples", "2",
+                         "--bootstrap", "200")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert without_times(json.loads((out / "compare.json").read_text())) == \
+        without_times(json.loads((finished / "compare.json").read_text()))
+
+
+def test_a_finished_method_is_carried_when_its_settings_match(user_folder, finished, tmp_path):
+    out = tmp_path / "carried"
+    # ppo's settings changed: rest and sft are carried, ppo runs again
+    result = run_compare(user_folder, out, "--methods", "sft,rest,ppo", "--seeds", "1", "--eval-samples", "2",
+                         "--bootstrap", "200", "--carry", str(finished), "--set", "ppo.total_steps=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = {m["method"]: m for m in json.loads((out / "compare.json").read_text())["methods"]}
+    full = {m["method"]: m for m in json.loads((finished / "compare.json").read_text())["methods"]}
+    assert summary["rest"]["by_seed"][0]["carried_from"] == str(finished)
+    assert without_times(summary["rest"]["by_seed"][0]) == without_times(full["rest"]["by_seed"][0])
+    assert "carried_from" not in summary["ppo"]["by_seed"][0]
+    assert len(summary["ppo"]["by_seed"][0]["steps"]) == 3  # start and two steps
+
+
+# ---------------------------------------------------------------- refusals
+REFUSALS = [
+    ("a missing prompts file", ["--set", "prompts.train=nothere.jsonl"], "nothere.jsonl"),
+    ("a column that is not there", ["--set", "prompts.prompt_column=prompt"], "train.jsonl:1: missing column 'prompt'"),
+    ("an empty prompt set", ["--set", "prompts.dev=empty.jsonl"], "empty.jsonl"),
+    ("a reward spec that cannot be built", ["--set", "rest.reward=compare_rewards:nothere"], "config key 'rest.reward'"),
+    ("a reward spec ':'", ["--set", "rest.reward=:"], "config key 'rest.reward'"),
+    ("an unknown method", ["--methods", "sft,bogus"], "--methods: unknown method 'bogus'"),
+    ("a method named twice", ["--methods", "rest,rest"], "--methods: names a method twice"),
+    ("a token budget of zero", ["--budget", "0"], "--budget: must be at least 1"),
+    ("no seeds", ["--seeds", "0"], "--seeds: must be at least 1"),
+    ("no held-out prompts", ["--set", "prompts.test=null"], "config key 'prompts.test'"),
+    ("one sample per prompt for dpo", ["--methods", "dpo", "--set", "rest.samples_per_input=1"],
+     "config key 'rest.samples_per_input'"),
+    ("two grow sizes", ["--methods", "rest", "--set", "rest.grow_sizes=[2,4]"], "config key 'rest.grow_sizes'"),
+]
+
+
+@pytest.mark.parametrize("case, flags, expected", REFUSALS, ids=[c[0] for c in REFUSALS])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(case, flags, expected, user_folder, tmp_path, monkeypatch,
+                                                           capfd):
+    (user_folder / "empty.jsonl").write_text("")
+    monkeypatch.chdir(user_folder)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    out = tmp_path / "out"
+    capfd.readouterr()
+    code = cli.main(["compare", "--task", "task.yaml", "--out", str(out), *flags])
+    err = capfd.readouterr().err
+    lines = stderr_lines(err)
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith("restlm: error: ") and expected in lines[0], lines[0]
+    assert not out.exists()
+
+
+def test_a_method_that_cannot_train_the_tasks_policy_is_refused(tiny_model_dir, tiny_data, tmp_path, capfd):
+    """PPO on a classifier: refused before anything is written (and a classification task has no held-out gold)."""
+    from restlm.config import load_config
+    from restlm.methods import build_method
+    from restlm.errors import ConfigError
+    from restlm.tasks import build_task
+    from accelerate import Accelerator
+
+    config = load_config(None, [f"model.name={tiny_model_dir}", "model.max_length=32", "data.source=file",
+                                f"data.train={tiny_data['train']}", f"data.dev={tiny_data['dev']}"])
+    task = build_task(config, Accelerator())
+    policy = task.new_policy(0)
+    for name in ("ppo", "dpo"):
+        with pytest.raises(ConfigError, match=f"{name} trains causal policies; this task's policy is a classifier"):
+            build_method(name).check(config, policy)
+    build_method("rest").check(config, policy)  # ReST trains any policy
+    out = tmp_path / "out"
+    code = cli.main(["compare", "--task", str(tmp_path / "none.yaml"), "--out", str(out)])
+    assert code == 2 and not out.exists()
+
+
+def test_a_rerun_with_other_settings_is_refused(user_folder, finished, monkeypatch, capfd):
+    monkeypatch.chdir(user_folder)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = (finished / "state.json").read_bytes()
+    capfd.readouterr()
+    code = cli.main(["compare", "--task", "task.yaml", "--out", str(finished), "--methods", METHODS, "--seeds", "2",
+                     "--eval-samples", "2", "--set", "rest.improve_steps=3"])
+    lines = stderr_lines(capfd.readouterr().err)
+    assert code == 2 and len(lines) == 1 and "other settings (experiment.rest.improve_steps)" in lines[0], lines
+    assert (finished / "state.json").read_bytes() == before
