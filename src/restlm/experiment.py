@@ -7,21 +7,20 @@ a killed run and ends with the results of a run that never stopped.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from accelerate import Accelerator
 
 from restlm.config import ExperimentConfig, from_dict, to_dict, validate
 from restlm.errors import ConfigError
+from restlm.methods.sft import fine_tune
 from restlm.policies.base import Policy
-from restlm.rest import ReST, stage_seed, write_train_nll
+from restlm.rest import ReST, write_train_nll
 from restlm.results import collect_results
 from restlm.rewards import build_reward
 from restlm import run_layout as layout
 from restlm.runs import RunDir, StageRunner, write_json
 from restlm.tasks import build_task
-from restlm.training import train_policy
 
 
 class Experiment:
@@ -115,15 +114,8 @@ class Experiment:
             rest.fit(size, seed, prefix=layout.trajectory(seed, size), start=sft, start_score=sft_record[metric])
 
     def fine_tune(self, policy: Policy, seed: int, key: str, record_nll: bool) -> dict:
-        """G0I0: supervised fine-tuning on the gold outputs."""
-        items = self.task.sft_items()
-        if not items:  # no gold outputs (prompts without references): the pretrained policy is the start
-            start = time.perf_counter()
-            return {**self.evaluate(policy), "sft": "none (no references)", "wall_time_s": time.perf_counter() - start}
-        stats = train_policy(policy, items, self.config.train, self.config.train.learning_rate,
-                             self.config.train.epochs, stage_seed(seed, key), description=key)
-        record = {"train_loss": stats.mean_loss, "train_examples_per_s": stats.examples_per_s, **self.evaluate(policy),
-                  "wall_time_s": stats.wall_time_s}
-        if record_nll:
+        """G0I0: supervised fine-tuning on the gold outputs (the `sft` method's start policy)."""
+        record = fine_tune(self.task, self.config, policy, seed, key)
+        if record_nll and "sft" not in record:
             record["train_nll_file"] = write_train_nll(policy, self.train, self.run, key)
         return record

@@ -9,7 +9,7 @@ from pathlib import Path
 from restlm import run_layout as layout
 from restlm.errors import RunDirError
 
-TASK_SECTIONS = ("task", "data", "model", "train", "prompts", "translation")  # the task and its start policy
+TASK_SECTIONS = ("task", "data", "model", "train", "prompts", "translation", "sentiment")  # the task and its start policy
 
 
 def signature(recorded: dict, method, seed: int) -> dict:

@@ -193,6 +193,28 @@ class PromptsConfig:
 
 
 @dataclass
+class SentimentConfig:
+    reward_model: str = "runs/sentiment_reward"
+    """the proxy: a sentiment classifier folder, trained there on its half of the UCI sentences when missing"""
+    gold_model: str = "runs/sentiment_gold"
+    """the gold: a classifier trained on the other half (likewise), which no method sees"""
+    classifier_limit: int | None = None
+    """train each missing classifier on only its first sentences (fast runs)"""
+    prompts: int = 32
+    """training prompts (openings of IMDB sentences the proxy may have seen)"""
+    dev_prompts: int = 32
+    """prompts whose mean proxy selects the best step"""
+    heldout_prompts: int = 96
+    """held-out prompts: openings of sentences neither classifier saw, then of the gold's only"""
+    prompt: str = "Continue this movie review: {text}"
+    """the user turn, with {text} the opening"""
+    system_prompt: str | None = "You write movie reviews. Reply with the rest of the review only."
+    """the chat template's system turn"""
+    max_new_tokens: int = 24
+    """token limit of a continuation"""
+
+
+@dataclass
 class ZeroShotConfig:
     backend: str = "local"
     """'local' (a causal LM through transformers), 'http' (OpenAI-compatible endpoint) or 'none'"""
@@ -239,13 +261,15 @@ class RunConfig:
 class ExperimentConfig:
     task: str = "classification"
     """'classification' (sentence (pair) labels, e.g. MRPC), 'translation' (Multi30k with a generative policy)
-    or 'prompts' (your own prompts and reward, see the `prompts` section)"""
+    'prompts' (your own prompts and reward, see the `prompts` section) or 'sentiment' (positive movie-review
+    continuations, a proxy and a gold classifier: see the `sentiment` section)"""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     rest: RestConfig = field(default_factory=RestConfig)
     translation: TranslationConfig = field(default_factory=TranslationConfig)
     prompts: PromptsConfig = field(default_factory=PromptsConfig)
+    sentiment: SentimentConfig = field(default_factory=SentimentConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     run: RunConfig = field(default_factory=RunConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)

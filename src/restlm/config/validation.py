@@ -8,7 +8,7 @@ from restlm.errors import ConfigError
 
 
 _CHOICES = {
-    "task": ("classification", "translation", "prompts"),
+    "task": ("classification", "translation", "prompts", "sentiment"),
     "data.source": ("glue_folder", "file", "hub"),
     "rest.sampling": ("argmax", "sample"),
     "rest.threshold": ("reference", "rising", "percentile"),
@@ -75,7 +75,8 @@ def validate(config: ExperimentConfig) -> None:
     if config.rest.guard_samples < 0:
         raise ConfigError("rest.guard_samples", f"must be 0 or more; got {config.rest.guard_samples}")
     for key in ["rest.max_kept_per_input", "model.lora_rank", "translation.max_new_tokens", "prompts.max_new_tokens",
-                "prompts.limit", "prompts.dev_limit", "prompts.test_limit"]:
+                "prompts.limit", "prompts.dev_limit", "prompts.test_limit", "sentiment.classifier_limit",
+                "sentiment.prompts", "sentiment.dev_prompts", "sentiment.heldout_prompts", "sentiment.max_new_tokens"]:
         if flat[key] is not None and flat[key] < 1:
             raise ConfigError(key, f"must be at least 1; got {flat[key]}")
     if config.task == "prompts" and not (config.prompts.train and config.prompts.dev):

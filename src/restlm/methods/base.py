@@ -48,6 +48,11 @@ class MethodRun:
     budget: int | None  # sampled tokens a method may spend (None: as its config says)
     evaluate: Callable[[Policy], dict]  # the task's step metrics (dev selection, held-out proxy and gold)
 
+    def proxy(self):
+        """The task's proxy reward, normalised as `rest.normalise_reward` says (as ReST normalises it)."""
+        reward = self.task.proxy_reward()
+        return reward.normalised() if self.config.rest.normalise_reward else reward
+
     def hold(self, key: str) -> None:
         """Make the policy hold the weights of stage `key` (loaded from its checkpoint unless it has them)."""
         if self.stages.in_memory != key:

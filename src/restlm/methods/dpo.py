@@ -29,10 +29,8 @@ class DPOMethod(Method):
     def run(self, run: MethodRun) -> dict:
         from restlm.dpo import dpo
         from restlm.rest import stage_seed
-        from restlm.rewards import build_reward
 
-        rest = run.config.rest
-        reward = build_reward(rest.reward, rest.normalise_reward)
+        rest, reward = run.config.rest, run.proxy()
 
         def train(key: str) -> dict:
             started = time.perf_counter()

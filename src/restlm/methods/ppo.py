@@ -19,12 +19,11 @@ class PPOMethod(Method):
 
     def run(self, run: MethodRun) -> dict:
         from restlm.ppo import PPO
-        from restlm.rewards import build_reward
 
         metric = run.task.selection_metric
         cfg = dataclasses.replace(run.config.ppo, seed=run.seed, keep_best=metric,
                                   max_sampled_tokens=run.budget or run.config.ppo.max_sampled_tokens)
-        reward = build_reward(run.config.rest.reward, run.config.rest.normalise_reward)
+        reward = run.proxy()
 
         def train(key: str) -> dict:
             ppo = PPO(run.policy, reward, run.task.train, cfg)

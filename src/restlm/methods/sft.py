@@ -16,7 +16,8 @@ def fine_tune(task, config, policy: Policy, seed: int, key: str) -> dict:
     items = task.sft_items()
     if not items:  # no gold outputs (prompts without references): the pretrained policy is the start
         start = time.perf_counter()
-        return {**task.evaluate(policy), "sft": "none (no references)", "wall_time_s": time.perf_counter() - start}
+        metrics = task.evaluate(policy)
+        return {**metrics, "sft": "none (no references)", "wall_time_s": 0.0, "eval_s": time.perf_counter() - start}
     train = config.train
     stats = train_policy(policy, items, train, train.learning_rate, train.epochs, stage_seed(seed, key), description=key)
     return {"train_loss": stats.mean_loss, "train_examples_per_s": stats.examples_per_s, **task.evaluate(policy),

@@ -4,6 +4,7 @@ registers its class with `@register_task("name")`; a new task is one new file (a
   classification  MRPC and any labelled sentence (pair) file, a classifier policy
   translation     Multi30k / IWSLT with a generative policy
   prompts         the user's own prompts (a file or a HF dataset) and reward, a generative policy
+  sentiment       positive movie-review continuations, a proxy and a gold classifier
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from restlm.errors import ConfigError
 from restlm.tasks.base import TASKS, Task, register_task
 
 # each import registers its task
-from restlm.tasks import classification, prompts, translation  # noqa: E402,F401  isort: skip
+from restlm.tasks import classification, prompts, sentiment, translation  # noqa: E402,F401  isort: skip
 
 
 def build_task(config: ExperimentConfig, accelerator) -> Task:
