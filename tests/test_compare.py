@@ -222,3 +222,30 @@ def test_a_rerun_with_other_settings_is_refused(user_folder, finished, monkeypat
     lines = stderr_lines(capfd.readouterr().err)
     assert code == 2 and len(lines) == 1 and "other settings (experiment.rest.improve_steps)" in lines[0], lines
     assert (finished / "state.json").read_bytes() == before
+
+
+def test_the_readmes_new_method_is_one_file_and_runs_beside_the_others(user_folder, tmp_path, monkeypatch, capfd):
+    """The README's worked example of a new method, taken from the README itself, registered by import."""
+    import importlib.util
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    code = re.search(r"```python\n(# src/restlm/methods/best_of_k\.py.*?)```", readme, re.S).group(1)
+    module = tmp_path / "best_of_k.py"
+    module.write_text(code)
+    spec = importlib.util.spec_from_file_location("readme_best_of_k", module)
+    from restlm.methods import METHODS
+
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    try:
+        monkeypatch.chdir(user_folder)
+        monkeypatch.setattr(sys, "path", list(sys.path))
+        out = tmp_path / "out"
+        assert cli.main(["compare", "--task", "task.yaml", "--out", str(out), "--methods", "sft,best_of_k",
+                         "--eval-samples", "2", "--bootstrap", "100"]) == 0, capfd.readouterr().err
+        methods = {m["method"]: m for m in json.loads((out / "compare.json").read_text())["methods"]}
+        record = methods["best_of_k"]["by_seed"][0]
+        assert [s["step"] for s in record["steps"]] == ["start", "trained"] and record["sampled_tokens"] > 0
+        assert "best_of_k" in (out / "compare.md").read_text()
+    finally:
+        METHODS.pop("best_of_k", None)
