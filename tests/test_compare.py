@@ -249,3 +249,18 @@ def test_the_readmes_new_method_is_one_file_and_runs_beside_the_others(user_fold
         assert "best_of_k" in (out / "compare.md").read_text()
     finally:
         METHODS.pop("best_of_k", None)
+
+
+def test_restlm_run_runs_another_method_alone_and_resumes_it(user_folder, tmp_path, monkeypatch, capfd):
+    monkeypatch.chdir(user_folder)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    out = tmp_path / "ppo_run"
+    argv = ["run", "--config", "task.yaml", "--set", "method=ppo", "--set", "ppo.total_steps=2", "--output-dir", str(out)]
+    assert cli.main(argv) == 0, capfd.readouterr().err
+    first = json.loads((out / "compare.json").read_text())
+    assert [m["method"] for m in first["methods"]] == ["sft", "ppo"]
+    assert [s["step"] for s in first["methods"][1]["by_seed"][0]["steps"]] == ["start", "step 1", "step 2"]
+    state = (out / "state.json").read_bytes()
+    assert cli.main(["run", "--resume", str(out)]) == 0, capfd.readouterr().err  # finished: nothing runs again
+    assert (out / "state.json").read_bytes() == state
+    assert without_times(json.loads((out / "compare.json").read_text())) == without_times(first)

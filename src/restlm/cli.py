@@ -78,6 +78,12 @@ def _run(args) -> None:
     if args.resume:
         if args.config or args.overrides or args.output_dir:
             raise RestlmError("--resume takes the run's own config; drop --config/--set/--output-dir (--seeds may add seeds)")
+        recorded = _recorded_comparison(args.resume)
+        if recorded is not None:  # a run of another method than ReST: resumed by running it again
+            if args.seeds is not None:
+                recorded.run.seeds = args.seeds
+            _run_method(recorded, args.argv)
+            return
         experiment = Experiment.resuming(args.resume, seeds=args.seeds)
     else:
         overrides = list(args.overrides)
@@ -85,10 +91,38 @@ def _run(args) -> None:
             overrides.append(f"run.seeds={args.seeds}")
         if args.output_dir:
             overrides.append(f"run.output_dir={args.output_dir}")
-        experiment = Experiment(load_config(args.config, overrides))
+        config = load_config(args.config, overrides)
+        if config.method != "rest":  # another method alone, from the start policy, as compare runs it
+            _run_method(config, args.argv)
+            return
+        experiment = Experiment(config)
     experiment.run_all()
     if experiment.accelerator.is_main_process:
         print(f"report: {experiment.run.path / 'report.html'}")
+
+
+def _run_method(config, argv: list[str]) -> None:
+    from restlm.compare import CompareSettings, compare
+
+    methods = ["sft"] if config.method == "sft" else ["sft", config.method]
+    compare(CompareSettings(config, methods, config.run.seeds, command="restlm " + shlex.join(argv)),
+            config.run.output_dir)
+    print(f"report: {Path(config.run.output_dir) / 'compare.html'}")
+
+
+def _recorded_comparison(folder: str):
+    """The config of a `method: ...` run (a compare directory) in `folder`; None for anything else."""
+    from restlm.config import ExperimentConfig, from_dict, validate
+
+    try:
+        recorded = json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None  # Experiment.resuming gives the error
+    if not isinstance(recorded, dict) or "experiment" not in recorded:
+        return None
+    config = from_dict(ExperimentConfig, recorded["experiment"])
+    validate(config)
+    return config
 
 
 def user_modules_importable(config_file: str | None) -> None:

@@ -263,6 +263,9 @@ class ExperimentConfig:
     """'classification' (sentence (pair) labels, e.g. MRPC), 'translation' (Multi30k with a generative policy)
     'prompts' (your own prompts and reward, see the `prompts` section) or 'sentiment' (positive movie-review
     continuations, a proxy and a gold classifier: see the `sentiment` section)"""
+    method: str = "rest"
+    """what `restlm run` runs: 'rest' (the experiment: baselines, G0I0, one ReST trajectory per grow size) or
+    another registered method ('sft', 'rest_em', 'ppo', 'dpo'), run as `restlm compare` runs it"""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -48,6 +48,10 @@ def validate(config: ExperimentConfig) -> None:
     _check_thresholds(config.rest.threshold, config.rest.thresholds)
     config.ppo.validate()
     config.dpo.validate()
+    from restlm.methods import METHODS  # here: the methods import the config package
+
+    if config.method not in METHODS:
+        raise ConfigError("method", f"must be one of {', '.join(METHODS)}; got {config.method!r}")
     for key in ["rest.grow_steps", "rest.improve_steps"]:
         if flat[key] < 0:
             raise ConfigError(key, f"must be 0 or more; got {flat[key]}")
