@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +152,10 @@ def test_cli_config_bad_key_exits_2_with_one_line(capsys):
     assert len(lines) == 1, captured.err
     assert lines[0].startswith("restlm: error: config key 'rest.nope': unknown key")
     assert captured.out == ""
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_config_loads_and_validates(path):
+    config = load_config(path)
+    assert config.task in ("classification", "translation", "prompts", "sentiment")
