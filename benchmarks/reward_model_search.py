@@ -23,7 +23,7 @@ import torch
 
 from restlm.data.splits import train_eval_split
 from restlm.reward_models.bradley_terry import RewardTrainConfig
-from restlm.reward_models.commands import load_hh_split, run_reward_model
+from restlm.reward_models.fitting import load_hh_split, run_reward_model
 from restlm.runs import write_atomic, write_json
 
 HERE = Path(__file__).resolve().parent

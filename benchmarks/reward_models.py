@@ -24,7 +24,7 @@ import torch
 
 from restlm.errors import RestlmError
 from restlm.reward_models.bradley_terry import RewardTrainConfig
-from restlm.reward_models.commands import (
+from restlm.reward_models.fitting import (
     HH_PAIRS,
     combine_reward_models,
     load_hh_split,

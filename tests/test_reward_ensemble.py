@@ -12,7 +12,7 @@ from helpers import build_tiny_bert, cue_pairs, run_cli, stderr_lines
 from restlm.data.examples import Example
 from restlm.errors import ModelLoadError
 from restlm.reward_models import RewardModel, RewardTrainConfig, pairwise_accuracy
-from restlm.reward_models.commands import combine_reward_models, run_reward_ensemble
+from restlm.reward_models.fitting import combine_reward_models, run_reward_ensemble
 from restlm.reward_models.ensemble import ENSEMBLE_FILE, RewardEnsemble, is_ensemble
 from restlm.rewards import build_reward
 

@@ -14,7 +14,8 @@ from restlm.data.examples import Example
 from restlm.data.location import data_root
 from restlm.data.preferences import read_preferences
 from restlm.reward_models import RewardModel, pairwise_accuracy
-from restlm.reward_models.commands import both_responses, main_reward_model
+from restlm.reward_models.commands import main_reward_model
+from restlm.reward_models.fitting import both_responses
 from restlm.reward_models.probe import (
     ProbeFit,
     apply_probe,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from restlm.reward_models.commands import both_responses, write_metrics
+from restlm.reward_models.fitting import both_responses, write_metrics
 
 
 def run_probe_model(model: str, train_pairs, eval_pairs, layers: Sequence[int] | None = None, folds: int = 5,
