@@ -43,6 +43,11 @@ class DataConfig:
     """keep only the first `limit` training examples (fast runs)"""
     dev_limit: int | None = None
     """keep only the first `dev_limit` held-out examples (fast runs)"""
+    validation_fraction: float | None = None
+    """carve this share of the training examples (stratified by label, seeded) into a validation split that
+    selects the best step, so that dev is only reported; None: dev selects (needed by `restlm compare`)"""
+    validation_seed: int = 0
+    """seed of the validation split"""
 
 
 @dataclass

@@ -46,6 +46,9 @@ def validate(config: ExperimentConfig) -> None:
         if not 0 <= flat[key] <= 1:
             raise ConfigError(key, f"must be in [0, 1]; got {flat[key]}")
     _check_thresholds(config.rest.threshold, config.rest.thresholds)
+    fraction = config.data.validation_fraction
+    if fraction is not None and not 0 < fraction < 1:
+        raise ConfigError("data.validation_fraction", f"must be in (0, 1), or null; got {fraction}")
     config.ppo.validate()
     config.dpo.validate()
     from restlm.methods import METHODS  # here: the methods import the config package

@@ -31,8 +31,9 @@ class SFT(Method):
 
     def run(self, run: MethodRun) -> dict:
         start = run.start_metrics
+        about = {k: start[k] for k in ("train_loss", "sft_examples", "sft") if k in start}
         return {"steps": [{"step": "start", "sampled_tokens": 0, **metrics_only(start)}], "chosen_step": "start",
-                "sampled_tokens": 0, "wall_time_s": start["wall_time_s"]}
+                "sampled_tokens": 0, "wall_time_s": start["wall_time_s"], **about}
 
 
 def metrics_only(record: dict) -> dict:

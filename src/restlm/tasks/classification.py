@@ -15,7 +15,7 @@ from restlm.data.examples import Example
 from restlm.data.location import data_root
 from restlm.data.sentence_pairs import COMMON_KEYS, SOURCE_KEYS, load_classification_split
 from restlm.data.tabular import read_labelled
-from restlm.errors import DataError
+from restlm.errors import ConfigError, DataError
 from restlm.policies.classifier import ClassifierPolicy
 from restlm import run_layout as layout
 from restlm.runs import RunDir
@@ -43,13 +43,40 @@ def _check_labels(examples: list[Example], num_labels: int, name: str) -> None:
         raise DataError(bad.meta.get("path", name), message, bad.meta.get("line"))
 
 
+def validation_split(train: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """(train, validation): `fraction` of the examples, stratified by label and seeded, held out."""
+    from sklearn.model_selection import train_test_split
+
+    rows = list(range(len(train)))
+    try:
+        kept, held = train_test_split(rows, test_size=fraction, random_state=seed, stratify=[e.label for e in train])
+    except ValueError as error:  # too few examples of a label to stratify
+        raise DataError("train data", f"cannot carve a validation split of {fraction} from {len(train)} examples "
+                        f"({error})") from None
+    return [train[i] for i in sorted(kept)], [train[i] for i in sorted(held)]
+
+
 @register_task("classification")
 class ClassificationTask(Task):
-    selection_metric = "dev_accuracy"
     untrained_label = "untrained head"
+
+    def __init__(self, config, accelerator):
+        super().__init__(config, accelerator)
+        self.validation: list[Example] = []
+
+    @property
+    def selection_metric(self) -> str:
+        """Validation accuracy when a validation split is carved from train (dev then only reports)."""
+        return "val_accuracy" if self.config.data.validation_fraction else "dev_accuracy"
 
     def load_data(self) -> None:
         self.train, self.dev = load_data(self.config)
+        data = self.config.data
+        if data.validation_fraction:
+            self.train, self.validation = validation_split(self.train, data.validation_fraction, data.validation_seed)
+
+    def splits(self) -> dict[str, list[Example]]:
+        return {**super().splits(), **({"validation": self.validation} if self.validation else {})}
 
     def read_split(self, path: Path) -> list[Example]:
         data = self.config.data
@@ -67,11 +94,36 @@ class ClassificationTask(Task):
                                                 batch_size=self.config.train.eval_batch_size)
 
     def evaluate(self, policy: ClassifierPolicy) -> dict:
-        metrics = classification_metrics([e.label for e in self.dev], policy.predict(self.dev))
-        return {"dev_accuracy": metrics["accuracy"], "dev_f1": metrics["f1"]}
+        predictions = policy.predict(self.validation + self.dev)  # one pass over both
+        val, dev = predictions[: len(self.validation)], predictions[len(self.validation) :]
+        metrics = classification_metrics([e.label for e in self.dev], dev)
+        scores = {"dev_accuracy": metrics["accuracy"], "dev_f1": metrics["f1"]}
+        if self.validation:
+            metrics = classification_metrics([e.label for e in self.validation], val)
+            scores.update(val_accuracy=metrics["accuracy"], val_f1=metrics["f1"],
+                          dev_reward=float(self._proxy()(policy, self.dev, dev).mean()))
+        return scores
 
     def metric_columns(self) -> list[tuple[str, str]]:
-        return [("dev_accuracy", "dev accuracy"), ("dev_f1", "dev F1")]
+        columns = [("dev_accuracy", "dev accuracy"), ("dev_f1", "dev F1")]
+        return ([("val_accuracy", "validation accuracy")] if self.validation else []) + columns
+
+    # ---- compare: select on the validation split, report dev (its proxy, and accuracy as the gold)
+    def _proxy(self):
+        reward = self.proxy_reward()
+        return reward.normalised() if self.config.rest.normalise_reward or not reward.higher_is_better else reward
+
+    def compare_keys(self) -> tuple[str, str, str]:
+        if not self.config.data.validation_fraction:
+            raise ConfigError("data.validation_fraction", "restlm compare selects steps on a validation split "
+                              "carved from the training data and scores dev: set it (e.g. 0.1)")
+        return "val_accuracy", "dev_reward", "dev_accuracy"
+
+    def heldout(self) -> list[Example]:
+        return self.dev
+
+    def gold_scores(self, policy, examples: list[Example], outputs: list) -> list[float]:
+        return [float(o == e.label) for e, o in zip(examples, outputs)]
 
     def check(self, run: RunDir, policy) -> None:
         """Also the zero-shot baseline's config (prompt, URL, key), before the first file is written."""

@@ -1,0 +1,89 @@
+"""`restlm compare` on every built-in task with tiny models: classification (a validation split
+selects, dev is held out, PPO and DPO refused), translation (every method, gold corpus BLEU) and
+sentiment (the real UCI sentences, tiny classifiers as proxy and gold)."""
+from __future__ import annotations
+
+import json
+
+from helpers import set_args, stderr_lines
+from restlm import cli
+from test_translation_task import write_corpus
+from tiny_models import save_tiny
+
+FAST = ["baselines.zero_shot.backend=none", "run.histograms=false", "run.tensorboard=false",
+        "ppo.total_steps=2", "ppo.batch_size=2", "ppo.mini_batch_size=2", "ppo.ppo_epochs=1", "ppo.eval_every=1",
+        "dpo.batch_size=2", "dpo.max_length=256"]
+
+
+def compare(tmp_path, overrides: list[str], methods: str, capfd) -> dict:
+    out = tmp_path / "out"
+    (tmp_path / "task.yaml").write_text("{}\n")
+    code = cli.main(["compare", "--task", str(tmp_path / "task.yaml"), *set_args(overrides), "--methods", methods,
+                     "--eval-samples", "2", "--bootstrap", "100", "--out", str(out)])
+    assert code == 0, capfd.readouterr().err[-3000:]
+    summary = json.loads((out / "compare.json").read_text())
+    assert (out / "compare.html").exists() and (out / "proxy_vs_gold.png").exists()
+    return summary
+
+
+def check_methods(summary: dict, names: list[str]) -> dict:
+    by_name = {m["method"]: m for m in summary["methods"]}
+    assert list(by_name) == names
+    selection = summary["metrics"]["selection"]
+    for m in summary["methods"]:
+        record = m["by_seed"][0]
+        scores = [s[selection] for s in record["steps"]]
+        assert record["chosen_step"] == record["steps"][scores.index(max(scores))]["step"]
+        assert m["gold_ci95"][0] <= m["gold"] <= m["gold_ci95"][1]
+    return by_name
+
+
+def test_classification_selects_on_a_validation_split_and_reports_dev(tiny_model_dir, tiny_data, tmp_path, capfd):
+    overrides = [f"model.name={tiny_model_dir}", "model.max_length=32", "data.source=file",
+                 f"data.train={tiny_data['train']}", f"data.dev={tiny_data['dev']}", "data.validation_fraction=0.25",
+                 "train.epochs=1", "train.batch_size=8", "train.learning_rate=0.01", "rest.grow_steps=1",
+                 "rest.improve_steps=2", "rest.grow_sizes=[8]", "rest.improve_learning_rate=0.01", *FAST]
+    summary = compare(tmp_path, overrides, "sft,rest,rest_em", capfd)
+    assert summary["metrics"] == {"selection": "val_accuracy", "proxy": "dev_reward", "gold": "dev_accuracy"}
+    assert summary["splits"] == {"train": 30, "dev": 16, "validation": 10} and summary["heldout_inputs"] == 16
+    by_name = check_methods(summary, ["sft", "rest", "rest_em"])
+    assert by_name["rest"]["distinct2"] is None  # labels, not text
+    # refused on a classifier, before anything is written
+    out = tmp_path / "refused"
+    capfd.readouterr()
+    assert cli.main(["compare", "--task", str(tmp_path / "task.yaml"), *set_args(overrides), "--methods", "sft,ppo",
+                     "--out", str(out)]) == 2
+    assert "--methods: ppo trains causal policies" in stderr_lines(capfd.readouterr().err)[0]
+    assert not out.exists()
+
+
+def test_translation_runs_every_method_with_corpus_bleu_as_gold(tmp_path, capfd):
+    model = save_tiny(tmp_path / "model")
+    overrides = ["task=translation", f"data.root={write_corpus(tmp_path / 'data')}", "data.path=toy",
+                 "data.dev_split=val", f"model.name={model}", "train.batch_size=4", "train.eval_batch_size=4",
+                 "translation.test_splits=[test]", "translation.out_of_domain=false", "translation.max_new_tokens=6",
+                 "translation.system_prompt=null", "rest.grow_steps=1", "rest.improve_steps=1", "rest.grow_sizes=[3]",
+                 "rest.samples_per_input=2", "rest.sampling=sample", "rest.reward=chrf", "rest.normalise_reward=true",
+                 "rest.threshold=percentile", "rest.thresholds=[0.0]", "rest.guard_samples=2", *FAST]
+    summary = compare(tmp_path, overrides, "sft,rest,rest_em,dpo,ppo", capfd)
+    assert summary["metrics"] == {"selection": "dev_reward", "proxy": "test_reward", "gold": "test_bleu"}
+    by_name = check_methods(summary, ["sft", "rest", "rest_em", "dpo", "ppo"])
+    for m in by_name.values():
+        assert 0 <= m["gold"] <= 100 and 0 <= m["proxy"] <= 1
+    assert by_name["sft"]["by_seed"][0]["train_loss"] > 0  # the start was fine-tuned on the references
+
+
+def test_sentiment_on_the_real_sentences_with_tiny_classifiers(tiny_model_dir, tmp_path, capfd):
+    model = save_tiny(tmp_path / "model")
+    overrides = ["task=sentiment", f"model.name={model}", f"sentiment.reward_model={tiny_model_dir}",
+                 f"sentiment.gold_model={tiny_model_dir}", "sentiment.prompts=4", "sentiment.dev_prompts=3",
+                 "sentiment.heldout_prompts=5", "sentiment.max_new_tokens=5", "train.batch_size=4",
+                 "train.eval_batch_size=8", "rest.grow_steps=1", "rest.improve_steps=1", "rest.grow_sizes=[null]",
+                 "rest.samples_per_input=2", "rest.sampling=sample", "rest.normalise_reward=true",
+                 "rest.original_data=none", "rest.threshold=rising", "rest.thresholds=[0.0]", "rest.guard_samples=2",
+                 *FAST]
+    summary = compare(tmp_path, overrides, "sft,rest,ppo", capfd)
+    assert summary["splits"] == {"train": 4, "dev": 3, "test": 5}
+    by_name = check_methods(summary, ["sft", "rest", "ppo"])
+    for m in by_name.values():
+        assert 0 <= m["gold"] <= 1 and 0 <= m["proxy"] <= 1
