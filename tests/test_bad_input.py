@@ -40,7 +40,7 @@ CASES = [
     ("wrong type", {"train.epochs": "many"}, "config key 'train.epochs': expected int, got str 'many'"),
     ("bad choice", {"rest.sampling": "beam"}, "config key 'rest.sampling': must be one of argmax, sample"),
     ("model path does not exist", {"model.name": "/nonexistent/tiny-model"},
-     "model '/nonexistent/tiny-model': no such folder"),
+     "model '/nonexistent/tiny-model': no such file or directory: /nonexistent/tiny-model"),
 ]
 
 

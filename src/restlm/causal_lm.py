@@ -55,7 +55,9 @@ def resolve_causal_lm(name: str) -> str:
     try:
         convert_gguf(gguf_dir, SMOLLM2_GGUF, dest)
     except Exception as exc:  # any failure is the user's install or disk, say it in one line
-        raise ModelLoadError(name, f"converting {SMOLLM2_GGUF} failed: {_one_line(exc)}") from exc
+        from restlm.models import one_line
+
+        raise ModelLoadError(name, f"converting {SMOLLM2_GGUF} failed: {one_line(exc)}") from exc
     return str(dest)
 
 
@@ -109,45 +111,14 @@ def load_causal_lm(name: str, dtype: torch.dtype = torch.float32):
     mode, tokenizer with a pad token and padding_side="left"). Any failure (missing path,
     hub id unreachable offline, bad files) raises ModelLoadError with one short line.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    from restlm.models import check_model_folder
+    from restlm.models import load_pretrained
 
-    path = resolve_causal_lm(name)
-    local = Path(path).expanduser()
-    if _looks_like_path(path) and not local.exists():
-        raise ModelLoadError(name, f"no such file or directory: {path}")
-    check_model_folder(name, path)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    except Exception as exc:
-        raise ModelLoadError(name, _load_failure(path, exc)) from exc
+    model, tokenizer = load_pretrained(name, AutoModelForCausalLM, dtype=dtype)
     model.eval()
     if tokenizer.pad_token is None:
         # Any id works as padding since the attention mask hides it; EOS is always there.
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     tokenizer.padding_side = "left"  # the next token must sit at the last position
     return model, tokenizer
-
-
-def _looks_like_path(name: str) -> bool:
-    return (os.path.isabs(name) or name.startswith(("./", "../", "~", ".\\"))
-            or name.count("/") > 1 or os.path.exists(name))
-
-
-def _load_failure(path: str, exc: Exception) -> str:
-    text = _one_line(exc)
-    # transformers words an unreachable or offline hub as an OSError about connecting
-    if isinstance(exc, OSError) and not Path(path).exists() and "connect" in str(exc).lower():
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-        why = "HF_HUB_OFFLINE is set" if offline else "the hub could not be reached"
-        return (f"not a local folder and not in the Hugging Face cache ({why}); "
-                f"download it first or pass a local path")
-    return f"{type(exc).__name__}: {text}"
-
-
-def _one_line(exc: BaseException, limit: int = 200) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[0] if lines else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,8 +1,10 @@
-"""Model names -> loaded models. Short names for the models that ship inside pip packages,
-so the default run needs no network; any Hugging Face id or local path works too."""
+"""Model names -> loaded models, in one place (`load_pretrained`): short names for the models that
+ship inside pip packages, so the default run needs no network; any Hugging Face id or local path works
+too. Every failure is one line naming the model."""
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
 from restlm.errors import ModelLoadError
@@ -22,12 +24,22 @@ ENCODERS = {"minilm": _minilm_path}
 
 
 def resolve_encoder(name: str) -> str:
-    """A short name, HF id or local path -> what `from_pretrained` takes."""
+    """A short encoder name, HF id or local path -> what `from_pretrained` takes."""
     return ENCODERS[name]() if name in ENCODERS else name
 
 
-def _looks_local(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or Path(name).exists()
+def resolve_model(name: str) -> str:
+    """Any model name -> what `from_pretrained` takes: the folders of the models shipped in pip
+    packages ('minilm', 'smollm2': converted from its GGUF once, then cached), else `name` unchanged."""
+    from restlm.causal_lm import resolve_causal_lm
+
+    return resolve_encoder(name) if name in ENCODERS else resolve_causal_lm(name)
+
+
+def looks_local(name: str) -> bool:
+    """A path rather than a hub id: absolute, relative with ./ ../ ~, two slashes or more, or existing."""
+    return (os.path.isabs(name) or name.startswith(("./", "../", "~", ".\\")) or name.count("/") > 1
+            or os.path.exists(name))
 
 
 # Files one of which every saved tokenizer has; without them AutoTokenizer may build a tokenizer of a
@@ -61,30 +73,54 @@ def _hub_id_cannot_download(name: str) -> str | None:
     return None
 
 
-def _load_error_message(name: str, error: Exception) -> str:
-    if _looks_local(name):
-        if not Path(name).expanduser().exists():
-            return "no such folder"
-        return f"cannot load from local path: {str(error).splitlines()[0][:200]}"
+def checked_path(name: str) -> str:
+    """The resolved path or hub id of `name`, after the checks that need no loading (ModelLoadError)."""
+    path = resolve_model(name)
+    if looks_local(path):
+        if not Path(path).expanduser().exists():
+            raise ModelLoadError(name, f"no such file or directory: {path}")
+        check_model_folder(name, path)
+    elif why := _hub_id_cannot_download(path):
+        raise ModelLoadError(name, why)
+    return path
+
+
+def load_failure(path: str, error: Exception) -> str:
+    """One line for a loader's exception."""
+    if looks_local(path):
+        return f"cannot load from local path: {type(error).__name__}: {one_line(error)}"
     return f"not found locally and could not be downloaded (no such model on the hub?): {type(error).__name__}"
 
 
-def load_classifier(name: str, num_labels: int = 2):
-    """(model, tokenizer) for a sequence classifier; any failure is a one-line ModelLoadError."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def one_line(error: BaseException, limit: int = 200) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def load_pretrained(name: str, model_class, quiet: bool = False, **kwargs):
+    """(model, tokenizer) of `name` with transformers' `model_class` (AutoModelForCausalLM, ...): the one
+    loader of every model restlm trains or scores. Any failure is a one-line ModelLoadError naming the model.
+    quiet: hide transformers' 'newly initialised weights' report (expected for a new head)."""
+    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    path = resolve_encoder(name)
-    if not _looks_local(path) and (why := _hub_id_cannot_download(path)):
-        raise ModelLoadError(name, why)
-    check_model_folder(name, path)
+    path = checked_path(name)
     verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the 'newly initialised head' report is expected, not news
+    if quiet:
+        hf_logging.set_verbosity_error()
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
+        model = model_class.from_pretrained(path, **kwargs)
     except Exception as error:  # noqa: BLE001 - every loader failure becomes one line
-        raise ModelLoadError(name, _load_error_message(name, error)) from None
+        raise ModelLoadError(name, load_failure(path, error)) from None
     finally:
         hf_logging.set_verbosity(verbosity)
     return model, tokenizer
+
+
+def load_classifier(name: str, num_labels: int = 2):
+    """(model, tokenizer) for a sequence classifier (a new head when the model has none)."""
+    from transformers import AutoModelForSequenceClassification
+
+    return load_pretrained(name, AutoModelForSequenceClassification, quiet=True, num_labels=num_labels)

@@ -6,7 +6,6 @@ from typing import Sequence
 import torch
 
 from restlm.data.examples import Example
-from restlm.errors import ModelLoadError
 from restlm.policies.base import TrainItem
 from restlm.policies.generative import GenerativePolicy
 from restlm.policies.lora import apply_lora
@@ -14,17 +13,11 @@ from restlm.policies.lora import apply_lora
 
 def load_seq2seq(name: str, dtype: torch.dtype = torch.float32):
     """(model in eval mode, tokenizer) for a Hugging Face id or local path; failures are one line."""
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoModelForSeq2SeqLM
 
-    from restlm.causal_lm import _load_failure
-    from restlm.models import check_model_folder
+    from restlm.models import load_pretrained
 
-    check_model_folder(name, name)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
-        model = AutoModelForSeq2SeqLM.from_pretrained(name, dtype=dtype)
-    except Exception as exc:  # noqa: BLE001 - every loader failure becomes one line
-        raise ModelLoadError(name, _load_failure(name, exc)) from None
+    model, tokenizer = load_pretrained(name, AutoModelForSeq2SeqLM, dtype=dtype)
     return model.eval(), tokenizer
 
 

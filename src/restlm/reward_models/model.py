@@ -55,38 +55,23 @@ class RewardModel:
             under `accelerate launch` with several processes, this process's device.
         Raises ModelLoadError (one line) when it cannot be loaded or has more than one output.
         """
-        from transformers import (
-            AutoConfig,
-            AutoModelForSequenceClassification,
-            AutoTokenizer,
-        )
-        from transformers.utils import logging as hf_logging
+        from transformers import AutoConfig, AutoModelForSequenceClassification
 
-        from restlm.causal_lm import _load_failure, _looks_like_path
-        from restlm.models import check_model_folder
+        from restlm.models import checked_path, load_failure, load_pretrained
         from restlm.policies.lora import apply_lora
 
-        path = _resolve(name)
-        if _looks_like_path(path) and not Path(path).expanduser().exists():
-            raise ModelLoadError(name, f"no such file or directory: {path}")
-        check_model_folder(name, path)
-        try:
+        path = checked_path(name)
+        try:  # the config first: a classifier of several outputs is refused before its weights load
             config = AutoConfig.from_pretrained(path)
         except Exception as error:  # noqa: BLE001 - every loader failure becomes one line
-            raise ModelLoadError(name, _load_failure(path, error)) from None
+            raise ModelLoadError(name, load_failure(path, error)) from None
         if _is_classifier(config) and config.num_labels != 1:
             raise ModelLoadError(name, f"a classifier with {config.num_labels} outputs, not a reward model (one output)")
         saved = getattr(config, SAVED_KEY, None) or {}
         kind = saved.get("kind") or ("causal" if _is_causal(config) else "encoder")
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # the 'newly initialised score head' report is expected, not news
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=dtype)
-        except Exception as error:  # noqa: BLE001
-            raise ModelLoadError(name, _load_failure(path, error)) from None
-        finally:
-            hf_logging.set_verbosity(verbosity)
+        # quiet: the 'newly initialised score head' report is expected, not news
+        model, tokenizer = load_pretrained(name, AutoModelForSequenceClassification, quiet=True, num_labels=1,
+                                           dtype=dtype)
         length = max_length or saved.get("max_length") or DEFAULT_MAX_LENGTH
         if kind == "encoder":
             length = min(length, getattr(config, "max_position_embeddings", length))
@@ -175,13 +160,6 @@ def _default_device() -> torch.device | str:
     if state.num_processes > 1:
         return state.device
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _resolve(name: str) -> str:
-    from restlm.causal_lm import resolve_causal_lm
-    from restlm.models import ENCODERS, resolve_encoder
-
-    return resolve_encoder(name) if name in ENCODERS else resolve_causal_lm(name)
 
 
 def _is_causal(config) -> bool:
