@@ -33,8 +33,7 @@ def mean_token_entropy(policy, examples: Sequence[Example], outputs: Sequence[st
     next-token distribution where each token was chosen. Causal and seq2seq policies."""
     if len(examples) != len(outputs):
         raise RestlmError(f"{len(examples)} examples but {len(outputs)} outputs")
-    forward = _TOKEN_LOGITS.get(getattr(policy, "kind", None))
-    if forward is None:
+    if getattr(policy, "kind", None) not in ("causal", "seq2seq"):
         raise RestlmError(f"token entropy needs a causal or seq2seq policy, not {getattr(policy, 'kind', policy)!r}")
     total, count = 0.0, 0
     policy.unwrapped.eval()
@@ -42,27 +41,13 @@ def mean_token_entropy(policy, examples: Sequence[Example], outputs: Sequence[st
         for start in range(0, len(outputs), batch_size):
             items = [TrainItem(e, o) for e, o in zip(examples[start : start + batch_size], outputs[start : start + batch_size])]
             batch = {k: v.to(policy.accelerator.device) for k, v in policy.collate(items).items()}
-            logits, mask = forward(policy.unwrapped, batch)
+            logits, labels = policy.output_logits(policy.unwrapped, batch)  # the policy's own token pass
+            mask = labels != -100
             log_p = torch.log_softmax(logits.float(), dim=-1)
             entropy = -(log_p.exp() * log_p).sum(-1)
             total += entropy[mask].sum().item()
             count += int(mask.sum())
     return total / max(count, 1)
-
-
-def _causal_logits(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-    return logits[:, :-1], batch["labels"][:, 1:] != -100  # position t predicts token t + 1
-
-
-def _seq2seq_logits(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   decoder_input_ids=decoder_input_ids, use_cache=False).logits
-    return logits, batch["labels"] != -100
-
-
-_TOKEN_LOGITS = {"causal": _causal_logits, "seq2seq": _seq2seq_logits}
 
 
 def kl_to_reference(policy, reference, examples: Sequence[Example], outputs: Sequence) -> float:

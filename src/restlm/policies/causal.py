@@ -57,20 +57,11 @@ class CausalLMPolicy(GenerativePolicy):
 
     def collate(self, items: Sequence[TrainItem]) -> dict:
         """input_ids = prompt + output + EOS, right-padded; labels are -100 on prompt and padding."""
-        pairs = [(self.prompt_ids(item.example), self.output_ids(item.output)) for item in items]
-        width = max(len(p) + len(o) for p, o in pairs)
-        input_ids = torch.full((len(items), width), self.tokenizer.pad_token_id)
-        labels = torch.full((len(items), width), -100)
-        attention_mask = torch.zeros((len(items), width), dtype=torch.long)
-        for row, (prompt, output) in enumerate(pairs):
-            n = len(prompt) + len(output)
-            input_ids[row, :n] = torch.tensor(prompt + output)
-            labels[row, len(prompt) : n] = torch.tensor(output)
-            attention_mask[row, :n] = 1
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
-                "weights": torch.tensor([float(item.weight) for item in items])}
+        batch = rollout_batch([self.prompt_ids(item.example) for item in items],
+                              [self.output_ids(item.output) for item in items], self.tokenizer.pad_token_id)
+        return {**batch, "weights": torch.tensor([float(item.weight) for item in items])}
 
-    def _output_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def output_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
         # position t predicts token t + 1
         return logits[:, :-1], batch["labels"][:, 1:]
@@ -86,3 +77,18 @@ class CausalLMPolicy(GenerativePolicy):
         out = self.unwrapped.generate(input_ids=input_ids, attention_mask=attention_mask, pad_token_id=pad,
                                       eos_token_id=self.eos_ids, **settings)
         return out[:, width:]
+
+
+def rollout_batch(prompt_ids: Sequence[list[int]], output_ids: Sequence[list[int]], pad_id: int) -> dict:
+    """input_ids = prompt + output, right-padded; labels are the output tokens, -100 elsewhere. The one
+    collation of prompt and output tokens: training, scoring and PPO's rollouts all go through it."""
+    width = max(len(p) + len(o) for p, o in zip(prompt_ids, output_ids))
+    input_ids = torch.full((len(prompt_ids), width), pad_id)
+    labels = torch.full((len(prompt_ids), width), -100)
+    attention_mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
+    for row, (prompt, output) in enumerate(zip(prompt_ids, output_ids)):
+        n = len(prompt) + len(output)
+        input_ids[row, :n] = torch.tensor(prompt + output)
+        labels[row, len(prompt) : n] = torch.tensor(output)
+        attention_mask[row, :n] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}

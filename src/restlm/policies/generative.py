@@ -24,7 +24,7 @@ class GenerativePolicy(LoraCheckpoints, Policy):
     """Sampling, scoring and the loss path shared by causal and seq2seq policies.
 
     A subclass encodes (prompt, output) pairs (`collate`), runs the forward pass
-    (`_output_logits`) and one batch of generation (`_generate`).
+    (`output_logits`) and one batch of generation (`_generate`).
     """
 
     def __init__(self, model, tokenizer, accelerator, prompt_template: str = "{text}", max_length: int = 512,
@@ -136,9 +136,9 @@ class GenerativePolicy(LoraCheckpoints, Policy):
 
         The exact KL over the vocabulary at the positions of the given outputs (not a sample estimate):
         what an Improve step's `kl_coef` adds to its loss to stay near the reference."""
-        logits, labels = self._output_logits(self.model, batch)
+        logits, labels = self.output_logits(self.model, batch)
         with torch.no_grad():
-            ref_logits, _ = reference._output_logits(reference.unwrapped, batch)
+            ref_logits, _ = reference.output_logits(reference.unwrapped, batch)
         log_probs, ref_log_probs = torch.log_softmax(logits.float(), -1), torch.log_softmax(ref_logits.float(), -1)
         kl = (log_probs.exp() * (log_probs - ref_log_probs)).sum(-1)
         values, mask = self._gather(log_probs, labels)
@@ -146,7 +146,7 @@ class GenerativePolicy(LoraCheckpoints, Policy):
 
     def _token_log_probs(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """(per-token log-probs of the labels, mask) from `model` on a collated batch."""
-        logits, labels = self._output_logits(model, batch)
+        logits, labels = self.output_logits(model, batch)
         return self._gather(torch.log_softmax(logits.float(), dim=-1), labels)
 
     @staticmethod
@@ -156,7 +156,7 @@ class GenerativePolicy(LoraCheckpoints, Policy):
         return values * mask, mask
 
     @abstractmethod
-    def _output_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def output_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, labels) of `model` on a collated batch, aligned: logits[:, t] predicts labels[:, t]
         (-100 off the output tokens)."""
 

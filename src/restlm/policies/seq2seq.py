@@ -59,7 +59,7 @@ class Seq2SeqPolicy(GenerativePolicy):
         batch["weights"] = torch.tensor([float(item.weight) for item in items])
         return batch
 
-    def _output_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def output_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         # the decoder reads the labels shifted right behind the start token (what `labels=` would do,
         # without the model also computing a mean loss we do not use)
         decoder_input_ids = self.unwrapped.prepare_decoder_input_ids_from_labels(labels=batch["labels"])

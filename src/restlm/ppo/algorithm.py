@@ -17,7 +17,7 @@ from torch import nn
 from restlm.data.examples import Example
 from restlm.errors import ConfigError, RestlmError
 from restlm.guards import distinct_n
-from restlm.policies.causal import count_until_eos
+from restlm.policies.causal import count_until_eos, rollout_batch
 from restlm.policies.lora import apply_lora, is_lora
 from restlm.config.ppo import PPOConfig
 from restlm.ppo.objectives import (
@@ -102,43 +102,22 @@ def generate(policy, prompts: Sequence[Example], k: int, temperature: float, top
     and its log-probs would then not be those of a sample. Prompts, decoding and seeding are
     `policy.sample`'s: each chunk of `policy.batch_size` prompts seeds torch from (seed, its index).
     """
-    model, pad = policy.unwrapped, policy.tokenizer.pad_token_id
-    model.eval()
+    policy.unwrapped.eval()
     settings = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0, "num_beams": 1,
-                "num_return_sequences": k, "max_new_tokens": max_new_tokens, "use_cache": True,
-                "pad_token_id": pad, "eos_token_id": policy.eos_ids}
+                "num_return_sequences": k, "max_new_tokens": max_new_tokens, "use_cache": True}
     samples = Samples()
     for index, start in enumerate(range(0, len(prompts), policy.batch_size)):
         chunk = list(prompts[start : start + policy.batch_size])
         ids = [policy.prompt_ids(e) for e in chunk]
-        width = max(len(p) for p in ids)
-        # left padding: every prompt ends at the last position, where generation starts
-        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in ids], device=policy.accelerator.device)
-        attention_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in ids],
-                                      device=policy.accelerator.device)
         with torch.random.fork_rng():  # the caller's random stream goes on as if we had not sampled
             torch.manual_seed(seed * 1_000_003 + index)
-            new = model.generate(input_ids=input_ids, attention_mask=attention_mask, **settings)[:, width:]
+            new = policy._generate(chunk, settings)  # the policy's own batch of generation (left-padded)
         for row, (tokens, count) in enumerate(zip(new.tolist(), count_until_eos(new, policy.eos_ids))):
             samples.examples.append(chunk[row // k])
             samples.prompt_ids.append(ids[row // k])
             samples.output_ids.append(tokens[:count])
             samples.texts.append(policy.tokenizer.decode(tokens[:count], skip_special_tokens=True).strip())
     return samples
-
-
-def rollout_batch(prompt_ids: Sequence[list[int]], output_ids: Sequence[list[int]], pad_id: int) -> dict:
-    """input_ids = prompt + output, right-padded; labels are the output tokens, -100 elsewhere."""
-    width = max(len(p) + len(o) for p, o in zip(prompt_ids, output_ids))
-    input_ids = torch.full((len(prompt_ids), width), pad_id)
-    labels = torch.full((len(prompt_ids), width), -100)
-    attention_mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
-    for row, (prompt, output) in enumerate(zip(prompt_ids, output_ids)):
-        n = len(prompt) + len(output)
-        input_ids[row, :n] = torch.tensor(prompt + output)
-        labels[row, len(prompt) : n] = torch.tensor(output)
-        attention_mask[row, :n] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
 _SEQUENCE_KEYS = ("input_ids", "attention_mask", "labels")  # [B, W]; every other 2-D tensor is per token, [B, W - 1]
