@@ -1,4 +1,6 @@
-"""One fine-tuning pass of a policy on weighted (input, output) items: SFT and every Improve step."""
+"""Supervised training, in one place: `optimise` is the loop (AdamW, linear warm-up and decay, a
+finite-loss check before every step, losses averaged over processes) under every supervised run:
+`train_policy` (SFT and every Improve step) and the reward models' Bradley-Terry training."""
 from __future__ import annotations
 
 import dataclasses
@@ -48,6 +50,18 @@ def length_bucketed_order(lengths: Sequence[int], batch_size: int, rng: np.rando
     return [i for batch in length_bucketed_batches(lengths, batch_size, rng) for i in batch]
 
 
+def shard(batch: list[int], index: int, count: int) -> tuple[list[int], float]:
+    """Process `index`'s contiguous share of a global batch, and the factor on its mean loss.
+
+    DDP averages the processes' gradients; scaled by count * share / batch, the shards' mean losses
+    average to the global batch's mean loss even when shares differ in size. A process whose
+    share is empty (a last batch smaller than `count`) runs the last pair at factor 0.
+    """
+    size = -(-len(batch) // count)
+    own = batch[index * size : (index + 1) * size]
+    return (own, count * len(own) / len(batch)) if own else (batch[-1:], 0.0)
+
+
 def _shard_for(accelerator, policy: Policy, loss: str):
     """Collate this process's contiguous shard of a global batch.
 
@@ -60,13 +74,13 @@ def _shard_for(accelerator, policy: Policy, loss: str):
         per_process = -(-len(items) // accelerator.num_processes)
         start = accelerator.process_index * per_process
         # a process whose shard is empty (tiny last batch) repeats the last item, weight 0
-        shard = items[start : start + per_process] or [dataclasses.replace(items[-1], weight=0.0)]
-        batch = policy.collate(shard)
+        part = items[start : start + per_process] or [dataclasses.replace(items[-1], weight=0.0)]
+        batch = policy.collate(part)
         size = (lambda part: sum(i.weight for i in part)) if by_weight else len
         own = size(items[start : start + per_process])
         batch["shard_scale"] = torch.tensor(accelerator.num_processes * own / max(size(items), 1e-12))
-        if shard[0].ref_log_prob is not None:
-            batch["ref_log_probs"] = torch.tensor([item.ref_log_prob for item in shard], dtype=torch.float32)
+        if part[0].ref_log_prob is not None:
+            batch["ref_log_probs"] = torch.tensor([item.ref_log_prob for item in part], dtype=torch.float32)
         return batch
 
     return collate
@@ -104,40 +118,65 @@ def train_policy(
     batches = [b for _ in range(epochs) for b in length_bucketed_batches(lengths, cfg.batch_size, rng)]
     # global batches, each cut into one contiguous shard per process; DDP averages the gradients
     loader = DataLoader(items, batch_sampler=batches, collate_fn=_shard_for(accelerator, policy, loss))
-    optimizer = torch.optim.AdamW(policy.model.parameters(), lr=learning_rate, weight_decay=cfg.weight_decay)
-    total = len(loader)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
-    policy.model.train()
+
+    def batch_loss(batch: dict) -> torch.Tensor:
+        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+        with accelerator.autocast():
+            if kl_coef:  # per-token log-probs: every loss sums them over the mask itself
+                log_probs, mask, kl = policy.output_token_log_probs_and_kl(batch, reference)
+            elif needs.token_level:
+                log_probs, mask = policy.output_token_log_probs(batch)
+            else:
+                log_probs, mask = policy.output_log_probs(batch), None
+            value = loss_fn(log_probs, batch["weights"], mask=mask, ref_log_probs=batch.get("ref_log_probs"))
+            if kl_coef:
+                per_item = kl.sum(-1)
+                value = value + kl_coef * (weighted_mean(per_item, batch["weights"]) if needs.normalised_by_weight
+                                           else per_item.mean())
+            return value * batch["shard_scale"]
+
+    params = list(policy.model.parameters())
+    losses, elapsed = optimise(accelerator, policy.model, params, loader, batch_loss, learning_rate, cfg.weight_decay,
+                               cfg.warmup_ratio, description, on_step=on_step)
+    return TrainStats(len(loader), sum(len(b) for b in batches), float(np.mean(losses)) if losses else float("nan"),
+                      elapsed)
+
+
+def optimise(accelerator, model, params: list, batches, batch_loss: Callable[[object], torch.Tensor],
+             learning_rate: float, weight_decay: float, warmup_ratio: float, description: str,
+             max_grad_norm: float | None = None, prepare: Callable | None = None,
+             on_step: Callable[[int, float], None] | None = None, postfix: Callable[[int], dict] | None = None,
+             ) -> tuple[list[float], float]:
+    """The supervised loop: AdamW on `params`, linear warm-up then decay over the batches, one step per
+    batch of `batch_loss(batch)` (this process's share, scaled so DDP's average is the global mean).
+    A non-finite loss stops it before its step (NonFiniteError naming `description`).
+    prepare(optimizer, scheduler) -> (optimizer, scheduler): accelerate's prepare, when the caller
+    wraps its model there. Returns (each step's loss averaged over processes, seconds)."""
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+    total = len(batches)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total), total)
+    if prepare is not None:
+        optimizer, scheduler = prepare(optimizer, scheduler)
+    model.train()
     losses, start = [], time.perf_counter()
-    bar = tqdm(loader, desc=description, disable=not accelerator.is_local_main_process, leave=False)
+    bar = tqdm(batches, desc=description, disable=not accelerator.is_local_main_process, leave=False)
     try:
         for step, batch in enumerate(bar):
-            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-            with accelerator.autocast():
-                if kl_coef:  # per-token log-probs: every loss sums them over the mask itself
-                    log_probs, mask, kl = policy.output_token_log_probs_and_kl(batch, reference)
-                elif needs.token_level:
-                    log_probs, mask = policy.output_token_log_probs(batch)
-                else:
-                    log_probs, mask = policy.output_log_probs(batch), None
-                value = loss_fn(log_probs, batch["weights"], mask=mask, ref_log_probs=batch.get("ref_log_probs"))
-                if kl_coef:
-                    per_item = kl.sum(-1)
-                    value = value + kl_coef * (weighted_mean(per_item, batch["weights"]) if needs.normalised_by_weight
-                                               else per_item.mean())
-                value = value * batch["shard_scale"]
+            value = batch_loss(batch)
             require_finite_loss(value, description, step, total)  # before the step: the weights stay as they were
             accelerator.backward(value)
+            if max_grad_norm is not None:
+                accelerator.clip_grad_norm_(params, max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
             losses.append(accelerator.reduce(value.detach(), "mean").item())
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", **(postfix(step) if postfix else {}))
             if on_step:
                 on_step(step, losses[-1])
     finally:
         bar.close()  # also when a loss is not finite: the error line is then the last thing on the terminal
-    return TrainStats(total, sum(len(b) for b in batches), float(np.mean(losses)) if losses else float("nan"), time.perf_counter() - start)
+    return losses, time.perf_counter() - start
 
 
 def require_finite_loss(value: torch.Tensor, where: str, step: int, total: int) -> None:

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
 
 from restlm.config.ranges import check_ranges
 from restlm.data.preferences import PreferencePair
@@ -81,7 +79,7 @@ def train_reward_model(reward_model: RewardModel, pairs: Sequence[PreferencePair
     """
     from accelerate import Accelerator, DataLoaderConfiguration
 
-    from restlm.training import length_bucketed_batches
+    from restlm.training import length_bucketed_batches, optimise, shard
 
     if not pairs:
         raise ValueError("no preference pairs to train on")
@@ -93,47 +91,32 @@ def train_reward_model(reward_model: RewardModel, pairs: Sequence[PreferencePair
     # pairs of similar length share a batch: less padding, the dominant cost at 256 tokens
     batches = [b for _ in range(cfg.epochs) for b in length_bucketed_batches(lengths, cfg.batch_size, rng)]
     params = [p for p in reward_model.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * len(batches)), len(batches))
     # one process leaves the model where from_pretrained put it (the GPU, or the device asked for)
-    placed = accelerator.num_processes > 1
-    model, optimizer, scheduler = accelerator.prepare(reward_model.model, optimizer, scheduler,
-                                                      device_placement=[placed] * 3)
-    model.train()
-    losses, done, start = [], 0, time.perf_counter()
-    bar = tqdm(batches, desc="reward model", leave=False, disable=not accelerator.is_local_main_process)
-    for step, idx in enumerate(bar):
-        own, scale = _shard(idx, accelerator.process_index, accelerator.num_processes)
+    placed, wrapped = accelerator.num_processes > 1, {}
+
+    def prepare(optimizer, scheduler):
+        wrapped["model"], optimizer, scheduler = accelerator.prepare(reward_model.model, optimizer, scheduler,
+                                                                     device_placement=[placed] * 3)
+        return optimizer, scheduler
+
+    def batch_loss(idx: list[int]) -> torch.Tensor:
+        own, scale = shard(idx, accelerator.process_index, accelerator.num_processes)
         chunk = [pairs[i] for i in own]
         # chosen and rejected in one forward: rows [0, n) are chosen, [n, 2n) rejected
         batch = reward_model.encode([p.prompt for p in chunk] * 2, [p.chosen for p in chunk] + [p.rejected for p in chunk])
-        rewards = reward_model.forward({k: v.to(reward_model.device) for k, v in batch.items()}, through=model)
-        loss = bradley_terry_loss(*rewards.chunk(2)) * scale
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        losses.append(accelerator.reduce(loss.detach(), "mean").item())
-        done += len(idx)
-        bar.set_postfix(loss=f"{losses[-1]:.4f}", pairs_per_s=f"{done / (time.perf_counter() - start):.2f}")
-        if on_step:
-            on_step(step, losses[-1])
+        rewards = reward_model.forward({k: v.to(reward_model.device) for k, v in batch.items()}, through=wrapped["model"])
+        return bradley_terry_loss(*rewards.chunk(2)) * scale
+
+    started = time.perf_counter()
+    done = lambda step: sum(len(b) for b in batches[: step + 1])  # noqa: E731 - pairs so far, for the bar
+    losses, elapsed = optimise(accelerator, reward_model.model, params, batches, batch_loss, cfg.learning_rate,
+                               cfg.weight_decay, cfg.warmup_ratio, "reward model", max_grad_norm=cfg.max_grad_norm,
+                               prepare=prepare, on_step=on_step,
+                               postfix=lambda step: {"pairs_per_s": f"{done(step) / (time.perf_counter() - started):.2f}"})
     reward_model.model.eval()
     accelerator.free_memory()  # drops the DDP wrapper and the optimizer state
-    return RewardTrainStats(len(batches), done, float(np.mean(losses)), time.perf_counter() - start, losses)
-
-
-def _shard(batch: list[int], index: int, count: int) -> tuple[list[int], float]:
-    """Process `index`'s contiguous share of a global batch, and the factor on its mean loss.
-
-    DDP averages the processes' gradients; scaled by count * share / batch, the shards' mean losses
-    average to the global batch's mean loss even when shares differ in size. A process whose
-    share is empty (a last batch smaller than `count`) runs the last pair at factor 0.
-    """
-    size = -(-len(batch) // count)
-    own = batch[index * size : (index + 1) * size]
-    return (own, count * len(own) / len(batch)) if own else (batch[-1:], 0.0)
+    pairs_done = sum(len(b) for b in batches)
+    return RewardTrainStats(len(batches), pairs_done, float(np.mean(losses)), elapsed, losses)
 
 
 def pairwise_accuracy(reward_model: RewardModel, pairs: Sequence[PreferencePair], batch_size: int = 16,
