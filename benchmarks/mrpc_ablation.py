@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from restlm import run_layout as layout
 from restlm.config import apply_overrides, from_dict, ExperimentConfig
 from restlm.experiment import Experiment
 from restlm.rest import ReST
@@ -43,7 +44,7 @@ def run_variant(base: dict, name: str, overrides: list[str], source: Path, seed:
     experiment = Experiment(config, out_dir / name)
     experiment.load_data()
     policy = experiment.new_policy(seed)
-    policy.load_weights(source / "checkpoints" / f"seed{seed}" / "sft")
+    policy.load_weights(source / layout.checkpoint_dir(layout.seed_stage(seed, "sft")))
     rest = ReST(policy=policy, reward=config.rest.reward, train_data=experiment.train, evaluate=experiment.evaluate,
                 config=config.rest, train_config=config.train, run_dir=str(out_dir / name))
     size = config.rest.grow_sizes[0]
@@ -51,7 +52,7 @@ def run_variant(base: dict, name: str, overrides: list[str], source: Path, seed:
     start = rest.run_dir.stage("start/eval")
     steps = []
     for r in records:
-        grow = rest.run_dir.stage(f"rest/g{r['G']}/grow")
+        grow = rest.run_dir.stage(layout.grow_stage(layout.STANDALONE, r["G"]))
         shares = kept_positive_shares(rest.run_dir.path, grow["grown_file"], config)
         steps.append({"G": r["G"], "I": r["I"], "dev_accuracy": r["dev_accuracy"], "dev_f1": r["dev_f1"],
                       "threshold": r["threshold"], "kept": r["kept"], "kept_positive_share": shares[r["I"] - 1]})

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
+from restlm import run_layout as layout
 from restlm.config import ExperimentConfig, load_config
 from restlm.data.examples import Example
 from restlm.experiment import Experiment
@@ -66,14 +67,14 @@ def run_loss(config: ExperimentConfig, run_dir: Path, loss: str, sft_record: dic
     task = build_task(variant, Accelerator())
     task.load_data()
     policy = task.new_policy(0)
-    policy.load_weights(run_dir / "checkpoints" / "seed0" / "sft")
+    policy.load_weights(run_dir / layout.checkpoint_dir(layout.seed_stage(0, "sft")))
     out = run_dir.parent / f"{run_dir.name}_{loss}"
     rest = ReST(policy, variant.rest.reward, task.train, task.evaluate, variant.rest, variant.train,
                 run_dir=str(out), selection_metric=task.selection_metric)
     try:
-        records = rest.fit(variant.rest.grow_sizes[0], 0, prefix="rest", start="start",
+        records = rest.fit(variant.rest.grow_sizes[0], 0, prefix=layout.STANDALONE, start="start",
                            start_score=sft_record[task.selection_metric])
-        grow = rest.run_dir.stage("rest/g1/grow")
+        grow = rest.run_dir.stage(layout.grow_stage(layout.STANDALONE, 1))
     finally:
         rest.run_dir.close()
     return [row(variant, {**r, "distinct_samples": grow["distinct_samples"], "grow_wall_time_s": grow["wall_time_s"],
@@ -102,8 +103,8 @@ def sampling_speed(config: ExperimentConfig, run_dir: Path, results: dict) -> di
     task = build_task(config, Accelerator())
     task.load_data()
     policy = task.new_policy(0)
-    policy.load_weights(run_dir / "checkpoints" / "seed0" / "sft")
-    grown = read_jsonl(run_dir / "grown" / f"seed0_n{config.rest.grow_sizes[0]}_g1_grow.jsonl")
+    policy.load_weights(run_dir / layout.checkpoint_dir(layout.seed_stage(0, "sft")))
+    grown = read_jsonl(run_dir / layout.grown_file(layout.grow_stage(layout.trajectory(0, config.rest.grow_sizes[0]), 1)))
     sources = [task.train[i] for i in sorted({r["index"] for r in grown if r["source"] == "grown"})]
     k, temperature = config.rest.samples_per_input, config.rest.temperature
     policy.sample(sources[: policy.batch_size], k=k, temperature=temperature, seed=0)  # warm-up

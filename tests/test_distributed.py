@@ -19,6 +19,7 @@ import subprocess
 import pytest
 
 from helpers import build_once, cli_env, launch_two, restlm_cmd, set_args, tiny_overrides
+from restlm import run_layout as layout
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,8 @@ def test_two_processes_really_ran(runs):
 
 
 def test_sft_loss_matches_one_process(runs):
-    one, two = runs["one"]["stages"]["seed0/sft"], runs["two"]["stages"]["seed0/sft"]
+    sft = layout.seed_stage(0, "sft")
+    one, two = runs["one"]["stages"][sft], runs["two"]["stages"][sft]
     assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4)
     assert two["dev_accuracy"] == one["dev_accuracy"]
 
@@ -74,8 +76,9 @@ def test_cells_match_one_process(runs):
 
 def test_first_grow_matches_one_process(runs):
     # before any Improve step the two runs hold the same weights, so the grown sets agree closely
-    for prefix in ("seed0/n8", "seed0/nall"):
-        one, two = runs["one"]["stages"][f"{prefix}/g1/grow"], runs["two"]["stages"][f"{prefix}/g1/grow"]
+    for size in (8, None):
+        grow = layout.grow_stage(layout.trajectory(0, size), 1)
+        one, two = runs["one"]["stages"][grow], runs["two"]["stages"][grow]
         assert (two["rows"], two["grown"]) == (one["rows"], one["grown"])
         assert two["reward_mean"] == pytest.approx(one["reward_mean"], rel=1e-5)
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from accelerate import Accelerator
 
+from restlm import run_layout as layout
 from restlm.config import RestConfig, TrainConfig
 from restlm.data.examples import Example
 from restlm.policies.causal import CausalLMPolicy
@@ -47,12 +48,12 @@ def make_rest(policy, run_dir, evaluate=None, learning_rate: float = 1e-2, grow_
 def test_kl_equals_a_hand_computation(tmp_path):
     policy, grow_policy = causal_policy(), causal_policy()  # the same random weights: the start is the Grow policy
     records = make_rest(policy, tmp_path / "run", keep_checkpoints="all").run(grow_size=5)
-    rows = read_jsonl(tmp_path / "run" / "grown" / "rest_g1_grow.jsonl")
+    rows = read_jsonl(tmp_path / "run" / layout.grown_file(layout.grow_stage(layout.STANDALONE, 1)))
     drawn = list(dict.fromkeys(r["index"] for r in rows if r["source"] == "grown"))
     examples = [TRAIN[i] for i in drawn[:GUARD_SAMPLES]]
     for record in records:
-        key = f"rest/g1/i{record['I']}"
-        policy.load_weights(tmp_path / "run" / "checkpoints" / key)
+        key = layout.improve_stage(layout.STANDALONE, 1, record["I"])
+        policy.load_weights(tmp_path / "run" / layout.checkpoint_dir(key))
         samples = policy.sample(examples, k=1, temperature=1.0, seed=stage_seed(stage_seed(0, key), "kl_to_grow_policy"))
         outputs = [s[0] for s in samples]
         # the reference of both Improve steps is the Grow policy, not the step before
@@ -119,7 +120,7 @@ def test_resumed_run_logs_the_same_kl(tmp_path, uninterrupted, call):
 def test_resume_without_the_grow_policy_leaves_the_kl_out(tmp_path, uninterrupted):
     run_dir = tmp_path / "run"
     run_killed(run_dir, 5)
-    grow_checkpoint = run_dir / "checkpoints" / "rest" / "g1" / "i2"
+    grow_checkpoint = run_dir / layout.checkpoint_dir(layout.improve_stage(layout.STANDALONE, 1, 2))
     assert grow_checkpoint.exists()  # kept for the resume while G2's Improve steps run
     shutil.rmtree(grow_checkpoint)  # as a run directory from before the KL guard would be
     resumed = make_rest(causal_policy(), run_dir, grow_steps=2).run(grow_size=5)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from helpers import build_once, tiny_overrides
+from restlm import run_layout as layout
 from restlm.config import RestConfig, load_config, to_dict
 from restlm.experiment import Experiment
 from restlm.rest import ReST
@@ -46,23 +47,20 @@ def full_run(tiny_model_dir, tiny_data, tmp_path_factory):
     return SimpleNamespace(path=folder, config=config, results=results, stages=state["stages"])
 
 
-def size_key(n):
-    return "all" if n is None else str(n)
-
-
 def test_run_directory_contents(full_run):
     path = full_run.path
     assert json.loads((path / "config.json").read_text()) == to_dict(full_run.config)
     metrics = read_jsonl(path / "metrics.jsonl")
     assert [m["stage"] for m in metrics] == list(full_run.stages)  # one line per stage, in order
     assert all({k: v for k, v in m.items() if k != "stage"} == full_run.stages[m["stage"]] for m in metrics)
-    expected_stages = {"baselines/majority"}
+    expected_stages = {layout.MAJORITY}
     for seed in range(SEEDS):
-        expected_stages |= {f"seed{seed}/untrained", f"seed{seed}/sft"}
+        expected_stages |= {layout.seed_stage(seed, "untrained"), layout.seed_stage(seed, "sft")}
         for n in SIZES:
+            prefix = layout.trajectory(seed, n)
             for g in range(1, G + 1):
-                expected_stages |= {f"seed{seed}/n{size_key(n)}/g{g}/grow"}
-                expected_stages |= {f"seed{seed}/n{size_key(n)}/g{g}/i{i}" for i in range(1, I + 1)}
+                expected_stages |= {layout.grow_stage(prefix, g)}
+                expected_stages |= {layout.improve_stage(prefix, g, i) for i in range(1, I + 1)}
     assert set(full_run.stages) == expected_stages
     assert len(list((path / "grown").glob("*.jsonl"))) == SEEDS * len(SIZES) * G
     for name in ("results.json", "report.md", "report.html"):
@@ -75,7 +73,7 @@ def test_grown_sets_hold_originals_plus_samples_with_rewards(full_run):
     for seed in range(SEEDS):
         for n in SIZES:
             for g in range(1, G + 1):
-                record = full_run.stages[f"seed{seed}/n{size_key(n)}/g{g}/grow"]
+                record = full_run.stages[layout.grow_stage(layout.trajectory(seed, n), g)]
                 rows = read_jsonl(full_run.path / record["grown_file"])
                 drawn = N_TRAIN if n is None else n
                 assert len(rows) == record["rows"] == N_TRAIN + drawn  # argmax: one output per drawn input
@@ -105,7 +103,8 @@ def test_results_cells(full_run):
     for c in cells:
         assert 0.0 <= c["dev_accuracy"] <= 1.0 and 0.0 <= c["dev_f1"] <= 1.0
         assert "kl_to_grow_policy" not in c  # a classifier has no KL guard
-        key = f"seed{c['seed']}/sft" if c["G"] == 0 else f"seed{c['seed']}/n{size_key(c['N'])}/g{c['G']}/i{c['I']}"
+        key = (layout.seed_stage(c["seed"], "sft") if c["G"] == 0
+               else layout.improve_stage(layout.trajectory(c["seed"], c["N"]), c["G"], c["I"]))
         assert c["dev_accuracy"] == full_run.stages[key]["dev_accuracy"]
     # the tiny model learns something: not every cell sits at chance
     assert len({c["dev_accuracy"] for c in cells}) > 1
@@ -115,11 +114,11 @@ def test_results_cells(full_run):
 def test_reference_nll_thresholds_and_kept_counts(full_run):
     for seed in range(SEEDS):
         for n in SIZES:
-            prefix = f"seed{seed}/n{size_key(n)}"
+            prefix = layout.trajectory(seed, n)
             for g in range(1, G + 1):
-                rows = read_jsonl(full_run.path / full_run.stages[f"{prefix}/g{g}/grow"]["grown_file"])
+                rows = read_jsonl(full_run.path / full_run.stages[layout.grow_stage(prefix, g)]["grown_file"])
                 rewards = np.array([r["reward"] for r in rows])
-                steps = [full_run.stages[f"{prefix}/g{g}/i{i}"] for i in range(1, I + 1)]
+                steps = [full_run.stages[layout.improve_stage(prefix, g, i)] for i in range(1, I + 1)]
                 thresholds = [s["threshold"] for s in steps]
                 assert thresholds[0] == float(rewards.mean())
                 assert thresholds[1] == pytest.approx(rewards.min() + 0.5 * (thresholds[0] - rewards.min()))
@@ -134,8 +133,7 @@ def test_reference_nll_thresholds_and_kept_counts(full_run):
 def test_learning_rate_halves_each_improve_step(full_run):
     base = full_run.config.rest.improve_learning_rate
     for key, record in full_run.stages.items():
-        if "/i" in key:
-            i = int(key.rsplit("/i", 1)[1])
+        if (i := layout.improve_step_of(key)) is not None:
             assert record["lr"] == pytest.approx(base * 0.5 ** (i - 1))
 
 
@@ -143,18 +141,18 @@ def test_checkpoints_kept_for_best_and_latest(full_run):
     checkpoints = full_run.path / "checkpoints"
     kept = sorted(str(p.parent.relative_to(checkpoints)) for p in checkpoints.rglob("model.safetensors"))
     for seed in range(SEEDS):
-        assert f"seed{seed}/sft" in kept
+        assert layout.seed_stage(seed, "sft") in kept
         for n in SIZES:
-            prefix = f"seed{seed}/n{size_key(n)}"
-            last = f"{prefix}/g{G}/i{I}"
-            steps = {f"{prefix}/g{g}/i{i}": full_run.stages[f"{prefix}/g{g}/i{i}"]["dev_accuracy"]
+            prefix = layout.trajectory(seed, n)
+            last = layout.improve_stage(prefix, G, I)
+            steps = {layout.improve_stage(prefix, g, i): full_run.stages[layout.improve_stage(prefix, g, i)]["dev_accuracy"]
                      for g in range(1, G + 1) for i in range(1, I + 1)}
-            best_score = max([full_run.stages[f"seed{seed}/sft"]["dev_accuracy"], *steps.values()])
+            best_score = max([full_run.stages[layout.seed_stage(seed, "sft")]["dev_accuracy"], *steps.values()])
             ours = [k for k in kept if k.startswith(prefix + "/")]
             assert last in ours
             # beside the latest, at most one more: the first step that reached the best score
             first_best = next((k for k, v in steps.items() if v == best_score), None)
-            if first_best is not None and full_run.stages[f"seed{seed}/sft"]["dev_accuracy"] < best_score:
+            if first_best is not None and full_run.stages[layout.seed_stage(seed, "sft")]["dev_accuracy"] < best_score:
                 assert set(ours) == {last, first_best}
             else:
                 assert ours == [last]
@@ -168,13 +166,14 @@ def test_original_data(tiny_model_dir, tiny_data, tmp_path, original_data):
                                baselines__untrained_head="false")
     Experiment(load_config(None, overrides)).run_all()
     stages = json.loads((tmp_path / "run" / "state.json").read_text())["stages"]
-    rows = read_jsonl(tmp_path / "run" / stages["seed0/n8/g1/grow"]["grown_file"])
+    prefix = layout.trajectory(0, 8)
+    rows = read_jsonl(tmp_path / "run" / stages[layout.grow_stage(prefix, 1)]["grown_file"])
     rewards = np.array([r["reward"] for r in rows])
     is_grown = np.array([r["source"] == "grown" for r in rows])
     assert int(is_grown.sum()) == 8
     assert len(rows) == (8 if original_data == "none" else 48)
     for i in (1, 2):
-        record = stages[f"seed0/n8/g1/i{i}"]
+        record = stages[layout.improve_stage(prefix, 1, i)]
         passes = rewards <= record["threshold"]
         assert record["kept_grown"] == int((passes & is_grown).sum())
         expected = {"none": int(passes.sum()),  # only grown rows exist
@@ -182,7 +181,7 @@ def test_original_data(tiny_model_dir, tiny_data, tmp_path, original_data):
                     "filtered": int(passes.sum())}[original_data]
         assert record["kept"] == expected
     if original_data == "none":
-        assert stages["seed0/n8/g1/i1"]["threshold"] == float(rewards.mean())
+        assert stages[layout.improve_stage(prefix, 1, 1)]["threshold"] == float(rewards.mean())
 
 
 def test_early_stop_patience_one(full_run, tiny_model_dir, tiny_data, tmp_path):
@@ -191,12 +190,12 @@ def test_early_stop_patience_one(full_run, tiny_model_dir, tiny_data, tmp_path):
     expected = []
     for seed in range(SEEDS):
         for n in SIZES:
-            prefix = f"seed{seed}/n{size_key(n)}"
-            best = full_run.stages[f"seed{seed}/sft"]["dev_accuracy"]
+            prefix = layout.trajectory(seed, n)
+            best = full_run.stages[layout.seed_stage(seed, "sft")]["dev_accuracy"]
             expected.append((seed, n, 0, 0))
             for g in range(1, G + 1):
                 for i in range(1, I + 1):
-                    score = full_run.stages[f"{prefix}/g{g}/i{i}"]["dev_accuracy"]
+                    score = full_run.stages[layout.improve_stage(prefix, g, i)]["dev_accuracy"]
                     expected.append((seed, n, g, i))
                     if score <= best:
                         break
@@ -234,8 +233,8 @@ def test_early_stop_patience_zero_end_to_end(full_run, tiny_model_dir, tiny_data
     _, results = run_experiment(tiny_model_dir, tiny_data, tmp_path / "run", rest__early_stop_patience=0)
     for seed in range(SEEDS):
         for n in SIZES:
-            sft = full_run.stages[f"seed{seed}/sft"]["dev_accuracy"]
-            first = full_run.stages[f"seed{seed}/n{size_key(n)}/g1/i1"]["dev_accuracy"]
+            sft = full_run.stages[layout.seed_stage(seed, "sft")]["dev_accuracy"]
+            first = full_run.stages[layout.improve_stage(layout.trajectory(seed, n), 1, 1)]["dev_accuracy"]
             cells = [c for c in results["cells"] if (c["seed"], c["N"]) == (seed, n)]
             if first <= sft:
                 assert len(cells) == 2  # G0I0 and G1I1

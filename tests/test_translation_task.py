@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from restlm import run_layout as layout
 from restlm.config import load_config
 from restlm.data.examples import Example
 from restlm.experiment import Experiment
@@ -67,7 +68,7 @@ def test_improve_steps_log_the_guards(finished):
         assert math.isfinite(cell["grow_log_prob_gain"]) and cell["token_entropy"] > 0
         assert math.isfinite(cell["kl_to_grow_policy"])
         assert 0 < cell["distinct_2"] <= 1 and 0.5 <= cell["distinct_samples"] <= 1
-    rows = read_jsonl(experiment.run.path / "grown" / "seed0_n3_g1_grow.jsonl")
+    rows = read_jsonl(experiment.run.path / layout.grown_file(layout.grow_stage(layout.trajectory(0, 3), 1)))
     guarded = [r for r in rows if "guard_log_prob" in r]
     assert len(guarded) == 4 and all(r["source"] == "grown" and r["guard_log_prob"] < 0 for r in guarded)
 
@@ -105,10 +106,11 @@ def test_rest_em_restarts_each_grow_step_from_the_start(tmp_path, monkeypatch):
     config = tiny_translation_config(tmp_path, "rest.preset=rest_em", "rest.grow_steps=2")
     assert config.rest.restart_from == "start" and config.rest.binary_reward_threshold == 0.5
     Experiment(config).run_all()
-    after = dict(calls)
-    assert after["seed0/n3/g1/i1"] == "seed0/sft" and after["seed0/n3/g2/i1"] == "seed0/sft"
-    assert after["seed0/n3/g2/grow"] == "seed0/n3/g1/i1"  # the data still comes from the latest policy
-    rows = read_jsonl(tmp_path / "run" / "grown" / "seed0_n3_g1_grow.jsonl")
+    after, prefix, sft = dict(calls), layout.trajectory(0, 3), layout.seed_stage(0, "sft")
+    assert after[layout.improve_stage(prefix, 1, 1)] == sft and after[layout.improve_stage(prefix, 2, 1)] == sft
+    # the data still comes from the latest policy
+    assert after[layout.grow_stage(prefix, 2)] == layout.improve_stage(prefix, 1, 1)
+    rows = read_jsonl(tmp_path / "run" / layout.grown_file(layout.grow_stage(prefix, 1)))
     assert {r["reward"] for r in rows} <= {0.0, 1.0} and all(r["source"] == "grown" for r in rows)
 
 
@@ -142,9 +144,10 @@ def test_human_ratings_are_the_reward_of_the_improve_step(tmp_path):
                                      "rest.thresholds=[0.5]", "rest.original_data=none")
     with pytest.raises(AwaitingRatings, match="fill in its 'rating' column"):
         Experiment(config).run_all()
-    path = tmp_path / "run" / "grown" / "seed0_n3_g1_grow.ratings.csv"
+    grow_key = layout.grow_stage(layout.trajectory(0, 3), 1)
+    path = tmp_path / "run" / layout.ratings_file(grow_key)
     rows = list(csv.DictReader(path.open(newline="")))
-    grown = [r for r in read_jsonl(tmp_path / "run" / "grown" / "seed0_n3_g1_grow.jsonl") if r["source"] == "grown"]
+    grown = [r for r in read_jsonl(tmp_path / "run" / layout.grown_file(grow_key)) if r["source"] == "grown"]
     # texts a spreadsheet would run as a formula are written behind a quote (OWASP)
     quoted = lambda text: "'" + text if text.lstrip("'")[:1] in ("=", "+", "-", "@", "\t", "\r") else text
     assert [(r["uid"], r["output"]) for r in rows] == [(g["uid"], quoted(g["output"])) for g in grown]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from restlm import run_layout as layout
 from restlm.errors import RunDirError
 from restlm.runs import read_jsonl
 
@@ -59,8 +60,7 @@ def inspect_run(run_dir: str | Path, shown: int = 3) -> str:
     stages = json.loads(state_file.read_text())["stages"]
     lines = []
     for key, record in stages.items():
-        if key.endswith("/grow"):
-            prefix = key.removesuffix("/grow")
-            improve = [(k, r) for k, r in stages.items() if k.startswith(prefix + "/i")]
+        if layout.is_grow_stage(key):
+            improve = [(k, r) for k, r in stages.items() if layout.grow_stage_of(k) == key]
             lines += describe_grow_step(run_dir, key, record, improve, shown)
     return "\n".join(lines) if lines else f"{run_dir}: no Grow step has finished yet"

@@ -1,6 +1,7 @@
 """Assemble results.json (the report's input) from the stage records of a run directory."""
 from __future__ import annotations
 
+from restlm import run_layout as layout
 from restlm.config import ExperimentConfig, to_dict
 from restlm.runs import RunDir, read_jsonl
 
@@ -14,10 +15,6 @@ REFERENCE_MRPC = {
 }
 
 
-def _size_key(size) -> str:
-    return "all" if size is None else str(size)
-
-
 def _cells(config: ExperimentConfig, run: RunDir) -> list[dict]:
     """One row per (seed, N, G, I) that finished; wall time is cumulative from fine-tuning.
 
@@ -25,17 +22,17 @@ def _cells(config: ExperimentConfig, run: RunDir) -> list[dict]:
     """
     cells = []
     for seed in range(config.run.seeds):
-        sft = run.stage(f"seed{seed}/sft")
+        sft = run.stage(layout.seed_stage(seed, "sft"))
         if sft is None:
             continue
         for size in config.rest.grow_sizes:
-            prefix, elapsed = f"seed{seed}/n{_size_key(size)}", sft["wall_time_s"]
+            prefix, elapsed = layout.trajectory(seed, size), sft["wall_time_s"]
             cells.append(_cell(seed, size, 0, 0, sft, elapsed))
             for g in range(1, config.rest.grow_steps + 1):
-                grow = run.stage(f"{prefix}/g{g}/grow")
+                grow = run.stage(layout.grow_stage(prefix, g))
                 elapsed += grow["wall_time_s"] if grow else 0.0
                 for i in range(1, config.rest.improve_steps + 1):
-                    record = run.stage(f"{prefix}/g{g}/i{i}")
+                    record = run.stage(layout.improve_stage(prefix, g, i))
                     if record is not None:
                         elapsed += record["wall_time_s"]
                         cell = _cell(seed, size, g, i, record, elapsed)
@@ -61,16 +58,16 @@ def _cell(seed, size, g, i, record, elapsed) -> dict:
 def _baselines(config: ExperimentConfig, run: RunDir, untrained_label: str) -> dict:
     """{row name: {metric: [value per seed]}}; classification rows also carry 'accuracy' and 'f1'."""
     rows = {}
-    majority = run.stage("baselines/majority")
+    majority = run.stage(layout.MAJORITY)
     if majority:
         rows["majority class"] = {"accuracy": [majority["dev_accuracy"]], "f1": [majority["dev_f1"]]}
-    untrained = [r for s in range(config.run.seeds) if (r := run.stage(f"seed{s}/untrained"))]
+    untrained = [r for s in range(config.run.seeds) if (r := run.stage(layout.seed_stage(s, "untrained")))]
     if untrained:
         keys = [k for k, v in untrained[0].items() if k not in _NOT_METRICS and isinstance(v, (int, float))]
         rows[untrained_label] = {k: [r[k] for r in untrained if k in r] for k in keys}
         if "dev_accuracy" in rows[untrained_label]:
             rows[untrained_label].update(accuracy=rows[untrained_label]["dev_accuracy"], f1=rows[untrained_label]["dev_f1"])
-    zero_shot = run.stage("baselines/zero_shot")
+    zero_shot = run.stage(layout.ZERO_SHOT)
     if zero_shot:
         rows[f"zero-shot LLM ({zero_shot['model']})"] = {"accuracy": [zero_shot["dev_accuracy"]], "f1": [zero_shot["dev_f1"]],
                                                          "unparsed_fraction": zero_shot.get("unparsed_fraction")}
@@ -80,20 +77,20 @@ def _baselines(config: ExperimentConfig, run: RunDir, untrained_label: str) -> d
 def _histograms(config: ExperimentConfig, run: RunDir) -> tuple[list[dict], list[dict]]:
     """Figure 2's training NLL at fine-tuned and end-of-Grow stages, and the Grow rewards (seed 0)."""
     nll, rewards = [], []
-    sft = run.stage("seed0/sft")
+    sft = run.stage(layout.seed_stage(0, "sft"))
     for size in config.rest.grow_sizes:
-        prefix = f"seed0/n{_size_key(size)}"
+        prefix = layout.trajectory(0, size)
         if sft and "train_nll_file" in sft:
             nll.append({"label": "fine-tuned", "N": size, "seed": 0, "dev_accuracy": sft.get("dev_accuracy"),
                         "nll": [r["nll"] for r in read_jsonl(run.path / sft["train_nll_file"])]})
         for g in range(1, config.rest.grow_steps + 1):
-            last = run.stage(f"{prefix}/g{g}/i{config.rest.improve_steps}")
+            last = run.stage(layout.improve_stage(prefix, g, config.rest.improve_steps))
             if last and "train_nll_file" in last:
                 nll.append({"label": f"G{g}I{config.rest.improve_steps}", "N": size, "seed": 0, "dev_accuracy": last.get("dev_accuracy"),
                             "nll": [r["nll"] for r in read_jsonl(run.path / last["train_nll_file"])]})
-            grow = run.stage(f"{prefix}/g{g}/grow")
+            grow = run.stage(layout.grow_stage(prefix, g))
             if grow:
-                thresholds = [run.stage(f"{prefix}/g{g}/i{i}") for i in range(1, config.rest.improve_steps + 1)]
+                thresholds = [run.stage(layout.improve_stage(prefix, g, i)) for i in range(1, config.rest.improve_steps + 1)]
                 rewards.append({"N": size, "seed": 0, "G": g, "rewards": [r["reward"] for r in read_jsonl(run.path / grow["grown_file"])],
                                 "thresholds": [t["threshold"] for t in thresholds if t]})
     return nll, rewards

@@ -7,10 +7,13 @@ functions instead of formatting keys (tests/test_run_layout.py checks that none 
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 MAJORITY = "baselines/majority"
 ZERO_SHOT = "baselines/zero_shot"
+STANDALONE = "rest"
+"""The trajectory prefix of a ReST run outside an experiment (`ReST(..., run_dir=...).run()`)."""
 
 
 def size_key(size: int | None) -> str:
@@ -29,16 +32,49 @@ def trajectory(seed: int, size: int | None) -> str:
 
 
 def grow_stage(prefix: str, g: int) -> str:
+    """Grow step g of a trajectory: `seed0/n100/g1/grow`."""
     return f"{prefix}/g{g}/grow"
 
 
 def improve_stage(prefix: str, g: int, i: int) -> str:
+    """Improve step i of Grow step g of a trajectory: `seed0/n100/g1/i2`."""
     return f"{prefix}/g{g}/i{i}"
+
+
+_GROW = re.compile(r"(?P<prefix>.+)/g(?P<g>[0-9]+)/grow")
+_IMPROVE = re.compile(r"(?P<prefix>.+)/g(?P<g>[0-9]+)/i(?P<i>[0-9]+)")
+
+
+def is_grow_stage(key: str) -> bool:
+    """Whether a stage key is a Grow step's (`grow_stage`)."""
+    return _GROW.fullmatch(key) is not None
+
+
+def improve_step_of(key: str) -> int | None:
+    """The I of an Improve step's key (`seed0/n8/g1/i2` -> 2); None for any other key."""
+    match = _IMPROVE.fullmatch(key)
+    return int(match["i"]) if match else None
+
+
+def grow_stage_of(key: str) -> str | None:
+    """The Grow step whose set an Improve step trained on (`x/g1/i2` -> `x/g1/grow`); None for other keys."""
+    match = _IMPROVE.fullmatch(key)
+    return grow_stage(match["prefix"], int(match["g"])) if match else None
 
 
 def grown_file(key: str) -> Path:
     """A Grow stage's set, relative to the run directory."""
     return Path("grown") / f"{key.replace('/', '_')}.jsonl"
+
+
+def ratings_file(key: str) -> Path:
+    """The spreadsheet people rate a Grow stage's samples in (human feedback), relative to the run directory."""
+    return grown_file(key).with_suffix(".ratings.csv")
+
+
+def checkpoint_dir(key: str) -> Path:
+    """A stage's checkpoint folder, relative to the run directory (`RunDir.checkpoint_dir` adds the run's path)."""
+    return Path("checkpoints") / key
 
 
 # ---- `restlm compare`: per seed a start stage, per (seed, method) a prefix and a final evaluation
