@@ -15,6 +15,7 @@ import pytest
 
 from helpers import cli_env, restlm_cmd, stderr_lines
 from restlm import cli
+from restlm import run_layout as layout
 from tiny_models import save_tiny
 
 REWARDS = '''
@@ -130,7 +131,7 @@ def test_a_killed_compare_resumes_to_identical_results(user_folder, finished, tm
     state = out / "state.json"
     deadline = time.time() + 300
     while time.time() < deadline:  # kill it in the middle of seed 0, once ReST has finished
-        if state.exists() and "seed0/rest/final" in state.read_text():
+        if state.exists() and layout.method_final(0, "rest") in state.read_text():
             break
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)

@@ -15,8 +15,12 @@ import torch
 
 from helpers import cue_pairs, set_args, stderr_lines, tiny_overrides, write_tsv
 from restlm import cli
+from restlm import run_layout as layout
 from restlm.errors import DiskFullError, NonFiniteError, RunDirError
 from restlm.runs import RunDir, replace_folder, sweep_temp_files, write_atomic, write_json
+
+
+SFT = layout.seed_stage(0, "sft")
 
 
 def snapshot(folder: Path) -> dict:
@@ -141,11 +145,11 @@ def test_create_decides_under_the_lock(tmp_path):
 def test_a_nan_loss_stops_the_run_with_state_saved_and_no_nan_in_json(tmp_path, tiny_model_dir, tiny_data, capfd):
     path = tmp_path / "run"
     assert cli.main(run_args(tiny_model_dir, tiny_data, path, train__learning_rate="1e6")) == 2
-    lines = [line for line in stderr_lines(capfd.readouterr().err) if not line.startswith("seed0/sft: ")]  # its bar
-    assert len(lines) == 1 and lines[0].startswith("restlm: error: stage 'seed0/sft': the training loss is nan")
+    lines = [line for line in stderr_lines(capfd.readouterr().err) if not line.startswith(SFT + ": ")]  # its bar
+    assert len(lines) == 1 and lines[0].startswith(f"restlm: error: stage '{SFT}': the training loss is nan")
     state = json.loads((path / "state.json").read_text())
-    assert "seed0/untrained" in state["stages"] and "seed0/sft" not in state["stages"]  # earlier stages kept
-    assert not (path / "checkpoints" / "seed0" / "sft").exists()
+    assert layout.seed_stage(0, "untrained") in state["stages"] and SFT not in state["stages"]  # earlier stages kept
+    assert not RunDir(path).checkpoint_dir(SFT).exists()
     for file in path.rglob("*.json*"):
         assert "NaN" not in file.read_text() and "Infinity" not in file.read_text(), file
 
@@ -232,9 +236,9 @@ def test_resume_sweeps_the_temp_files_a_kill_left(tmp_path):
     path = tmp_path / "run"
     RunDir(path).create({"run": "A"}).close()
     (path / ".state.json.x1y2.tmp").write_text("half")
-    (path / "checkpoints" / "seed0").mkdir(parents=True)
-    (path / "checkpoints" / "seed0" / ".sft.tmp").mkdir()
-    (path / "checkpoints" / "seed0" / ".sft.tmp" / "model.safetensors").write_text("half")
+    RunDir(path).checkpoint_dir(SFT).parent.mkdir(parents=True)
+    RunDir(path).checkpoint_dir(SFT).with_name(".sft.tmp").mkdir()
+    (RunDir(path).checkpoint_dir(SFT).with_name(".sft.tmp") / "model.safetensors").write_text("half")
     run = RunDir(path)
     run.resume()
     run.close()

@@ -10,6 +10,7 @@ import pytest
 
 from helpers import set_args, stderr_lines
 from restlm import cli
+from restlm import run_layout as layout
 from restlm.data.prompts import read_prompt_table
 from restlm.errors import DataError
 from tiny_models import save_tiny
@@ -65,7 +66,7 @@ def test_a_users_prompts_and_reward_function_run_end_to_end(user_task, tmp_path,
         assert 0 <= cell["dev_reward"] <= 1 and 0 <= cell["test_reward"] <= 1 and round(3 * cell["test_gold"], 6) in (0, 1, 2, 3)
     # no references: G0I0 is the pretrained model, not a fine-tuned one
     state = json.loads((out / "state.json").read_text())
-    assert state["stages"]["seed0/sft"]["sft"] == "none (no references)"
+    assert state["stages"][layout.seed_stage(0, "sft")]["sft"] == "none (no references)"
     # the grown rows are the policy's samples only (original_data none), each scored by the user's function
     grown = [json.loads(line) for line in next((out / "grown").glob("*.jsonl")).read_text().splitlines()]
     assert grown and {row["source"] for row in grown} == {"grown"}

@@ -16,6 +16,7 @@ import pytest
 
 from helpers import build_once, cli_env, restlm_cmd, run_cli, set_args, stderr_lines, tiny_overrides
 from restlm import cli
+from restlm import run_layout as layout
 from restlm.config import load_config, to_dict
 from restlm.runs import RunDir
 
@@ -168,7 +169,7 @@ def test_resume_of_a_run_killed_while_being_created(tiny_model_dir, tiny_data, t
     (path / "state.json").unlink()
     assert cli.main(["run", "--resume", str(path)]) == 0, capfd.readouterr().err
     stages = json.loads((path / "state.json").read_text())["stages"]
-    assert {"baselines/majority", "seed0/untrained", "seed0/sft"} <= set(stages)
+    assert {layout.MAJORITY, layout.seed_stage(0, "untrained"), layout.seed_stage(0, "sft")} <= set(stages)
     assert (path / "results.json").exists()
 
 

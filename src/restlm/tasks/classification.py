@@ -135,19 +135,19 @@ class ClassificationTask(Task):
 
     def baselines(self, run: RunDir) -> None:
         """Majority class and the zero-shot LLM: the rows of Table 1 that need no seed."""
-        if run.stage("baselines/majority") is None:
+        if run.stage(layout.MAJORITY) is None:
             majority = Counter(e.label for e in self.train).most_common(1)[0][0]
             metrics = classification_metrics([e.label for e in self.dev], [majority] * len(self.dev))
-            run.complete("baselines/majority", {"label": majority, "dev_accuracy": metrics["accuracy"], "dev_f1": metrics["f1"]})
+            run.complete(layout.MAJORITY, {"label": majority, "dev_accuracy": metrics["accuracy"], "dev_f1": metrics["f1"]})
         zero_shot = self.config.baselines.zero_shot
         # one process is enough for a baseline that does not train; only the main one reports
-        if self.accelerator.is_main_process and zero_shot.backend != "none" and run.stage("baselines/zero_shot") is None:
+        if self.accelerator.is_main_process and zero_shot.backend != "none" and run.stage(layout.ZERO_SHOT) is None:
             from restlm.zero_shot import build_zero_shot
 
             classifier = build_zero_shot(dataclasses.asdict(zero_shot))
             predictions = classifier.predict(self.dev)  # raises above baselines.zero_shot.max_unparsed
             metrics = classification_metrics([e.label for e in self.dev], predictions)
-            run.complete("baselines/zero_shot", {"model": zero_shot.model, "backend": zero_shot.backend,
+            run.complete(layout.ZERO_SHOT, {"model": zero_shot.model, "backend": zero_shot.backend,
                                                  "dev_accuracy": metrics["accuracy"], "dev_f1": metrics["f1"],
                                                  "predicted_yes": sum(predictions) / len(predictions),
                                                  "unparsed_fraction": classifier.unparsed_fraction})
