@@ -121,7 +121,7 @@ def collect_results(config: ExperimentConfig, run: RunDir, task=None) -> dict:
     data = task.data_name()
     metric = task.selection_metric
     guard = task.guard()
-    results = {"title": f"ReST on {data} with {config.model.name}", "task": config.task,
+    results = {"title": f"ReST on {data} with {config.model.name}", "task": config.task, "data_name": data,
                "config": to_dict(config), "seeds": list(range(config.run.seeds)),
                "primary_metric": metric, "metric_columns": [list(c) for c in task.metric_columns()],
                "guard": {"reward": guard[0], "heldout": guard[1]} if guard else None,

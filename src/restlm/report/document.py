@@ -67,6 +67,8 @@ def _header(results: dict) -> list[str]:
     config = results.get("config") or {}
     for key in CONFIG_FACTS:
         fact = _config_fact(config.get(key)) if isinstance(config, dict) else None
+        if key == "data" and results.get("data_name"):  # what the task reads (a prompts file, not data.path)
+            fact = str(results["data_name"])
         if fact:
             facts.append(f"{key.capitalize()}: `{' '.join(fact.split())}`")
     if compute := training_seconds(results.get("cells", [])):
