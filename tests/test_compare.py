@@ -265,3 +265,20 @@ def test_restlm_run_runs_another_method_alone_and_resumes_it(user_folder, tmp_pa
     assert cli.main(["run", "--resume", str(out)]) == 0, capfd.readouterr().err  # finished: nothing runs again
     assert (out / "state.json").read_bytes() == state
     assert without_times(json.loads((out / "compare.json").read_text())) == without_times(first)
+
+
+def test_a_comparison_started_before_a_config_key_existed_still_resumes(user_folder, finished, tmp_path, monkeypatch,
+                                                                          capfd):
+    import shutil
+
+    out = tmp_path / "older"
+    shutil.copytree(finished, out)
+    config = json.loads((out / "config.json").read_text())
+    del config["experiment"]["method"]  # as written before `method` was a key: it counts at its default
+    (out / "config.json").write_text(json.dumps(config))
+    monkeypatch.chdir(user_folder)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    state = (out / "state.json").read_bytes()
+    assert cli.main(["compare", "--task", "task.yaml", "--out", str(out), "--methods", METHODS, "--seeds", "2",
+                     "--eval-samples", "2", "--bootstrap", "200"]) == 0, capfd.readouterr().err
+    assert (out / "state.json").read_bytes() == state  # nothing ran again

@@ -16,7 +16,7 @@ from pathlib import Path
 from accelerate import Accelerator
 
 from restlm import run_layout as layout
-from restlm.config import ExperimentConfig, to_dict
+from restlm.config import ExperimentConfig, from_dict, to_dict
 from restlm.errors import ConfigError, RunDirError
 from restlm.guards import distinct_n, kl_to_reference
 from restlm.methods import MethodRun, build_method
@@ -119,7 +119,11 @@ def _check_same(run: RunDir, settings: CompareSettings) -> None:
     if "experiment" not in recorded:
         raise RunDirError(f"{run.path}: holds a `restlm run`, not a comparison; pick another --out")
     now = settings.recorded()
-    now["experiment"]["run"] = recorded["experiment"].get("run", now["experiment"]["run"])  # seeds, output_dir
+    try:  # a key added to restlm since the run started counts at its default, as loading gives it
+        recorded["experiment"] = to_dict(from_dict(ExperimentConfig, recorded["experiment"]))
+    except ConfigError as error:
+        raise RunDirError(f"{run.path}: its config.json no longer loads ({error})") from None
+    now["experiment"]["run"] = recorded["experiment"]["run"]  # seeds, output_dir may differ
     changed = sorted(_differing(recorded, now))
     if changed:
         raise RunDirError(f"{run.path}: holds a comparison with other settings ({', '.join(changed[:5])}); "
