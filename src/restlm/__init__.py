@@ -5,6 +5,20 @@ The public API:
     results = Experiment(config).run_all()            # the whole experiment, resumable
 or, one level down, ReST itself on any policy and reward:
     ReST(policy=policy, reward="nll", train_data=train, evaluate=evaluate, config=config.rest).run(grow_size=100)
+
+Where things are:
+    algorithms   rest.py (Grow, filter, Improve), thresholds.py, losses.py (BC, GOLD, BVMPO), ppo/,
+                 sft.py and dpo.py (through TRL, trl_runs.py), training.py (the one supervised loop)
+    methods/     a method on a task: sft, rest, rest_em, ppo, dpo, each one file registering itself
+    tasks/       classification, translation, prompts (yours), sentiment: data, policy, metrics, held-out gold
+    compare/     `restlm compare`: the runner, carry, summary (bootstrap intervals) and its report
+    policies/    classifier, causal and seq2seq policies (sampling, log-probs, collation); models.py loads them
+    rewards/     the reward spec language (chrf, reward_model:PATH, module:function, weighted:...)
+    reward_models/  Bradley-Terry reward models, ensembles, probes, sentiment classifiers
+    runs         runs.py (run directory, atomic files, stages), run_layout.py (every stage key), experiment.py
+    reports      report/ (report.md/html of a run), results.py, inspect_run.py, stats.py
+    config/      every setting: one dataclass per section, loading, validation, ranges
+    data/        readers of every input format, one-line errors naming file and line
 """
 
 __version__ = "0.1.0"
