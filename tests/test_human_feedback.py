@@ -10,6 +10,8 @@ import json
 import numpy as np
 import pytest
 
+from restlm import run_layout as layout
+
 from restlm.data.examples import Example
 from restlm.errors import DataError, RestlmError
 from restlm.human_feedback import (
@@ -131,9 +133,11 @@ def test_the_improve_step_gets_each_sample_its_own_rating_from_a_sorted_file(tmp
                      [e.uid for e in examples], [None] * 5, [None] * 5)
     rest = SimpleNamespace(run_dir=SimpleNamespace(path=tmp_path), config=SimpleNamespace(human_feedback="rate"),
                            policy=SimpleNamespace(accelerator=SimpleNamespace(is_main_process=True)))
+    key = layout.grow_stage(layout.STANDALONE, 1)
+    (tmp_path / layout.ratings_file(key)).parent.mkdir()  # a run has grown/ by then: the Grow step wrote there
     with pytest.raises(AwaitingRatings):
-        ReST._with_human_rewards(rest, grown, "g1.jsonl")
-    path = tmp_path / "g1.ratings.csv"
+        ReST._with_human_rewards(rest, grown, key)
+    path = tmp_path / layout.ratings_file(key)
     with open(path, newline="") as handle:
         header, *rows = list(csv.reader(handle))
     ratings = dict(zip(OUTPUTS, ["3", "1", "2", "5"]))  # by output, whatever the row order
@@ -142,5 +146,5 @@ def test_the_improve_step_gets_each_sample_its_own_rating_from_a_sorted_file(tmp
     rows.sort(key=lambda row: row[header.index("rating")])  # written order 3, 1, 2, 5; now 1, 2, 3, 5
     with open(path, "w", newline="") as handle:
         csv.writer(handle).writerows([header, *rows])
-    rated = ReST._with_human_rewards(rest, grown, "g1.jsonl")
+    rated = ReST._with_human_rewards(rest, grown, key)
     np.testing.assert_allclose(rated.rewards, [1.0, 0.5, 0.0, 0.25, 1.0])  # (r - 1) / 4; the original keeps 1

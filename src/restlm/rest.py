@@ -105,7 +105,7 @@ class ReST:
         """ReST from the policy as given; returns one record per Improve step (with G, I and metrics)."""
         try:
             start = self.stages("start/eval", lambda key: self.evaluate(self.policy), after="start", trains=False)
-            return self.fit(grow_size, seed, prefix="rest", start="start", start_score=start[self.selection_metric])
+            return self.fit(grow_size, seed, prefix=layout.STANDALONE, start="start", start_score=start[self.selection_metric])
         finally:
             self.run_dir.close()
 
@@ -120,7 +120,7 @@ class ReST:
             grown = self.stages(grow_key, lambda key: self.grow(grow_size, stage_seed(seed, key), key), after=current, trains=False)
             grown_set = self._read_grown(grown["grown_file"])
             if self.config.human_feedback:
-                grown_set = self._with_human_rewards(grown_set, grown["grown_file"])
+                grown_set = self._with_human_rewards(grown_set, grow_key)
             masks = improve_masks(self.config.threshold, grown_set.rewards, grown_set.groups, self.config.improve_steps,
                                   self.higher_is_better, self.config.thresholds, self.config.threshold_decay,
                                   strata=[str(o) for o in grown_set.outputs] if self.config.threshold_per_output else None)
@@ -219,13 +219,13 @@ class ReST:
         record["wall_time_s"] = time.perf_counter() - start
         return record
 
-    def _with_human_rewards(self, grown: GrownSet, grown_file: str) -> GrownSet:
+    def _with_human_rewards(self, grown: GrownSet, grow_key: str) -> GrownSet:
         """The grown set with people's ratings as the rewards of its samples (originals: 1, the top).
 
         The first time, write the rating file beside the grown file and stop (AwaitingRatings);
         once it is filled in, `restlm run --resume` comes back here and reads it.
         """
-        path = self.run_dir.path / grown_file.replace(".jsonl", ".ratings.csv")
+        path = self.run_dir.path / layout.ratings_file(grow_key)
         sampled = [j for j, source in enumerate(grown.sources) if source == "grown"]
         if not path.exists():
             if self.policy.accelerator.is_main_process:
