@@ -55,6 +55,21 @@ class Task(ABC):
     def evaluate(self, policy: Policy) -> dict:
         """Metrics of `policy` on the held-out data, flat {name: float}; includes selection_metric."""
 
+    def generative_policy(self, seed: int, section) -> Policy:
+        """A causal or seq2seq policy of the configured model, prompted as `section` (prompt, system_prompt,
+        max_new_tokens) says: the policy of every generative task."""
+        from accelerate.utils import set_seed
+
+        from restlm.policies.generative_loading import load_generative_policy
+
+        set_seed(seed)
+        model = self.config.model
+        lora = {"r": model.lora_rank, "alpha": 2 * model.lora_rank} if model.lora_rank else None
+        return load_generative_policy(model.name, self.accelerator, lora=lora, prompt_template=section.prompt,
+                                      system_prompt=section.system_prompt, max_length=model.max_length,
+                                      max_new_tokens=section.max_new_tokens,
+                                      batch_size=self.config.train.eval_batch_size)
+
     def splits(self) -> dict[str, list[Example]]:
         """Every split the task read, by name (the inputs a resumed run must find unchanged)."""
         return {"train": self.train, "dev": self.dev}

@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from accelerate.utils import set_seed
 
 from restlm.data.examples import Example
 from restlm.data.location import resolve_data_path
@@ -77,14 +76,7 @@ class PromptsTask(Task):
 
     # ---- policy
     def new_policy(self, seed: int) -> Policy:
-        from restlm.policies.generative_loading import load_generative_policy
-
-        set_seed(seed)
-        model, cfg = self.config.model, self.config.prompts
-        lora = {"r": model.lora_rank, "alpha": 2 * model.lora_rank} if model.lora_rank else None
-        return load_generative_policy(model.name, self.accelerator, lora=lora, prompt_template=cfg.prompt,
-                                      system_prompt=cfg.system_prompt, max_length=model.max_length,
-                                      max_new_tokens=cfg.max_new_tokens, batch_size=self.config.train.eval_batch_size)
+        return self.generative_policy(seed, self.config.prompts)
 
     def sft_items(self) -> list[TrainItem]:
         """The references, when the prompts have them; none: the pretrained model is the start."""

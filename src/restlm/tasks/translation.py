@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from accelerate.utils import set_seed
 
 from restlm.data.examples import Example
+from restlm.errors import ConfigError
 from restlm.data.location import data_root
 from restlm.data.parallel import MULTI30K_SPLITS, load_iwslt14_valid, load_multi30k, read_parallel
 from restlm.policies.base import Policy
@@ -69,14 +69,7 @@ class TranslationTask(Task):
 
     # ---- policy
     def new_policy(self, seed: int) -> Policy:
-        from restlm.policies.generative_loading import load_generative_policy
-
-        set_seed(seed)
-        model, cfg = self.config.model, self.config.translation
-        lora = {"r": model.lora_rank, "alpha": 2 * model.lora_rank} if model.lora_rank else None
-        return load_generative_policy(model.name, self.accelerator, lora=lora, prompt_template=cfg.prompt,
-                                      system_prompt=cfg.system_prompt, max_length=model.max_length,
-                                      max_new_tokens=cfg.max_new_tokens, batch_size=self.config.train.eval_batch_size)
+        return self.generative_policy(seed, self.config.translation)
 
     # ---- evaluation
     def evaluate(self, policy: Policy) -> dict:
