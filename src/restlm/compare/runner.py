@@ -19,12 +19,11 @@ from restlm import run_layout as layout
 from restlm.config import ExperimentConfig, from_dict, to_dict
 from restlm.errors import ConfigError, RunDirError
 from restlm.guards import distinct_n, kl_to_reference
-from restlm.methods import MethodRun, build_method
+from restlm.methods import MethodRun, build_method, in_run_order
 from restlm.methods.sft import fine_tune, metrics_only
 from restlm.runs import RunDir, StageRunner, write_json
 from restlm.tasks import build_task
 
-ORDER = ("sft", "rest", "rest_em", "dpo", "ppo")  # ppo last: without --budget it spends what ReST spent
 EVAL_SEED = 12345  # the held-out samples of KL and distinct-2, the same for every method
 
 
@@ -70,7 +69,7 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
     from restlm.compare.summary import summarise_compare
 
     settings.check()
-    methods = {name: build_method(name) for name in sorted(settings.methods, key=_order)}
+    methods = {name: build_method(name) for name in in_run_order(settings.methods)}
     accelerator = Accelerator()
     task = build_task(settings.config, accelerator)
     run = RunDir(out, is_main=accelerator.is_main_process)
@@ -102,10 +101,6 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
         return summary
     finally:
         run.close()
-
-
-def _order(name: str) -> tuple[int, str]:
-    return (ORDER.index(name) if name in ORDER else len(ORDER), name)
 
 
 def _check_same(run: RunDir, settings: CompareSettings) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from restlm import run_layout as layout
+from restlm.methods import in_run_order
 from restlm.stats import nested_bootstrap
 
 
@@ -13,7 +14,7 @@ def summarise_compare(run, task, settings, keys: tuple[str, str, str]) -> dict:
     examples = task.heldout()
     rows = len(examples)
     records = {name: [run.stage(layout.method_final(seed, name)) for seed in range(settings.seeds)]
-               for name in sorted(settings.methods, key=_order)}
+               for name in in_run_order(settings.methods)}
     gold_of = {name: [task.gold_of_rows(examples, r["heldout_outputs"], r["gold_scores"]) for r in rs]
                for name, rs in records.items()}
     methods = []
@@ -40,12 +41,6 @@ def summarise_compare(run, task, settings, keys: tuple[str, str, str]) -> dict:
             "metrics": {"selection": selection, "proxy": proxy, "gold": gold},
             "splits": {name: len(split) for name, split in task.splits().items()},
             "methods": methods}
-
-
-def _order(name: str):
-    from restlm.compare.runner import _order as order
-
-    return order(name)
 
 
 def _zero(rows) -> float:

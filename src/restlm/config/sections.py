@@ -271,6 +271,9 @@ class ExperimentConfig:
     method: str = "rest"
     """what `restlm run` runs: 'rest' (the experiment: baselines, G0I0, one ReST trajectory per grow size) or
     another registered method ('sft', 'rest_em', 'ppo', 'dpo'), run as `restlm compare` runs it"""
+    plugins: list[str] = field(default_factory=list)
+    """your own modules to import first (beside the config file or in the working folder): each registers a
+    task (`@register_task`) or a method (`@register_method`) that `task` / `method` / `--methods` may then name"""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

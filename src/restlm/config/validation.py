@@ -8,7 +8,6 @@ from restlm.errors import ConfigError
 
 
 _CHOICES = {
-    "task": ("classification", "translation", "prompts", "sentiment"),
     "data.source": ("glue_folder", "file", "hub"),
     "rest.sampling": ("argmax", "sample"),
     "rest.threshold": ("reference", "rising", "percentile"),
@@ -52,7 +51,13 @@ def validate(config: ExperimentConfig) -> None:
     config.ppo.validate()
     config.dpo.validate()
     from restlm.methods import METHODS  # here: the methods import the config package
+    from restlm.plugins import import_plugins
 
+    from restlm.tasks import TASKS
+
+    import_plugins(config.plugins)  # before the names are checked: a plugin may register them
+    if config.task not in TASKS:
+        raise ConfigError("task", f"must be one of {', '.join(TASKS)}; got {config.task!r}")
     if config.method not in METHODS:
         raise ConfigError("method", f"must be one of {', '.join(METHODS)}; got {config.method!r}")
     for key in ["rest.grow_steps", "rest.improve_steps"]:

@@ -16,10 +16,19 @@ from restlm.methods.base import METHODS, Method, MethodRun, register_method
 from restlm.methods import dpo, ppo, rest, rest_em, sft  # noqa: E402,F401  isort: skip
 
 
+RUN_ORDER = ("sft", "rest", "rest_em", "dpo", "ppo")  # ppo last: without --budget it spends what ReST spent
+
+
 def build_method(name: str) -> Method:
     if name not in METHODS:
-        raise ConfigError("--methods", f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+        raise ConfigError("--methods", f"unknown method {name!r}; choose from {', '.join(METHODS)} "
+                          "(a method of your own: a module in the config's `plugins`)")
     return METHODS[name]()
 
 
-__all__ = ["METHODS", "Method", "MethodRun", "build_method", "register_method"]
+def in_run_order(names) -> list[str]:
+    """The built-in methods in RUN_ORDER, then any others (the user's own) by name."""
+    return sorted(names, key=lambda name: (RUN_ORDER.index(name) if name in RUN_ORDER else len(RUN_ORDER), name))
+
+
+__all__ = ["METHODS", "Method", "MethodRun", "build_method", "in_run_order", "register_method"]
