@@ -71,6 +71,14 @@ def test_translation_runs_every_method_with_corpus_bleu_as_gold(tmp_path, capfd)
     for m in by_name.values():
         assert 0 <= m["gold"] <= 100 and 0 <= m["proxy"] <= 1
     assert by_name["sft"]["by_seed"][0]["train_loss"] > 0  # the start was fine-tuned on the references
+    # without a test split there is nothing held out to score: one line, nothing written
+    out = tmp_path / "no_test"
+    capfd.readouterr()
+    assert cli.main(["compare", "--task", str(tmp_path / "task.yaml"), *set_args(overrides),
+                     "--set", "translation.test_splits=[]", "--methods", "sft", "--out", str(out)]) == 2
+    lines = stderr_lines(capfd.readouterr().err)
+    assert len(lines) == 1 and "'translation.test_splits': restlm compare scores methods on a test split" in lines[0]
+    assert not out.exists()
 
 
 def test_sentiment_on_the_real_sentences_with_tiny_classifiers(tiny_model_dir, tmp_path, capfd):
