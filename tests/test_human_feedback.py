@@ -122,22 +122,17 @@ def test_empty_malformed_and_missing_ratings_name_file_and_line(tmp_path):
 
 
 def test_the_improve_step_gets_each_sample_its_own_rating_from_a_sorted_file(tmp_path):
-    """ReST's own read-back (`ReST._with_human_rewards`), on a file a person sorted before rating."""
-    from types import SimpleNamespace
-
+    """ReST's human-feedback hook (`rewards_from_people`), on a file a person sorted before rating."""
     from restlm.errors import AwaitingRatings
-    from restlm.rest import GrownSet, ReST
+    from restlm.human_feedback import rewards_from_people
 
     examples = [Example("Das Haus", uid="a")] + EXAMPLES
-    grown = GrownSet(examples, ["The house"] + OUTPUTS, np.zeros(5), ["original"] + ["grown"] * 4,
-                     [e.uid for e in examples], [None] * 5, [None] * 5)
-    rest = SimpleNamespace(run_dir=SimpleNamespace(path=tmp_path), config=SimpleNamespace(human_feedback="rate"),
-                           policy=SimpleNamespace(accelerator=SimpleNamespace(is_main_process=True)))
+    grown = (examples, ["The house"] + OUTPUTS, ["original"] + ["grown"] * 4)
     key = layout.grow_stage(layout.STANDALONE, 1)
-    (tmp_path / layout.ratings_file(key)).parent.mkdir()  # a run has grown/ by then: the Grow step wrote there
-    with pytest.raises(AwaitingRatings):
-        ReST._with_human_rewards(rest, grown, key)
     path = tmp_path / layout.ratings_file(key)
+    path.parent.mkdir()  # a run has grown/ by then: the Grow step wrote there
+    with pytest.raises(AwaitingRatings, match="restlm run --resume"):
+        rewards_from_people(path, "rate", *grown, tmp_path, is_main=True)
     with open(path, newline="") as handle:
         header, *rows = list(csv.reader(handle))
     ratings = dict(zip(OUTPUTS, ["3", "1", "2", "5"]))  # by output, whatever the row order
@@ -146,5 +141,5 @@ def test_the_improve_step_gets_each_sample_its_own_rating_from_a_sorted_file(tmp
     rows.sort(key=lambda row: row[header.index("rating")])  # written order 3, 1, 2, 5; now 1, 2, 3, 5
     with open(path, "w", newline="") as handle:
         csv.writer(handle).writerows([header, *rows])
-    rated = ReST._with_human_rewards(rest, grown, key)
-    np.testing.assert_allclose(rated.rewards, [1.0, 0.5, 0.0, 0.25, 1.0])  # (r - 1) / 4; the original keeps 1
+    rated = rewards_from_people(path, "rate", *grown, tmp_path, is_main=True)
+    np.testing.assert_allclose(rated, [1.0, 0.5, 0.0, 0.25, 1.0])  # (r - 1) / 4; the original keeps 1

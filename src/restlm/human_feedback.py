@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from restlm.data.examples import Example
-from restlm.errors import DataError, RestlmError
+from restlm.errors import AwaitingRatings, DataError, RestlmError
 from restlm.rewards.base import Reward
 from restlm.runs import write_atomic
 
@@ -187,6 +187,35 @@ def human_feedback_reward(path: str | Path, mode: str = "rate") -> Reward:
         return [table[key] for key in keys]
 
     return Reward(f"human:{mode}:{Path(path).name}", score, True, (lambda s: s) if mode == "rank" else None)
+
+
+RATING_HELP = {"rate": "a number per output, higher is better",
+               "rank": "1 for the best output of an input, 2 for the next, ..."}
+
+
+def rewards_from_people(path: Path, mode: str, examples: Sequence[Example], outputs: Sequence,
+                        sources: Sequence[str], run_path: Path, is_main: bool) -> np.ndarray:
+    """ReST's human-feedback hook: the rewards of a Grow step's rows, people's ratings for its
+    samples (scaled to [0, 1] in `rate` mode) and 1, the top, for the original rows.
+
+    The first time, write the rating file `path` and stop the run (AwaitingRatings); once it is
+    filled in, `restlm run --resume` comes back here and reads it.
+    """
+    sampled = [j for j, source in enumerate(sources) if source == "grown"]
+    if not path.exists():
+        if is_main:
+            write_rating_file(path, [examples[j] for j in sampled], [outputs[j] for j in sampled])
+        raise AwaitingRatings(f"wrote {path}: fill in its 'rating' column ({mode}: {RATING_HELP[mode]}), then run "
+                              f"`restlm run --resume {run_path}`")
+    human = read_rewards(path, mode)
+    if len(human) != len(sampled):
+        raise DataError(path, f"{len(human)} rated rows but the Grow step has {len(sampled)} samples")
+    if mode == "rate":  # ratings on any scale -> [0, 1], like the other rewards
+        low, high = human.min(), human.max()
+        human = (human - low) / (high - low) if high > low else np.ones_like(human)
+    rewards = np.ones(len(sources))
+    rewards[sampled] = human
+    return rewards
 
 
 # ---------------------------------------------------------------- ids: a row's place and what was written there

@@ -20,11 +20,12 @@ import numpy as np
 
 from restlm.config import RestConfig, TrainConfig
 from restlm.data.examples import Example
-from restlm.errors import AwaitingRatings, ConfigError, DataError, NonFiniteError, RunDirError
-from restlm.guards import distinct_n, kl_to_reference, mean_token_entropy
-from restlm.human_feedback import read_rewards, write_rating_file
+from restlm.errors import ConfigError, NonFiniteError, RunDirError
+from restlm.guards import distinct_n
+from restlm.human_feedback import rewards_from_people
 from restlm.losses import LOSS_NEEDS
 from restlm.policies.base import Policy, TrainItem
+from restlm.rest_guards import GENERATIVE, GrowGuards
 from restlm.rewards.base import Reward, binarised
 from restlm import run_layout as layout
 from restlm.runs import RunDir, StageRunner, read_jsonl
@@ -32,9 +33,6 @@ from restlm.thresholds import improve_masks
 from restlm.training import train_policy
 
 
-GENERATIVE = ("causal", "seq2seq")  # policy kinds with token-level guards (entropy, KL to the Grow policy)
-RATING_HELP = {"rate": "a number per output, higher is better",
-               "rank": "1 for the best output of an input, 2 for the next, ..."}
 
 
 def stage_seed(seed: int, key: str) -> int:
@@ -100,6 +98,7 @@ class ReST:
         self.stages, self.run_dir = stages, stages.run
         self.selection_metric, self.record_train_nll = selection_metric, record_train_nll
         self.keep_checkpoints = keep_checkpoints
+        self.guards = GrowGuards(self.config, policy, stages)
 
     def run(self, grow_size: int | None = None, seed: int = 0) -> list[dict]:
         """ReST from the policy as given; returns one record per Improve step (with G, I and metrics)."""
@@ -119,8 +118,10 @@ class ReST:
             grow_key = layout.grow_stage(prefix, g)
             grown = self.stages(grow_key, lambda key: self.grow(grow_size, stage_seed(seed, key), key), after=current, trains=False)
             grown_set = self._read_grown(grown["grown_file"])
-            if self.config.human_feedback:
-                grown_set = self._with_human_rewards(grown_set, grow_key)
+            if self.config.human_feedback:  # the hook that pauses the run for people's ratings
+                grown_set = dataclasses.replace(grown_set, rewards=rewards_from_people(
+                    self.run_dir.path / layout.ratings_file(grow_key), self.config.human_feedback, grown_set.examples,
+                    grown_set.outputs, grown_set.sources, self.run_dir.path, self.policy.accelerator.is_main_process))
             masks = improve_masks(self.config.threshold, grown_set.rewards, grown_set.groups, self.config.improve_steps,
                                   self.higher_is_better, self.config.thresholds, self.config.threshold_decay,
                                   strata=[str(o) for o in grown_set.outputs] if self.config.threshold_per_output else None)
@@ -133,7 +134,7 @@ class ReST:
                 base = start if i == 1 and self.config.restart_from == "start" else current
                 improve_key = layout.improve_stage(prefix, g, i)
                 if self.run_dir.stage(improve_key) is None:  # only for a step that will run
-                    grow_policy = grow_policy or self._frozen_grow_policy(grow_from)
+                    grow_policy = grow_policy or self.guards.frozen_grow_policy(grow_from)
                     reference = reference or self._frozen_reference(start)
                 record = self.stages(improve_key, lambda key: self.improve(
                     grown_set, mask, threshold, learning_rate, stage_seed(seed, key), key, last, grow_policy, reference),
@@ -146,7 +147,7 @@ class ReST:
                 # only after a step that ran: replaying finished steps on resume must not prune later ones
                 if self.keep_checkpoints == "best" and self.stages.ran:
                     # a resumed run rebuilds the Grow policy from its checkpoint until its last Improve step
-                    needed = {grow_from} if self._guards_kl() and not (last or stop) else set()
+                    needed = {grow_from} if self.guards.kl_enabled() and not (last or stop) else set()
                     self.stages.prune(prefix, keep={best[1], current} | needed)
                 if stop:
                     return records
@@ -176,7 +177,7 @@ class ReST:
                                  f"({len(rows)} outputs, shape {rewards.shape}, {bad} not finite)")
         # BVMPO's reference is the policy that grew the data; kept in the file so a resume reuses it
         refs = self.policy.log_probs(examples, outputs) if LOSS_NEEDS[self.config.loss].reference else [None] * len(rows)
-        guards = self._guard_log_probs(examples, outputs, [s for _, _, s in rows], refs)
+        guards = self.guards.grown_log_probs(examples, outputs, [s for _, _, s in rows], refs)
         path = self.run_dir.file(*layout.grown_file(key).parts)
         self.run_dir.write_jsonl(path, (self._grown_row(i, o, s, r, ref, g) for (i, o, s), r, ref, g
                                         in zip(rows, rewards, refs, guards)))
@@ -213,93 +214,11 @@ class ReST:
                   "kept_mean_reward": float(grown.rewards[keep].mean()) if keep.any() else None,
                   "lr": learning_rate, "train_loss": stats.mean_loss, "train_examples_per_s": stats.examples_per_s,
                   **self.evaluate(self.policy)}
-        record.update(self._guard_metrics(grown, grow_policy, stage_seed(seed, "kl_to_grow_policy")))
+        record.update(self.guards.after_improve(grown, grow_policy, stage_seed(seed, "kl_to_grow_policy")))
         if last and self.record_train_nll:
             record["train_nll_file"] = self.write_train_nll(key)
         record["wall_time_s"] = time.perf_counter() - start
         return record
-
-    def _with_human_rewards(self, grown: GrownSet, grow_key: str) -> GrownSet:
-        """The grown set with people's ratings as the rewards of its samples (originals: 1, the top).
-
-        The first time, write the rating file beside the grown file and stop (AwaitingRatings);
-        once it is filled in, `restlm run --resume` comes back here and reads it.
-        """
-        path = self.run_dir.path / layout.ratings_file(grow_key)
-        sampled = [j for j, source in enumerate(grown.sources) if source == "grown"]
-        if not path.exists():
-            if self.policy.accelerator.is_main_process:
-                write_rating_file(path, [grown.examples[j] for j in sampled], [grown.outputs[j] for j in sampled])
-            raise AwaitingRatings(f"wrote {path}: fill in its 'rating' column ({self.config.human_feedback}: "
-                                  f"{RATING_HELP[self.config.human_feedback]}), then run `restlm run --resume "
-                                  f"{self.run_dir.path}`")
-        human = read_rewards(path, self.config.human_feedback)
-        if len(human) != len(sampled):
-            raise DataError(path, f"{len(human)} rated rows but the Grow step has {len(sampled)} samples")
-        if self.config.human_feedback == "rate":  # ratings on any scale -> [0, 1], like the other rewards
-            low, high = human.min(), human.max()
-            human = (human - low) / (high - low) if high > low else np.ones_like(human)
-        rewards = np.ones(len(grown.rewards))
-        rewards[sampled] = human
-        return dataclasses.replace(grown, rewards=rewards)
-
-    # ---------------------------------------------------------------- guards against over-optimisation
-    def _guard_log_probs(self, examples, outputs, sources, refs) -> list[float | None]:
-        """log p(y|x) under the Grow policy for the first `guard_samples` grown rows (None elsewhere).
-
-        `refs` already holds these log-probs for every row when the loss needed them (BVMPO).
-        """
-        chosen = [j for j, source in enumerate(sources) if source == "grown"][: self.config.guard_samples]
-        values: list[float | None] = [None] * len(sources)
-        if not chosen:
-            return values
-        scores = ([refs[j] for j in chosen] if refs[chosen[0]] is not None
-                  else self.policy.log_probs([examples[j] for j in chosen], [outputs[j] for j in chosen]))
-        for j, value in zip(chosen, scores):
-            values[j] = float(value)
-        return values
-
-    def _guard_metrics(self, grown: GrownSet, grow_policy: Policy | None, seed: int) -> dict:
-        """After an Improve step, on the guard's grown samples: the mean rise of their log-prob since
-        the Grow step (drift toward the samples) and the policy's token entropy on them; and, given
-        the Grow policy, the KL to it on fresh samples."""
-        chosen = [j for j, value in enumerate(grown.guard_log_probs) if value is not None]
-        if not chosen:
-            return {}
-        examples, outputs = [grown.examples[j] for j in chosen], [grown.outputs[j] for j in chosen]
-        now = self.policy.log_probs(examples, outputs)
-        # not a KL: the Improve steps train on these very samples, so this measures how far they
-        # pulled the policy toward its own samples; kl_to_grow_policy below samples afresh
-        metrics = {"grow_log_prob_gain": float(np.mean(now - [grown.guard_log_probs[j] for j in chosen]))}
-        if getattr(self.policy, "kind", None) in GENERATIVE:
-            metrics["token_entropy"] = mean_token_entropy(self.policy, examples, outputs)
-        if grow_policy is not None:
-            metrics["kl_to_grow_policy"] = self._kl_to_grow_policy(grown, grow_policy, seed)
-        return metrics
-
-    def _kl_to_grow_policy(self, grown: GrownSet, grow_policy: Policy, seed: int) -> float:
-        """KL(current policy || Grow policy), estimated on one fresh sample of the current policy
-        (temperature 1, full nucleus) for each of the first `guard_samples` distinct Grow inputs."""
-        first_row = {}
-        for j, (source, group) in enumerate(zip(grown.sources, grown.groups)):
-            if source == "grown":
-                first_row.setdefault(group, j)
-        examples = [grown.examples[j] for j in list(first_row.values())[: self.config.guard_samples]]
-        samples = self.policy.sample(examples, k=1, temperature=1.0, greedy=False, seed=seed, top_p=1.0)
-        return kl_to_reference(self.policy, grow_policy, examples, [outputs[0] for outputs in samples])
-
-    def _guards_kl(self) -> bool:
-        return self.config.guard_samples > 0 and getattr(self.policy, "kind", None) in GENERATIVE
-
-    def _frozen_grow_policy(self, grow_from: str) -> Policy | None:
-        """A frozen copy of the policy as it was at stage `grow_from` (the Grow policy), or None without
-        the KL guard or when its weights are gone (a resumed run whose checkpoint was pruned)."""
-        if not self._guards_kl():
-            return None
-        if self.stages.in_memory == grow_from:
-            return self.policy.frozen_copy()
-        checkpoint = self.run_dir.checkpoint_dir(grow_from)
-        return self.policy.frozen_copy(checkpoint) if checkpoint.exists() else None
 
     def _frozen_reference(self, start: str) -> Policy | None:
         """The trajectory's start policy, frozen: the anchor of improve_kl_coef (None when it is off)."""
