@@ -6,94 +6,14 @@ Runs (or resumes, or extends to more seeds) the experiment of configs/mrpc_minil
 then writes benchmarks/results/mrpc_minilm.json and mrpc_minilm.md: per (N, G, I) the seed mean,
 std and 95% CI of dev accuracy, F1, the paired difference against G0I0 of the same seed, and wall
 time; at the top the machine, the command, training and inference throughput, peak memory.
+The work is restlm.presets.mrpc_grid.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import resource
-import sys
-import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from restlm.config import load_config
-from restlm.experiment import Experiment
-from restlm.results import collect_results
-from restlm.report.cells import group_cells, values
-from restlm.runs import write_atomic, write_json
-from restlm.stats import UNIT_INTERVAL, paired_difference, summarise
-
 HERE = Path(__file__).resolve().parent
-
-
-def summarise_cells(results: dict) -> list[dict]:
-    """One summary per (N, G, I) over the seeds that reached it."""
-    summaries = []
-    for size, steps in group_cells(results["cells"]).items():
-        control = steps.get((0, 0), {})
-        for (g, i), by_seed in steps.items():
-            seeds = sorted(by_seed)
-            accuracy = summarise(values(by_seed, "dev_accuracy"), bounds=UNIT_INTERVAL)
-            diff = paired_difference([by_seed[s]["dev_accuracy"] for s in seeds if s in control],
-                                     [control[s]["dev_accuracy"] for s in seeds if s in control])
-            summaries.append({"N": size, "G": g, "I": i, "seeds": len(seeds),
-                              "dev_accuracy_mean": accuracy["mean"], "dev_accuracy_std": accuracy["std"],
-                              "dev_accuracy_ci95": accuracy["ci95"], "dev_f1_mean": summarise(values(by_seed, "dev_f1"))["mean"],
-                              "diff_vs_g0i0_mean": diff["mean"], "diff_vs_g0i0_ci95": diff["ci95"],
-                              "diff_excludes_zero": diff["excludes_zero"],
-                              "wall_time_s": summarise(values(by_seed, "wall_time_s"))["mean"]})
-    return summaries
-
-
-def inference_pairs_per_s(experiment: Experiment, checkpoint: Path, repeats: int = 3) -> float:
-    """Dev-set predictions per second of a trained checkpoint (best of a few passes)."""
-    policy = experiment.new_policy(seed=0)
-    policy.load_weights(checkpoint)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        policy.predict(experiment.dev)
-        best = min(best, time.perf_counter() - start)
-    return len(experiment.dev) / best
-
-
-def peak_memory_mb(states: dict, measured: float | None) -> float:
-    """Peak resident memory of the run: recorded by its stages, else measured outside (VmHWM), else this process."""
-    recorded = [r["peak_memory_mb"] for r in states.values() if "peak_memory_mb" in r]
-    if recorded:
-        return max(recorded)
-    return measured if measured is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def finished_so_far(run_dir: Path) -> tuple[Experiment, dict]:
-    """The experiment of a run directory and the results of its finished stages, read without a lock."""
-    experiment = Experiment.resuming(run_dir)
-    experiment.run.state = json.loads((run_dir / "state.json").read_text())
-    experiment.load_data()
-    return experiment, collect_results(experiment.config, experiment.run, experiment.task)
-
-
-def markdown(summary: dict) -> str:
-    lines = [f"# MRPC grid with {summary['model']}", "",
-             f"Machine: {summary['machine']}  ", f"Command: `{summary['command']}`  ",
-             f"Seeds: {summary['seeds']}; training {summary['train_examples_per_s']:.1f} examples/s, "
-             f"inference {summary['inference_pairs_per_s']:.1f} pairs/s, peak memory {summary['peak_memory_mb']:.0f} MB", "",
-             "| N | G | I | seeds | dev acc mean ± std | 95% CI | F1 | paired Δ vs G0I0 [95% CI] | wall time (s) |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
-    for c in summary["cells"]:
-        diff = "—" if (c["G"], c["I"]) == (0, 0) else (
-            f"{c['diff_vs_g0i0_mean']:+.4f} [{c['diff_vs_g0i0_ci95'][0]:+.4f}, {c['diff_vs_g0i0_ci95'][1]:+.4f}]"
-            + (" *" if c["diff_excludes_zero"] else ""))
-        lines.append(f"| {c['N']} | {c['G']} | {c['I']} | {c['seeds']} | {c['dev_accuracy_mean']:.4f} ± {c['dev_accuracy_std']:.4f} "
-                     f"| [{c['dev_accuracy_ci95'][0]:.4f}, {c['dev_accuracy_ci95'][1]:.4f}] | {c['dev_f1_mean']:.4f} | {diff} "
-                     f"| {c['wall_time_s']:.0f} |")
-    lines += ["", "`*`: the paired 95% CI excludes zero. Wall time: cumulative from the start of fine-tuning, seed mean.", ""]
-    lines += [f"- {note}" for note in summary.get("notes", [])]
-    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -109,31 +29,10 @@ def main() -> None:
     parser.add_argument("--summarise-only", action="store_true",
                         help="summarise the finished stages of --run-dir without running anything (a run still going may be read)")
     args = parser.parse_args()
-    run_dir = Path(args.run_dir)
-    if args.summarise_only:
-        experiment, results = finished_so_far(run_dir)
-    else:
-        if (run_dir / "config.json").exists():
-            experiment = Experiment.resuming(run_dir, seeds=args.seeds)
-        else:
-            experiment = Experiment(load_config(args.config, [f"run.seeds={args.seeds}", f"run.output_dir={run_dir}", *args.overrides]))
-        results = experiment.run_all()
-    states = experiment.run.state["stages"]
-    speeds = [r["train_examples_per_s"] for r in states.values() if "train_examples_per_s" in r]
-    best = max((c for c in results["cells"] if c["checkpoint"]), key=lambda c: c["dev_accuracy"])
-    summary = {"machine": f"{platform.node()} {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-               "command": args.run_command or " ".join(["python", *sys.argv]),
-               "summarised_by": " ".join(["python", *sys.argv]), "notes": args.note, "model": experiment.config.model.name,
-               "seeds": len({c["seed"] for c in results["cells"]}),
-               # the median over training stages: stages that shared the CPU with other jobs ran slower
-               "train_examples_per_s": float(np.median(speeds)),
-               "inference_pairs_per_s": inference_pairs_per_s(experiment, run_dir / "checkpoints" / best["checkpoint"]),
-               "peak_memory_mb": peak_memory_mb(states, args.peak_memory_mb),
-               "baselines": results["baselines"], "cells": summarise_cells(results)}
-    out = Path(args.out)
-    write_json(out.with_suffix(".json"), summary)
-    write_atomic(out.with_suffix(".md"), markdown(summary))
-    print(markdown(summary))
+    # imported after parsing, so that --help answers without loading torch and transformers
+    from restlm.presets import mrpc_grid
+
+    mrpc_grid.main(args)
 
 
 if __name__ == "__main__":
