@@ -7,7 +7,8 @@ or, one level down, ReST itself on any policy and reward:
     ReST(policy=policy, reward="nll", train_data=train, evaluate=evaluate, config=config.rest).run(grow_size=100)
 
 Where things are:
-    algorithms   rest.py (Grow, filter, Improve), thresholds.py, losses.py (BC, GOLD, BVMPO), ppo/,
+    algorithms   rest.py (Grow, filter, Improve; its hooks rest_guards.py, human_feedback.py),
+                 thresholds.py, losses.py (BC, GOLD, BVMPO), ppo/,
                  sft.py and dpo.py (through TRL, trl_runs.py), training.py (the one supervised loop)
     methods/     a method on a task: sft, rest, rest_em, ppo, dpo, each one file registering itself
     tasks/       classification, translation, prompts (yours), sentiment: data, policy, metrics, held-out gold
@@ -19,6 +20,8 @@ Where things are:
     reports      report/ (report.md/html of a run), results.py, inspect_run.py, stats.py
     config/      every setting: one dataclass per section, loading, validation, ranges
     data/        readers of every input format, one-line errors naming file and line
+    presets/     what each script of benchmarks/ runs and summarises (the scripts are thin front-ends)
+    plugins.py   the config's `plugins`: the user's own task and method modules
 """
 
 __version__ = "0.1.0"
