@@ -5,13 +5,13 @@
 """
 from restlm.config.loading import (PRESETS, apply_overrides, apply_preset, from_dict, load_config,
                                    read_config_file, to_dict)
-from restlm.config.sections import (BaselinesConfig, DataConfig, ExperimentConfig, ModelConfig,
+from restlm.config.sections import (BaselinesConfig, DataConfig, ExperimentConfig, GenerationConfig, ModelConfig,
                                     PromptsConfig, RestConfig, RunConfig, SentimentConfig, TrainConfig,
                                     TranslationConfig, ZeroShotConfig)
 from restlm.config.validation import validate
 
 __all__ = [
-    "BaselinesConfig", "DataConfig", "ExperimentConfig", "ModelConfig", "PromptsConfig", "RestConfig", "RunConfig",
+    "BaselinesConfig", "DataConfig", "ExperimentConfig", "GenerationConfig", "ModelConfig", "PromptsConfig", "RestConfig", "RunConfig",
     "SentimentConfig", "TrainConfig", "TranslationConfig", "ZeroShotConfig",
     "PRESETS", "apply_overrides", "apply_preset", "from_dict", "load_config", "read_config_file",
     "to_dict", "validate",

@@ -138,6 +138,22 @@ class RestConfig:
 
 
 @dataclass
+class GenerationConfig:
+    engine: str = "auto"
+    """what generates for causal and seq2seq policies (Grow samples, greedy evaluation, PPO rollouts): 'hf'
+    (Hugging Face generate on the policy's model), 'ctranslate2' (a converted copy, kept in step with the
+    weights) or 'auto' (ctranslate2 for models of 20M parameters or more when it can convert them, else hf)"""
+    compute_type: str = "auto"
+    """ctranslate2's weights: 'int8', 'int8_float32', 'float32' (CPU), 'int8_float16', 'float16', 'bfloat16'
+    (CUDA); 'auto': int8 on CPU, int8_float16 on CUDA"""
+    batch_tokens: int = 4096
+    """ctranslate2's batches: at most this many prompt tokens each (sorted by length)"""
+    dtype: str = "float32"
+    """the hf engine's weights: 'float32', 'bfloat16' (a copy kept in step with the policy) or 'auto' (bfloat16
+    when this machine's bf16 matmuls measure at least 1.5x its float32 ones)"""
+
+
+@dataclass
 class TranslationConfig:
     source_lang: str = "de"
     """language of the source files (file suffix)"""
@@ -275,6 +291,7 @@ class ExperimentConfig:
     """your own modules to import first (beside the config file or in the working folder): each registers a
     task (`@register_task`) or a method (`@register_method`) that `task` / `method` / `--methods` may then name"""
     data: DataConfig = field(default_factory=DataConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     rest: RestConfig = field(default_factory=RestConfig)

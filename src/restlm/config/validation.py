@@ -18,6 +18,10 @@ _CHOICES = {
     "translation.heldout_metric": ("bleu", "chrf", None),
     "baselines.zero_shot.backend": ("local", "http", "none"),
     "run.keep_checkpoints": ("best", "all"),
+    "generation.engine": ("auto", "hf", "ctranslate2"),
+    "generation.dtype": ("auto", "float32", "bfloat16"),
+    "generation.compute_type": ("auto", "int8", "int8_float32", "float32", "int8_float16", "int8_bfloat16",
+                                "float16", "bfloat16"),
 }
 
 
@@ -28,7 +32,7 @@ def validate(config: ExperimentConfig) -> None:
         if flat[key] not in choices:
             raise ConfigError(key, f"must be one of {', '.join(map(str, choices))}; got {flat[key]!r}")
     positive = ["train.epochs", "train.batch_size", "train.eval_batch_size", "rest.samples_per_input",
-                "rest.improve_epochs", "run.seeds"]
+                "rest.improve_epochs", "run.seeds", "generation.batch_tokens"]
     for key in positive:
         if flat[key] < 1:
             raise ConfigError(key, f"must be at least 1; got {flat[key]}")

@@ -8,7 +8,6 @@ import torch
 from restlm.data.examples import Example
 from restlm.policies.base import TrainItem
 from restlm.policies.generative import GenerativePolicy
-from restlm.policies.generative import count_until_eos  # noqa: F401 - ppo/algorithm.py imports it from here
 from restlm.policies.lora import apply_lora
 
 
@@ -66,7 +65,7 @@ class CausalLMPolicy(GenerativePolicy):
         # position t predicts token t + 1
         return logits[:, :-1], batch["labels"][:, 1:]
 
-    def _generate(self, examples: list[Example], settings: dict) -> torch.Tensor:
+    def _generate(self, examples: list[Example], settings: dict, model=None) -> torch.Tensor:
         prompts = [self.prompt_ids(e) for e in examples]
         width = max(len(p) for p in prompts)
         pad = self.tokenizer.pad_token_id
@@ -74,7 +73,7 @@ class CausalLMPolicy(GenerativePolicy):
         input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.accelerator.device)
         attention_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts],
                                       device=self.accelerator.device)
-        out = self.unwrapped.generate(input_ids=input_ids, attention_mask=attention_mask, pad_token_id=pad,
+        out = (self.unwrapped if model is None else model).generate(input_ids=input_ids, attention_mask=attention_mask, pad_token_id=pad,
                                       eos_token_id=self.eos_ids, **settings)
         return out[:, width:]
 

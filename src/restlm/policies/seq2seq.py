@@ -42,6 +42,10 @@ class Seq2SeqPolicy(GenerativePolicy):
         return self.tokenizer([self.prompt(e) for e in examples], truncation=True, max_length=self.max_length,
                               padding=True, return_tensors="pt")
 
+    def prompt_ids(self, example: Example) -> list[int]:
+        """The encoder's input ids of one example (EOS included, as the tokenizer writes it)."""
+        return self.tokenizer(self.prompt(example), truncation=True, max_length=self.max_length)["input_ids"]
+
     def output_ids(self, output: str) -> list[int]:
         """The output's tokens then EOS (T5 and Marian tokenizers add it themselves), cut to max_output_length."""
         ids = self.tokenizer(text_target=output, add_special_tokens=True)["input_ids"]
@@ -67,8 +71,8 @@ class Seq2SeqPolicy(GenerativePolicy):
                        decoder_input_ids=decoder_input_ids, use_cache=False).logits
         return logits, batch["labels"]
 
-    def _generate(self, examples: list[Example], settings: dict) -> torch.Tensor:
+    def _generate(self, examples: list[Example], settings: dict, model=None) -> torch.Tensor:
         batch = {k: v.to(self.accelerator.device) for k, v in self._encode_sources(examples).items()}
-        out = self.unwrapped.generate(**batch, pad_token_id=self.tokenizer.pad_token_id,
+        out = (self.unwrapped if model is None else model).generate(**batch, pad_token_id=self.tokenizer.pad_token_id,
                                       eos_token_id=self.eos_ids, **settings)
         return out[:, 1:]  # drop the decoder start token

@@ -17,7 +17,8 @@ from torch import nn
 from restlm.data.examples import Example
 from restlm.errors import ConfigError, RestlmError
 from restlm.guards import distinct_n
-from restlm.policies.causal import count_until_eos, rollout_batch
+from restlm.generation import Sampling
+from restlm.policies.causal import rollout_batch
 from restlm.policies.lora import apply_lora, is_lora
 from restlm.config.ppo import PPOConfig
 from restlm.ppo.objectives import (
@@ -99,24 +100,19 @@ def generate(policy, prompts: Sequence[Example], k: int, temperature: float, top
     """K samples per prompt from the policy's model, keeping the generated tokens.
 
     PPO needs the tokens themselves: a decoded string tokenized again can split differently,
-    and its log-probs would then not be those of a sample. Prompts, decoding and seeding are
-    `policy.sample`'s: each chunk of `policy.batch_size` prompts seeds torch from (seed, its index).
+    and its log-probs would then not be those of a sample. The policy's engine generates them
+    (with the hf engine each chunk of `policy.batch_size` prompts seeds torch from (seed, its index)).
     """
-    policy.unwrapped.eval()
-    settings = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0, "num_beams": 1,
-                "num_return_sequences": k, "max_new_tokens": max_new_tokens, "use_cache": True}
+    sampling = Sampling(n=k, greedy=False, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
     samples = Samples()
-    for index, start in enumerate(range(0, len(prompts), policy.batch_size)):
-        chunk = list(prompts[start : start + policy.batch_size])
-        ids = [policy.prompt_ids(e) for e in chunk]
-        with torch.random.fork_rng():  # the caller's random stream goes on as if we had not sampled
-            torch.manual_seed(seed * 1_000_003 + index)
-            new = policy._generate(chunk, settings)  # the policy's own batch of generation (left-padded)
-        for row, (tokens, count) in enumerate(zip(new.tolist(), count_until_eos(new, policy.eos_ids))):
-            samples.examples.append(chunk[row // k])
-            samples.prompt_ids.append(ids[row // k])
-            samples.output_ids.append(tokens[:count])
-            samples.texts.append(policy.tokenizer.decode(tokens[:count], skip_special_tokens=True).strip())
+    # in prompt order, unsorted: the draws recorded PPO runs made
+    for example, sequences in zip(prompts, policy.generate_ids(prompts, sampling, seed, sort_by_length=False)):
+        ids = policy.prompt_ids(example)
+        for tokens in sequences:
+            samples.examples.append(example)
+            samples.prompt_ids.append(ids)
+            samples.output_ids.append(tokens)
+            samples.texts.append(policy.tokenizer.decode(tokens, skip_special_tokens=True).strip())
     return samples
 
 

@@ -65,10 +65,12 @@ class Task(ABC):
         set_seed(seed)
         model = self.config.model
         lora = {"r": model.lora_rank, "alpha": 2 * model.lora_rank} if model.lora_rank else None
-        return load_generative_policy(model.name, self.accelerator, lora=lora, prompt_template=section.prompt,
-                                      system_prompt=section.system_prompt, max_length=model.max_length,
-                                      max_new_tokens=section.max_new_tokens,
-                                      batch_size=self.config.train.eval_batch_size)
+        policy = load_generative_policy(model.name, self.accelerator, lora=lora, prompt_template=section.prompt,
+                                        system_prompt=section.system_prompt, max_length=model.max_length,
+                                        max_new_tokens=section.max_new_tokens,
+                                        batch_size=self.config.train.eval_batch_size)
+        policy.use_engine(self.config.generation)
+        return policy
 
     def splits(self) -> dict[str, list[Example]]:
         """Every split the task read, by name (the inputs a resumed run must find unchanged)."""

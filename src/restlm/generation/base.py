@@ -1,0 +1,56 @@
+"""A generation engine: what turns a generative policy's prompts into sampled or greedy tokens.
+
+The policy owns prompts, decoding to strings, log-probabilities and training; an engine only
+generates token ids, from the policy's current weights. An engine that keeps its own copy of the
+weights (CTranslate2) refreshes it when the policy's weights changed since its last call (an
+optimiser step or a loaded checkpoint changes the parameters' version counters), so samples always
+come from the policy as it is. Rewards and losses never read an engine's numbers: they use the
+torch policy's own log-probabilities of the sampled tokens.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from restlm.data.examples import Example
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """What to generate for each prompt."""
+
+    n: int  # sequences per prompt (1 when greedy)
+    greedy: bool
+    temperature: float = 1.0
+    top_p: float = 1.0  # the nucleus; no top-k cut, no beams
+    max_new_tokens: int = 128
+
+
+def weights_version(model) -> tuple:
+    """A key that changes whenever a parameter or buffer of `model` is written in place (optimiser
+    steps, load_state_dict) or replaced: torch's per-tensor version counters, read in O(#tensors)."""
+    return tuple((id(t), t._version) for t in [*model.parameters(), *model.buffers()])
+
+
+class Engine(ABC):
+    """Generates for one policy. `generate` returns, per prompt, `n` token-id lists, each the new
+    tokens up to and including the first EOS (the whole row without one), no prompt tokens."""
+
+    name: ClassVar[str]
+    kinds: ClassVar[tuple[str, ...]] = ("causal", "seq2seq")
+    reproducible: ClassVar[str] = ""
+    """what a seed guarantees, for the README and the run record"""
+
+    def __init__(self, policy, options):
+        self.policy, self.options = policy, options
+        self.sync_seconds = 0.0  # time spent bringing the engine's weights in step, all calls together
+        self.syncs = 0
+
+    @abstractmethod
+    def generate(self, examples: list[Example], sampling: Sampling, seed: int, sort_by_length: bool = True
+                 ) -> list[list[list[int]]]:
+        """Token ids per example (see the class doc); `sort_by_length`: batch prompts of similar length."""
+
+    def describe(self) -> str:
+        return self.name
