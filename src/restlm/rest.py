@@ -164,6 +164,7 @@ class ReST:
                                      temperature=self.config.temperature, greedy=self.config.sampling == "argmax",
                                      seed=seed, top_p=self.config.top_p)
         sampled_tokens = getattr(self.policy, "last_generated_tokens", None)  # generative policies count them
+        generation = getattr(self.policy, "last_generation", {})  # and time them, engine by engine
         rows = []
         if self.config.original_data != "none":
             rows += [(i, gold_output(e), "original") for i, e in enumerate(self.train_data)]
@@ -188,7 +189,9 @@ class ReST:
                 "grown_reward_mean": float(grown_rewards.mean()) if len(grown_rewards) else None,
                 "distinct_samples": float(np.mean([len(set(outputs)) / len(outputs) for outputs in samples])),
                 "distinct_2": distinct_n(strings, 2) if strings else None,
-                "sampled_tokens": sampled_tokens, "wall_time_s": time.perf_counter() - start}
+                "sampled_tokens": sampled_tokens, "sampled_tokens_per_s": generation.get("tokens_per_s"),
+                "engine": generation.get("engine"), "engine_sync_s": generation.get("sync_s"),
+                "wall_time_s": time.perf_counter() - start}
 
     def improve(self, grown: GrownSet, mask: np.ndarray, threshold: float, learning_rate: float, seed: int,
                 key: str, last: bool, grow_policy: Policy | None = None, reference: Policy | None = None) -> dict:

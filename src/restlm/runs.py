@@ -365,7 +365,8 @@ class StageRunner:
                 self.run.remove_checkpoint(key)
 
 
-_SHOWN = ("dev_accuracy", "dev_f1", "threshold", "kept", "lr", "train_loss", "train_examples_per_s", "reward_mean", "wall_time_s")
+_SHOWN = ("dev_accuracy", "dev_f1", "threshold", "kept", "lr", "train_loss", "train_examples_per_s", "reward_mean",
+          "engine", "sampled_tokens_per_s", "eval_tokens_per_s", "wall_time_s")
 
 
 def _log_line(key: str, record: dict) -> str:

@@ -10,6 +10,7 @@ torch policy's own log-probabilities of the sampled tokens.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -48,9 +49,10 @@ class Engine(ABC):
         self.syncs = 0
 
     @abstractmethod
-    def generate(self, examples: list[Example], sampling: Sampling, seed: int, sort_by_length: bool = True
-                 ) -> list[list[list[int]]]:
-        """Token ids per example (see the class doc); `sort_by_length`: batch prompts of similar length."""
+    def generate(self, examples: list[Example], sampling: Sampling, seed: int, sort_by_length: bool = True,
+                 progress: Callable[[int, int], None] | None = None) -> list[list[list[int]]]:
+        """Token ids per example (see the class doc); `sort_by_length`: batch prompts of similar length;
+        `progress(examples, tokens)` after each batch, with what that batch did."""
 
     def describe(self) -> str:
         return self.name

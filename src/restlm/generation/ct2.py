@@ -23,6 +23,8 @@ from restlm.errors import ConfigError
 from restlm.generation.base import Engine, Sampling, weights_version
 from restlm.generation.registry import register_engine
 
+CHUNK = 256  # prompts per call into CTranslate2 (which sorts and batches each call by tokens)
+
 
 def require_ctranslate2():
     try:
@@ -51,7 +53,7 @@ class CTranslate2Engine(Engine):
         shutil.rmtree(getattr(self, "_folder", ""), ignore_errors=True)
 
     def describe(self) -> str:
-        return f"ctranslate2 ({self.compute_type}, {self.device})"
+        return f"ctranslate2/{self.compute_type}/{self.device}"
 
     def sync(self) -> None:
         """Convert the policy's current weights, unless they are the ones converted last."""
@@ -83,28 +85,39 @@ class CTranslate2Engine(Engine):
         return kind(str(self._folder / "ct2"), device=self.device, compute_type=self.compute_type,
                     intra_threads=torch.get_num_threads() if self.device == "cpu" else 0)
 
-    def generate(self, examples: list[Example], sampling: Sampling, seed: int, sort_by_length: bool = True
-                 ) -> list[list[list[int]]]:
+    def generate(self, examples: list[Example], sampling: Sampling, seed: int, sort_by_length: bool = True,
+                 progress=None) -> list[list[list[int]]]:
         if not examples:
             return []
         self.sync()
         policy = self.policy
         model = self._load(seed % 2**31)
         tokens = [policy.tokenizer.convert_ids_to_tokens(policy.prompt_ids(e)) for e in examples]
+        order = sorted(range(len(tokens)), key=lambda i: len(tokens[i])) if sort_by_length else list(range(len(tokens)))
+        tokens = [tokens[i] for i in order]  # chunks of similar lengths
+        eos = set(policy.eos_ids)
         options = {"max_batch_size": self.options.batch_tokens, "batch_type": "tokens", "beam_size": 1,
                    "num_hypotheses": sampling.n, "end_token": list(policy.eos_ids), "return_end_token": True,
                    "sampling_topk": 1 if sampling.greedy else 0, "sampling_topp": 1.0 if sampling.greedy else sampling.top_p,
                    "sampling_temperature": 1.0 if sampling.greedy else sampling.temperature}
-        if policy.kind == "seq2seq":
-            results = model.translate_batch(tokens, max_decoding_length=sampling.max_new_tokens, **options)
-        else:
-            results = model.generate_batch(tokens, max_length=sampling.max_new_tokens, include_prompt_in_result=False,
-                                           **options)
-        eos = set(policy.eos_ids)
-        if policy.kind == "seq2seq":  # a translation result holds token strings
-            return [[_until_eos(policy.tokenizer.convert_tokens_to_ids(h), eos) for h in result.hypotheses]
-                    for result in results]
-        return [[_until_eos(ids, eos) for ids in result.sequences_ids] for result in results]
+        rows = []
+        for start in range(0, len(tokens), CHUNK):  # chunks for the progress bar; one model, so one random stream
+            part = tokens[start : start + CHUNK]
+            if policy.kind == "seq2seq":
+                results = model.translate_batch(part, max_decoding_length=sampling.max_new_tokens, **options)
+                # a translation result holds token strings
+                done = [[_until_eos(policy.tokenizer.convert_tokens_to_ids(h), eos) for h in r.hypotheses] for r in results]
+            else:
+                results = model.generate_batch(part, max_length=sampling.max_new_tokens, include_prompt_in_result=False,
+                                               **options)
+                done = [[_until_eos(ids, eos) for ids in r.sequences_ids] for r in results]
+            rows += done
+            if progress:
+                progress(len(part), sum(len(ids) for per in done for ids in per))
+        by_input: list = [None] * len(rows)
+        for position, i in enumerate(order):
+            by_input[i] = rows[position]
+        return by_input
 
 
 def _from_memory(folder: Path, model, tokenizer):

@@ -29,7 +29,7 @@ class HFEngine(Engine):
         self._copy, self._version = None, None
 
     def describe(self) -> str:
-        return f"hf ({str(self.dtype).removeprefix('torch.')})"
+        return f"hf/{str(self.dtype).removeprefix('torch.')}"
 
     def model(self):
         """The model to generate with: the policy's own, or its copy in self.dtype, refreshed when the weights changed."""
@@ -47,8 +47,8 @@ class HFEngine(Engine):
         return self._copy
 
     @torch.no_grad()
-    def generate(self, examples: list[Example], sampling: Sampling, seed: int, sort_by_length: bool = True
-                 ) -> list[list[list[int]]]:
+    def generate(self, examples: list[Example], sampling: Sampling, seed: int, sort_by_length: bool = True,
+                 progress=None) -> list[list[list[int]]]:
         from restlm.policies.generative import count_until_eos
 
         policy = self.policy
@@ -71,4 +71,6 @@ class HFEngine(Engine):
             cut = [row[:c] for row, c in zip(tokens.tolist(), count_until_eos(tokens, policy.eos_ids))]
             for j, i in enumerate(idx):
                 rows[i] = cut[j * n : (j + 1) * n]
+            if progress:
+                progress(len(idx), sum(len(c) for c in cut))
         return rows

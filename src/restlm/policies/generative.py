@@ -94,8 +94,10 @@ class GenerativePolicy(LoraCheckpoints, Policy):
         sampling = Sampling(n=1 if greedy else k, greedy=greedy, temperature=temperature, top_p=top_p,
                             max_new_tokens=max_new_tokens or self.max_new_tokens)
         start, sync_before = time.perf_counter(), self.engine.sync_seconds
-        rows = map_across_processes(self.accelerator, list(examples),
-                                    lambda part: self._sample_here(part, sampling, seed))
+        with _Progress("greedy" if greedy else f"sample x{k}", len(examples), start,
+                       self.accelerator.is_local_main_process) as progress:
+            rows = map_across_processes(self.accelerator, list(examples),
+                                        lambda part: self._sample_here(part, sampling, seed, progress))
         seconds = time.perf_counter() - start
         self.last_generated_tokens = sum(count for _, count in rows)
         self.last_generation = {"engine": self.engine.describe(), "tokens": self.last_generated_tokens,
@@ -110,10 +112,11 @@ class GenerativePolicy(LoraCheckpoints, Policy):
         return self.engine.generate(list(examples), sampling, seed, sort_by_length)
 
     @torch.no_grad()
-    def _sample_here(self, examples: list[Example], sampling: Sampling, seed: int) -> list[tuple[list[str], int]]:
+    def _sample_here(self, examples: list[Example], sampling: Sampling, seed: int, progress=None
+                     ) -> list[tuple[list[str], int]]:
         """(strings, generated token count) per example, on this process."""
         rows = []
-        for sequences in self.engine.generate(examples, sampling, seed):
+        for sequences in self.engine.generate(examples, sampling, seed, progress=progress):
             texts = [self.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in sequences]
             rows.append((texts, sum(len(ids) for ids in sequences)))
         return rows
@@ -186,6 +189,30 @@ class GenerativePolicy(LoraCheckpoints, Policy):
     def _generate(self, examples: list[Example], settings: dict, model=None) -> torch.Tensor:
         """The generated tokens only (no prompt), num_return_sequences rows per example, in order;
         `model`: another copy of the policy's model to generate with (the hf engine's bf16 copy)."""
+
+
+class _Progress:
+    """A progress bar of generation with its tokens/s, shown for calls of more than MIN_SHOWN inputs."""
+
+    MIN_SHOWN = 64
+
+    def __init__(self, what: str, total: int, start: float, main: bool):
+        from tqdm.auto import tqdm
+
+        self.start, self.tokens = start, 0
+        self.bar = tqdm(total=total, desc=what, unit="input", leave=False, disable=not main or total < self.MIN_SHOWN)
+
+    def __call__(self, examples: int, tokens: int) -> None:
+        self.tokens += tokens
+        self.bar.set_postfix_str(f"{self.tokens / max(time.perf_counter() - self.start, 1e-9):.0f} tokens/s",
+                                 refresh=False)
+        self.bar.update(examples)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
 
 
 def count_until_eos(tokens: torch.Tensor, eos_ids: Sequence[int]) -> list[int]:
