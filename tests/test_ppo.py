@@ -312,6 +312,29 @@ def test_one_ppo_step_on_smollm2():
     (metrics,) = PPO(policy, build_reward("chrf", normalise=True), prompts, config).train(verbose=True)
     wall = time.perf_counter() - started
     print({k: round(v, 4) for k, v in metrics.items()}, f"setup + step: {wall:.1f} s")
-    assert set(metrics) == set(METRICS) and metrics["ppo/kl"] == 0.0
+    # a 135M model samples through CTranslate2 int8 by default (generation.engine=auto): its gap is recorded
+    assert policy.engine.name == "ctranslate2" and set(metrics) == set(METRICS) | {"guards/engine_logprob_gap"}
+    # int8 weights move the mean token log-prob by about 0.15-0.4 nats here (float32 ones by 1e-5)
+    assert metrics["ppo/kl"] == 0.0 and 0 < metrics["guards/engine_logprob_gap"] < 1.0
     assert 0.0 <= metrics["ppo/mean_reward"] <= 1.0 and 0 < metrics["charts/sampled_tokens"] <= 16
     assert np.isfinite(metrics["ppo/policy_loss"]) and np.isfinite(metrics["ppo/value_loss"])
+
+
+def test_the_engine_log_prob_gap_guard():
+    """With a CTranslate2 engine the rollouts come from a converted copy: each step records how far its
+    log-probs are from the policy's (float32: the same weights, so about 0; int8: larger, still small);
+    the policy's own model records nothing. PPO keeps following the weights it trains (a sync per step)."""
+    pytest.importorskip("ctranslate2")
+    from restlm.config import GenerationConfig
+
+    gaps = {}
+    for compute_type in ("float32", "int8"):
+        policy = make_policy()
+        policy.use_engine(GenerationConfig(engine="ctranslate2", compute_type=compute_type))
+        history = PPO(policy, length_reward, PROMPTS, tiny_config(total_steps=2)).train(verbose=False)
+        gaps[compute_type] = [m["guards/engine_logprob_gap"] for m in history]
+        assert policy.engine.syncs == 2  # the start, then the weights after step 1
+    assert max(gaps["float32"]) < 1e-3
+    assert max(gaps["int8"]) < 0.5
+    history = PPO(make_policy(), length_reward, PROMPTS, tiny_config(total_steps=1)).train(verbose=False)
+    assert "guards/engine_logprob_gap" not in history[0]

@@ -47,6 +47,9 @@ class Engine(ABC):
         self.policy, self.options = policy, options
         self.sync_seconds = 0.0  # time spent bringing the engine's weights in step, all calls together
         self.syncs = 0
+        self.last_mean_log_probs: list[list[float]] | None = None
+        """per example and sequence of the last `generate`: the engine's own mean log-prob of the generated
+        tokens at temperature 1 (None when the engine is the policy's model itself): for the gap guard"""
 
     @abstractmethod
     def generate(self, examples: list[Example], sampling: Sampling, seed: int, sort_by_length: bool = True,

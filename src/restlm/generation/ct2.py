@@ -98,9 +98,10 @@ class CTranslate2Engine(Engine):
         eos = set(policy.eos_ids)
         options = {"max_batch_size": self.options.batch_tokens, "batch_type": "tokens", "beam_size": 1,
                    "num_hypotheses": sampling.n, "end_token": list(policy.eos_ids), "return_end_token": True,
+                   "return_scores": True,  # the mean log-prob of each sequence's tokens at temperature 1
                    "sampling_topk": 1 if sampling.greedy else 0, "sampling_topp": 1.0 if sampling.greedy else sampling.top_p,
                    "sampling_temperature": 1.0 if sampling.greedy else sampling.temperature}
-        rows = []
+        rows, scores = [], []
         for start in range(0, len(tokens), CHUNK):  # chunks for the progress bar; one model, so one random stream
             part = tokens[start : start + CHUNK]
             if policy.kind == "seq2seq":
@@ -112,11 +113,13 @@ class CTranslate2Engine(Engine):
                                                **options)
                 done = [[_until_eos(ids, eos) for ids in r.sequences_ids] for r in results]
             rows += done
+            scores += [list(r.scores) for r in results]
             if progress:
                 progress(len(part), sum(len(ids) for per in done for ids in per))
         by_input: list = [None] * len(rows)
+        self.last_mean_log_probs = [None] * len(rows)
         for position, i in enumerate(order):
-            by_input[i] = rows[position]
+            by_input[i], self.last_mean_log_probs[i] = rows[position], scores[position]
         return by_input
 
 

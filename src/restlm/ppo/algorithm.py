@@ -92,6 +92,7 @@ class Samples:
     prompt_ids: list[list[int]] = field(default_factory=list)
     output_ids: list[list[int]] = field(default_factory=list)  # through the first EOS; no EOS if the cap cut it
     texts: list[str] = field(default_factory=list)
+    engine_mean_log_probs: list[float] | None = None  # the engine's own, when it is not the policy's model
 
 
 @torch.no_grad()
@@ -105,8 +106,11 @@ def generate(policy, prompts: Sequence[Example], k: int, temperature: float, top
     """
     sampling = Sampling(n=k, greedy=False, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
     samples = Samples()
-    # in prompt order, unsorted: the draws recorded PPO runs made
-    for example, sequences in zip(prompts, policy.generate_ids(prompts, sampling, seed, sort_by_length=False)):
+    generated = policy.generate_ids(prompts, sampling, seed, sort_by_length=False)  # in prompt order, unsorted:
+    engine_scores = policy.engine.last_mean_log_probs                               # the draws recorded PPO runs made
+    if engine_scores is not None:
+        samples.engine_mean_log_probs = [score for per in engine_scores for score in per]
+    for example, sequences in zip(prompts, generated):
         ids = policy.prompt_ids(example)
         for tokens in sequences:
             samples.examples.append(example)
@@ -244,6 +248,7 @@ class PPO:
         batch = rollout_batch(samples.prompt_ids, samples.output_ids, self.policy.tokenizer.pad_token_id)
         rollout = self._rollout({k: v.to(device) for k, v in batch.items()})
         scores = scores.to(device)
+        gap = self._engine_gap(batch, samples)
         scored = clock()
 
         # step 3. advantages: KL-shaped per-token rewards, GAE, whitened advantages
@@ -267,11 +272,26 @@ class PPO:
             "ppo/entropy": masked_mean(rollout["entropy"], mask).item(), **losses,
             "ppo/mean_output_tokens": mask.sum(-1).float().mean().item(),
             "guards/distinct_1": distinct_n(samples.texts, 1), "guards/distinct_2": distinct_n(samples.texts, 2),
+            **({"guards/engine_logprob_gap": gap} if gap is not None else {}),
             "charts/step": step, "charts/sampled_tokens": self.sampled_tokens,
             "charts/tokens_per_s": sampled / (done - started), "charts/step_time_s": done - started,
             "time/generate_s": generated - started, "time/score_s": scored - generated,
             "time/advantages_s": advantaged - scored, "time/optimise_s": done - advantaged,
         }
+
+    @torch.no_grad()
+    def _engine_gap(self, batch: dict, samples: Samples) -> float | None:
+        """Mean |engine - policy| of the per-token mean log-prob (temperature 1) of the first minibatch's
+        samples: how far the engine that sampled (int8, another kernel) is from the policy that trains.
+        None when the policy's own model sampled. The losses use the policy's log-probs only."""
+        if samples.engine_mean_log_probs is None:
+            return None
+        rows = torch.arange(min(self.config.mini_batch_size, len(samples.texts)))
+        part = {k: v.to(self.policy.accelerator.device) for k, v in _rows(batch, rows).items()}
+        out = token_outputs(self.policy.unwrapped, part, 1.0)
+        mine = (out["log_probs"] * out["mask"]).sum(-1) / out["mask"].sum(-1).clamp_min(1)
+        engine = torch.tensor([samples.engine_mean_log_probs[i] for i in rows.tolist()], device=mine.device)
+        return (engine - mine).abs().mean().item()
 
     @torch.no_grad()
     def _rollout(self, batch: dict) -> dict:
