@@ -159,3 +159,13 @@ def test_cli_config_bad_key_exits_2_with_one_line(capsys):
 def test_every_shipped_config_loads_and_validates(path):
     config = load_config(path)
     assert config.task in ("classification", "translation", "prompts", "sentiment")
+
+
+def test_a_run_recorded_before_the_generation_engines_resumes_on_hf():
+    """New configs sample through `auto`; a config.json written before the section existed ran on hf
+    generate, so its resume does too (an explicit engine in the record is kept)."""
+    from restlm.config import recorded_config
+
+    assert load_config(None, []).generation.engine == "auto"
+    assert recorded_config({"task": "classification"}).generation.engine == "hf"
+    assert recorded_config({"generation": {"engine": "ctranslate2"}}).generation.engine == "ctranslate2"

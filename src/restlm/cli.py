@@ -112,7 +112,7 @@ def _run_method(config, argv: list[str]) -> None:
 
 def _recorded_comparison(folder: str):
     """The config of a `method: ...` run (a compare directory) in `folder`; None for anything else."""
-    from restlm.config import ExperimentConfig, from_dict, validate
+    from restlm.config import recorded_config, validate
 
     try:
         recorded = json.loads((Path(folder) / "config.json").read_text())
@@ -120,7 +120,7 @@ def _recorded_comparison(folder: str):
         return None  # Experiment.resuming gives the error
     if not isinstance(recorded, dict) or "experiment" not in recorded:
         return None
-    config = from_dict(ExperimentConfig, recorded["experiment"])
+    config = recorded_config(recorded["experiment"])
     validate(config)
     return config
 

@@ -11,7 +11,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from restlm.config import ExperimentConfig, from_dict, load_config, validate
+from restlm.config import ExperimentConfig, load_config, recorded_config, validate
 from restlm.errors import ConfigError, RunDirError
 
 
@@ -31,7 +31,7 @@ def policies_to_score(target: str, task_config: str | None) -> tuple[ExperimentC
         if not best:
             raise RunDirError(f"{results}: lists no checkpoint to score")
         config = (load_config(task_config, []) if task_config
-                  else from_dict(ExperimentConfig, json.loads((path / "config.json").read_text())))
+                  else recorded_config(json.loads((path / "config.json").read_text())))
         return config, [{"policy": b["checkpoint"], **{k: b[k] for k in ("seed", "N", "G", "I")}} for b in best]
     if task_config is None:
         raise ConfigError("--task", f"{target} is not a run directory: name the task's config file with --task")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from accelerate import Accelerator
 
-from restlm.config import ExperimentConfig, from_dict, to_dict, validate
+from restlm.config import ExperimentConfig, recorded_config, to_dict, validate
 from restlm.errors import ConfigError
 from restlm.methods.sft import fine_tune
 from restlm.policies.base import Policy
@@ -40,7 +40,7 @@ class Experiment:
         `seeds` may extend the run to more seeds: seeds are independent, so finished ones stay valid.
         """
         probe = RunDir(run_dir, is_main=False)
-        config = from_dict(ExperimentConfig, probe.resume())
+        config = recorded_config(probe.resume())
         if seeds is not None:
             if seeds < config.run.seeds:
                 raise ConfigError("run.seeds", f"a resumed run can add seeds, not drop them ({config.run.seeds} -> {seeds})")

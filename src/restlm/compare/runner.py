@@ -16,7 +16,7 @@ from pathlib import Path
 from accelerate import Accelerator
 
 from restlm import run_layout as layout
-from restlm.config import ExperimentConfig, from_dict, to_dict
+from restlm.config import ExperimentConfig, recorded_config, to_dict
 from restlm.errors import ConfigError, RunDirError
 from restlm.guards import distinct_n, kl_to_reference
 from restlm.methods import MethodRun, build_method, in_run_order
@@ -115,7 +115,7 @@ def _check_same(run: RunDir, settings: CompareSettings) -> None:
         raise RunDirError(f"{run.path}: holds a `restlm run`, not a comparison; pick another --out")
     now = settings.recorded()
     try:  # a key added to restlm since the run started counts at its default, as loading gives it
-        recorded["experiment"] = to_dict(from_dict(ExperimentConfig, recorded["experiment"]))
+        recorded["experiment"] = to_dict(recorded_config(recorded["experiment"]))
     except ConfigError as error:
         raise RunDirError(f"{run.path}: its config.json no longer loads ({error})") from None
     now["experiment"]["run"] = recorded["experiment"]["run"]  # seeds, output_dir may differ

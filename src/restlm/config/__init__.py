@@ -4,7 +4,7 @@
 `--set` overrides and presets, `validation.py` checks what types cannot. Import from here.
 """
 from restlm.config.loading import (PRESETS, apply_overrides, apply_preset, from_dict, load_config,
-                                   read_config_file, to_dict)
+                                   read_config_file, recorded_config, to_dict)
 from restlm.config.sections import (BaselinesConfig, DataConfig, ExperimentConfig, GenerationConfig, ModelConfig,
                                     PromptsConfig, RestConfig, RunConfig, SentimentConfig, TrainConfig,
                                     TranslationConfig, ZeroShotConfig)
@@ -13,6 +13,6 @@ from restlm.config.validation import validate
 __all__ = [
     "BaselinesConfig", "DataConfig", "ExperimentConfig", "GenerationConfig", "ModelConfig", "PromptsConfig", "RestConfig", "RunConfig",
     "SentimentConfig", "TrainConfig", "TranslationConfig", "ZeroShotConfig",
-    "PRESETS", "apply_overrides", "apply_preset", "from_dict", "load_config", "read_config_file",
+    "PRESETS", "apply_overrides", "apply_preset", "from_dict", "load_config", "read_config_file", "recorded_config",
     "to_dict", "validate",
 ]

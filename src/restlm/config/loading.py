@@ -125,6 +125,18 @@ def read_config_file(path: str | Path) -> dict:
     return values
 
 
+RECORDED_BEFORE = {"generation": {"engine": "hf"}}
+"""how a run recorded before a section existed ran: every generative sample went through hf generate"""
+
+
+def recorded_config(values: dict) -> ExperimentConfig:
+    """The config a run directory recorded (config.json); a section it lacks is filled as that run
+    ran (RECORDED_BEFORE), other missing keys at their defaults, so a resume samples as it did."""
+    if isinstance(values, dict):
+        values = {**{k: v for k, v in RECORDED_BEFORE.items() if k not in values}, **values}
+    return from_dict(ExperimentConfig, values)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
     """The experiment config from an optional file plus `key=value` overrides, validated."""
     values = read_config_file(path) if path else {}
