@@ -40,8 +40,6 @@ class Engine(ABC):
 
     name: ClassVar[str]
     kinds: ClassVar[tuple[str, ...]] = ("causal", "seq2seq")
-    reproducible: ClassVar[str] = ""
-    """what a seed guarantees, for the README and the run record"""
 
     def __init__(self, policy, options):
         self.policy, self.options = policy, options

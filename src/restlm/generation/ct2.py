@@ -37,9 +37,6 @@ def require_ctranslate2():
 
 @register_engine("ctranslate2")
 class CTranslate2Engine(Engine):
-    reproducible = ("the same tokens for the same seed, inputs, weights, thread count and hardware "
-                    "(other draws than the hf engine's)")
-
     def __init__(self, policy, options):
         super().__init__(policy, options)
         self.ct2 = require_ctranslate2()

@@ -19,12 +19,10 @@ from restlm.generation.registry import register_engine
 
 @register_engine("hf")
 class HFEngine(Engine):
-    reproducible = "the same tokens for the same seed, inputs, batch size, dtype, process count and hardware"
-
     def __init__(self, policy, options):
         super().__init__(policy, options)
         own = next(policy.unwrapped.parameters()).dtype
-        wanted = resolve_dtype(getattr(options, "dtype", "float32"), policy.accelerator.device.type)
+        wanted = resolve_dtype(options.dtype, policy.accelerator.device.type)
         self.dtype = wanted if own == torch.float32 else own  # a policy already in bf16 generates as it is
         self._copy, self._version = None, None
 

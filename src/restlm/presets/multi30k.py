@@ -23,7 +23,7 @@ from restlm import run_layout as layout
 from restlm.config import ExperimentConfig, load_config
 from restlm.data.examples import Example
 from restlm.experiment import Experiment
-from restlm.policies.generative import count_until_eos
+from restlm.presets.generation_speed import plain_generate
 from restlm.rest import ReST
 from restlm.runs import read_jsonl, write_atomic, write_json
 from restlm.tasks import build_task
@@ -77,20 +77,9 @@ def run_loss(config: ExperimentConfig, run_dir: Path, loss: str, sft_record: dic
 
 
 # ---------------------------------------------------------------- step 3. sampling speed
-@torch.no_grad()
 def plain_generate_tokens(policy, sources: list[Example], k: int, temperature: float, seed: int) -> int:
     """The baseline: `model.generate` batch by batch in input order (no length sorting); tokens to EOS."""
-    tokens, tokenizer = 0, policy.tokenizer
-    for batch_index, start in enumerate(range(0, len(sources), policy.batch_size)):
-        batch = sources[start : start + policy.batch_size]
-        encoded = tokenizer([policy.prompt(e) for e in batch], return_tensors="pt", padding=True,
-                            padding_side="left", add_special_tokens=False)
-        torch.manual_seed(seed + batch_index)
-        out = policy.unwrapped.generate(**encoded, do_sample=True, temperature=temperature, top_k=0,
-                                        num_return_sequences=k, max_new_tokens=policy.max_new_tokens,
-                                        pad_token_id=tokenizer.pad_token_id, eos_token_id=policy.eos_ids)
-        tokens += sum(count_until_eos(out[:, encoded["input_ids"].shape[1]:], policy.eos_ids))
-    return tokens
+    return plain_generate(policy, sources, k, False, temperature, policy.max_new_tokens, seed)[0]
 
 
 def sampling_speed(config: ExperimentConfig, run_dir: Path, results: dict) -> dict:

@@ -72,13 +72,12 @@ class Task(ABC):
         policy.use_engine(self.config.generation)
         return policy
 
-    def decode_greedy(self, policy: Policy, examples: list[Example]) -> list[str]:
-        """The greedy output of every example in one call (one length sort, one progress bar); the
-        engine's speed goes to `self.eval_speed` for the step's record."""
+    def decode_greedy(self, policy: Policy, examples: list[Example]) -> tuple[list[str], dict]:
+        """The greedy output of every example in one call (one length sort, one progress bar), and the
+        engine's speed for the step's record (eval_tokens_per_s, eval_s)."""
         decoded = [outputs[0] for outputs in policy.sample(examples, greedy=True)]
         generation = getattr(policy, "last_generation", {})
-        self.eval_speed = {"eval_tokens_per_s": generation.get("tokens_per_s"), "eval_s": generation.get("seconds")}
-        return decoded
+        return decoded, {"eval_tokens_per_s": generation.get("tokens_per_s"), "eval_s": generation.get("seconds")}
 
     def splits(self) -> dict[str, list[Example]]:
         """Every split the task read, by name (the inputs a resumed run must find unchanged)."""

@@ -98,7 +98,7 @@ class PromptsTask(Task):
     def evaluate(self, policy: Policy) -> dict:
         sets = {name: examples for name, examples in (("dev", self.dev), ("test", self.test)) if examples}
         everything = [e for examples in sets.values() for e in examples]
-        decoded = self.decode_greedy(policy, everything)
+        decoded, speed = self.decode_greedy(policy, everything)
         metrics, start = {}, 0
         for name, examples in sets.items():
             outputs = decoded[start : start + len(examples)]
@@ -106,7 +106,7 @@ class PromptsTask(Task):
             metrics[f"{name}_reward"] = float(np.mean(self.reward(policy, examples, outputs)))
             if self.gold is not None and name == "test":  # the gold sees held-out prompts only
                 metrics["test_gold"] = float(np.mean(self.gold(policy, examples, outputs)))
-        return {**metrics, **self.eval_speed}
+        return {**metrics, **speed}
 
     def compare_keys(self) -> tuple[str, str, str]:
         if not self.config.prompts.test:

@@ -115,13 +115,13 @@ class SentimentTask(Task):
     # ---- evaluation
     def evaluate(self, policy: Policy) -> dict:
         everything = self.dev + self.heldout_set
-        decoded = self.decode_greedy(policy, everything)
+        decoded, speed = self.decode_greedy(policy, everything)
         dev, held = decoded[: len(self.dev)], decoded[len(self.dev) :]
         metrics = {"test_reward": float(np.mean(self.proxy(policy, self.heldout_set, held))),
                    "test_gold": float(np.mean(self.gold(policy, self.heldout_set, held)))}
         if self.dev:
             metrics["dev_reward"] = float(np.mean(self.proxy(policy, self.dev, dev)))
-        return {**metrics, **self.eval_speed}
+        return {**metrics, **speed}
 
     def guard(self) -> tuple[str, str]:
         return "test_reward", "test_gold"

@@ -77,7 +77,7 @@ class TranslationTask(Task):
         if self.out_of_domain:
             sets[OUT_OF_DOMAIN] = self.out_of_domain
         everything = [e for examples in sets.values() for e in examples]
-        decoded = self.decode_greedy(policy, everything)
+        decoded, speed = self.decode_greedy(policy, everything)
         metrics, start = {}, 0
         for name, examples in sets.items():
             hyps, refs = decoded[start : start + len(examples)], [e.target for e in examples]
@@ -90,7 +90,7 @@ class TranslationTask(Task):
             first = self.tests[self.config.translation.test_splits[0]]
             offset = len(self.dev)
             metrics["test_reward"] = float(self.reward(policy, first, decoded[offset : offset + len(first)]).mean())
-        return {**metrics, **self.eval_speed}
+        return {**metrics, **speed}
 
     # ---- compare: proxy and corpus BLEU (or chrF, the metric the reward is not) on the first test split
     def compare_keys(self) -> tuple[str, str, str]:
