@@ -236,6 +236,28 @@ class SentimentConfig:
 
 
 @dataclass
+class ArithmeticConfig:
+    seed: int = 0
+    """seed of the generated problems (each split draws from its own; a text in one split is never in another)"""
+    train_size: int = 1000
+    """training problems (each with a worked solution ending 'Answer: N', for SFT)"""
+    dev_size: int = 100
+    """problems whose exact-answer rate selects the best step"""
+    test_size: int = 200
+    """held-out problems, scored for the report only"""
+    levels: list[int] = field(default_factory=lambda: [1, 2])
+    """difficulties to draw from, 1 to 4: 1, 2, 3, 4 operations on operands up to 20, 30, 50, 100 (3, 4: parentheses)"""
+    word_problems: float = 0.5
+    """share of templated word problems ('Ana has 12 apples and buys 7 more...'); the rest are expressions"""
+    prompt: str = "{text}\nSolve it step by step. End with the line 'Answer: N', where N is the number."
+    """the user turn, with {text} the problem"""
+    system_prompt: str | None = None
+    """the chat template's system turn (None: the template's own default)"""
+    max_new_tokens: int = 64
+    """token limit of a sampled or decoded solution"""
+
+
+@dataclass
 class ZeroShotConfig:
     backend: str = "local"
     """'local' (a causal LM through transformers), 'http' (OpenAI-compatible endpoint) or 'none'"""
@@ -282,8 +304,9 @@ class RunConfig:
 class ExperimentConfig:
     task: str = "classification"
     """'classification' (sentence (pair) labels, e.g. MRPC), 'translation' (Multi30k with a generative policy)
-    'prompts' (your own prompts and reward, see the `prompts` section) or 'sentiment' (positive movie-review
-    continuations, a proxy and a gold classifier: see the `sentiment` section)"""
+    'prompts' (your own prompts and reward, see the `prompts` section), 'sentiment' (positive movie-review
+    continuations, a proxy and a gold classifier: see the `sentiment` section) or 'arithmetic' (generated
+    problems with a checked numeric answer: see the `arithmetic` section)"""
     method: str = "rest"
     """what `restlm run` runs: 'rest' (the experiment: baselines, G0I0, one ReST trajectory per grow size) or
     another registered method ('sft', 'rest_em', 'ppo', 'dpo'), run as `restlm compare` runs it"""
@@ -298,6 +321,7 @@ class ExperimentConfig:
     translation: TranslationConfig = field(default_factory=TranslationConfig)
     prompts: PromptsConfig = field(default_factory=PromptsConfig)
     sentiment: SentimentConfig = field(default_factory=SentimentConfig)
+    arithmetic: ArithmeticConfig = field(default_factory=ArithmeticConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     run: RunConfig = field(default_factory=RunConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)

@@ -101,9 +101,28 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError("prompts.prompt", f"must contain {{text}}: {config.prompts.prompt!r}")
     if config.data.source == "file" and not (config.data.train and config.data.dev):
         raise ConfigError("data.train", "data.source 'file' needs data.train and data.dev")
+    _check_arithmetic(config.arithmetic)
 
 
 MIN_LENGTH = 8
+
+
+def _check_arithmetic(cfg) -> None:
+    """The `arithmetic` section: known levels, sizes and token limit of at least 1, a share in [0, 1]."""
+    from restlm.tasks.arithmetic import LEVELS  # here: the tasks import the config package
+
+    for key in ["train_size", "dev_size", "test_size", "max_new_tokens"]:
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"arithmetic.{key}", f"must be at least 1; got {getattr(cfg, key)}")
+    if not cfg.levels:
+        raise ConfigError("arithmetic.levels", f"needs at least one level ({', '.join(map(str, LEVELS))})")
+    for i, level in enumerate(cfg.levels):
+        if level not in LEVELS:
+            raise ConfigError(f"arithmetic.levels[{i}]", f"unknown level {level}: levels are {', '.join(map(str, LEVELS))}")
+    if not 0 <= cfg.word_problems <= 1:
+        raise ConfigError("arithmetic.word_problems", f"must be in [0, 1]; got {cfg.word_problems}")
+    if "{text}" not in cfg.prompt:
+        raise ConfigError("arithmetic.prompt", f"must contain {{text}}: {cfg.prompt!r}")
 
 
 def _check_thresholds(kind: str, thresholds: list[float]) -> None:

@@ -1,17 +1,20 @@
-"""Rewards by name: 'nll', 'correct', 'chrf', 'bleu', 'weighted:chrf=0.7,bleu=0.3',
-'model:<path or id>', 'reward_model:<path>', 'sentiment:<path>', 'module:function', or a callable."""
+"""Rewards by name: 'nll', 'correct', 'chrf', 'bleu', 'weighted:chrf=0.7,bleu=0.3', 'exact_answer',
+'exact_answer_lenient' (a numeric answer against the target, `answers.py`), 'model:<path or id>',
+'reward_model:<path>', 'sentiment:<path>', 'module:function', or a callable."""
 from __future__ import annotations
 
 import importlib
 from typing import Callable
 
 from restlm.errors import ConfigError
+from restlm.rewards.answers import exact_answer_reward
 from restlm.rewards.base import Reward
 from restlm.rewards.classification import classifier_model_reward, correct_reward, nll_reward
 from restlm.rewards.generation import generation_reward
 from restlm.rewards.learned import reward_model_reward, sentiment_reward
 
-NAMED = {"nll": nll_reward, "correct": correct_reward}
+NAMED = {"nll": nll_reward, "correct": correct_reward, "exact_answer": exact_answer_reward,
+         "exact_answer_lenient": lambda: exact_answer_reward(strict=False)}
 # learned rewards of generated text, by "prefix:PATH"
 LEARNED = {"reward_model:": reward_model_reward, "sentiment:": sentiment_reward}
 
@@ -42,6 +45,7 @@ def _build(spec, key: str) -> Reward:
     if ":" in spec:
         return _build(_imported_function(spec, key), key)
     raise ConfigError(key, f"unknown reward {spec!r}: use nll, correct, chrf, chrf++, bleu (add -lc to lower-case), "
+                      "exact_answer, exact_answer_lenient, "
                       "weighted:chrf=0.7,bleu=0.3, model:PATH, reward_model:PATH, sentiment:PATH or module:function")
 
 

@@ -5,6 +5,7 @@ registers its class with `@register_task("name")`; a new task is one new file (a
   translation     Multi30k / IWSLT with a generative policy
   prompts         the user's own prompts (a file or a HF dataset) and reward, a generative policy
   sentiment       positive movie-review continuations, a proxy and a gold classifier
+  arithmetic      generated arithmetic and word problems, an exact-answer reward
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from restlm.errors import ConfigError
 from restlm.tasks.base import TASKS, Task, register_task
 
 # each import registers its task
-from restlm.tasks import classification, prompts, sentiment, translation  # noqa: E402,F401  isort: skip
+from restlm.tasks import arithmetic, classification, prompts, sentiment, translation  # noqa: E402,F401  isort: skip
 
 
 def build_task(config: ExperimentConfig, accelerator) -> Task:
