@@ -137,25 +137,23 @@ def test_learning_rate_halves_each_improve_step(full_run):
             assert record["lr"] == pytest.approx(base * 0.5 ** (i - 1))
 
 
-def test_checkpoints_kept_for_best_and_latest(full_run):
+def test_a_finished_trajectory_keeps_only_its_best_checkpoint(full_run):
     checkpoints = full_run.path / "checkpoints"
     kept = sorted(str(p.parent.relative_to(checkpoints)) for p in checkpoints.rglob("model.safetensors"))
     for seed in range(SEEDS):
-        assert layout.seed_stage(seed, "sft") in kept
+        assert layout.seed_stage(seed, "sft") in kept  # every trajectory's start
         for n in SIZES:
             prefix = layout.trajectory(seed, n)
-            last = layout.improve_stage(prefix, G, I)
             steps = {layout.improve_stage(prefix, g, i): full_run.stages[layout.improve_stage(prefix, g, i)]["dev_accuracy"]
                      for g in range(1, G + 1) for i in range(1, I + 1)}
             best_score = max([full_run.stages[layout.seed_stage(seed, "sft")]["dev_accuracy"], *steps.values()])
             ours = [k for k in kept if k.startswith(prefix + "/")]
-            assert last in ours
-            # beside the latest, at most one more: the first step that reached the best score
+            # the first step that reached the best score, or none when no step beat the fine-tuned start
             first_best = next((k for k, v in steps.items() if v == best_score), None)
             if first_best is not None and full_run.stages[layout.seed_stage(seed, "sft")]["dev_accuracy"] < best_score:
-                assert set(ours) == {last, first_best}
+                assert ours == [first_best]
             else:
-                assert ours == [last]
+                assert ours == []
 
 
 @pytest.mark.parametrize("original_data", ["none", "all", "filtered"])

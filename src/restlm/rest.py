@@ -150,8 +150,15 @@ class ReST:
                     needed = {grow_from} if self.guards.kl_enabled() and not (last or stop) else set()
                     self.stages.prune(prefix, keep={best[1], current} | needed)
                 if stop:
-                    return records
+                    return self._finished(prefix, best[1], records)
             grow_policy = None  # its memory goes back before the next Grow step samples
+        return self._finished(prefix, best[1], records)
+
+    def _finished(self, prefix: str, best: str, records: list[dict]) -> list[dict]:
+        """The trajectory's records, after deleting every checkpoint of it but the best: nothing resumes from
+        the latest any more, and the report and `restlm evaluate` need only the best."""
+        if self.keep_checkpoints == "best":
+            self.stages.prune(prefix, keep={best})
         return records
 
     def grow(self, grow_size: int | None, seed: int, key: str) -> dict:
