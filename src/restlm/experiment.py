@@ -31,6 +31,7 @@ class Experiment:
         self.config = config
         self.task = build_task(config, self.accelerator)
         self.run = RunDir(run_dir or config.run.output_dir, is_main=self.accelerator.is_main_process)
+        self.run.shown_metrics = self.task.stage_line_metrics()
         self.resume = resume
 
     @classmethod

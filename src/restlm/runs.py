@@ -169,6 +169,7 @@ class RunDir:
         self.state = {"stages": {}}
         self.tensorboard = False
         self._writer = None
+        self.shown_metrics: tuple[str, ...] = ("dev_accuracy", "dev_f1")  # the task's, set by whoever runs it
 
     # ---- life cycle
     def holds_run(self) -> bool:
@@ -286,7 +287,7 @@ class RunDir:
         """Record a finished stage and append its metrics line."""
         self.state["stages"][key] = record
         if self.is_main:
-            print(_log_line(key, record), flush=True)
+            print(_log_line(key, record, self.shown_metrics), flush=True)
             self._log_tensorboard(key, record)
             # rewritten whole from the state, so it never holds a half line or a lost stage
             write_jsonl(self.path / "metrics.jsonl", ({"stage": k, **v} for k, v in self.state["stages"].items()))
@@ -365,14 +366,14 @@ class StageRunner:
                 self.run.remove_checkpoint(key)
 
 
-_SHOWN = ("dev_accuracy", "dev_f1", "threshold", "kept", "lr", "train_loss", "train_examples_per_s", "reward_mean",
+_SHOWN = ("threshold", "kept", "lr", "train_loss", "train_examples_per_s", "reward_mean",
           "engine", "sampled_tokens_per_s", "eval_tokens_per_s", "wall_time_s")
 
 
-def _log_line(key: str, record: dict) -> str:
-    """One line per finished stage: its key, headline metrics and speed."""
+def _log_line(key: str, record: dict, metrics: tuple[str, ...]) -> str:
+    """One line per finished stage: its key, the task's metrics, and the stage's own numbers and speed."""
     parts = []
-    for name in _SHOWN:
+    for name in dict.fromkeys((*metrics, *_SHOWN)):
         value = record.get(name)
         if isinstance(value, float):
             parts.append(f"{name}={value:.4g}")

@@ -73,6 +73,7 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
     accelerator = Accelerator()
     task = build_task(settings.config, accelerator)
     run = RunDir(out, is_main=accelerator.is_main_process)
+    run.shown_metrics = task.stage_line_metrics()
     resume = run.holds_run()
     if resume:
         _check_same(run, settings)

@@ -134,6 +134,10 @@ class Task(ABC):
         """[(evaluate() key, column title)] of the report's metrics-by-step table."""
         return [(self.selection_metric, self.selection_metric)]
 
+    def stage_line_metrics(self) -> tuple[str, ...]:
+        """The evaluate() keys each stage's log line shows (the report's columns, the selection metric first)."""
+        return tuple(dict.fromkeys([self.selection_metric, *(key for key, _ in self.metric_columns())]))
+
     # ---- what `restlm compare` reads: a held-out set, its proxy and its gold
     def proxy_reward(self):
         """The reward every method optimises (`rest.reward`, as written; a method normalises it as it needs)."""
