@@ -1,6 +1,7 @@
 """Each finished stage prints one line with the task's own metrics (BLEU for translation, the reward for prompts)."""
 from accelerate import Accelerator
 
+from restlm import run_layout as layout
 from restlm.config import load_config
 from restlm.runs import _log_line
 from restlm.tasks import build_task
@@ -8,8 +9,9 @@ from restlm.tasks import build_task
 
 def test_the_line_shows_the_tasks_metrics_first_then_the_stages_numbers():
     record = {"dev_bleu": 12.345678, "dev_reward": 0.5, "kept": 40, "wall_time_s": 3.0, "dev_accuracy": 0.9}
-    line = _log_line("seed0/n8/g1/i1", record, ("dev_reward", "dev_bleu"))
-    assert line == "[seed0/n8/g1/i1] dev_reward=0.5 dev_bleu=12.35 kept=40 wall_time_s=3"
+    key = layout.improve_stage(layout.trajectory(0, 8), 1, 1)
+    line = _log_line(key, record, ("dev_reward", "dev_bleu"))
+    assert line == f"[{key}] dev_reward=0.5 dev_bleu=12.35 kept=40 wall_time_s=3"
 
 
 def test_translation_and_prompts_tasks_name_their_metrics():

@@ -17,6 +17,7 @@ from transformers import get_linear_schedule_with_warmup
 from restlm.config import TrainConfig
 from restlm.losses import LOSS_NEEDS, LOSSES, weighted_mean
 from restlm.policies.base import Policy, TrainItem
+from restlm.precision import training_autocast
 
 
 @dataclass
@@ -25,6 +26,7 @@ class TrainStats:
     examples: int
     mean_loss: float
     wall_time_s: float
+    dtype: str = "float32"  # of the forward passes (train.dtype resolved)
 
     @property
     def examples_per_s(self) -> float:
@@ -119,9 +121,11 @@ def train_policy(
     # global batches, each cut into one contiguous shard per process; DDP averages the gradients
     loader = DataLoader(items, batch_sampler=batches, collate_fn=_shard_for(accelerator, policy, loss))
 
+    precision, dtype = training_autocast(cfg.dtype, accelerator.device)
+
     def batch_loss(batch: dict) -> torch.Tensor:
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-        with accelerator.autocast():
+        with accelerator.autocast(), precision:
             if kl_coef:  # per-token log-probs: every loss sums them over the mask itself
                 log_probs, mask, kl = policy.output_token_log_probs_and_kl(batch, reference)
             elif needs.token_level:
@@ -139,7 +143,7 @@ def train_policy(
     losses, elapsed = optimise(accelerator, policy.model, params, loader, batch_loss, learning_rate, cfg.weight_decay,
                                cfg.warmup_ratio, description, on_step=on_step)
     return TrainStats(len(loader), sum(len(b) for b in batches), float(np.mean(losses)) if losses else float("nan"),
-                      elapsed)
+                      elapsed, dtype)
 
 
 def optimise(accelerator, model, params: list, batches, batch_loss: Callable[[object], torch.Tensor],

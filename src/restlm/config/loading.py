@@ -125,15 +125,17 @@ def read_config_file(path: str | Path) -> dict:
     return values
 
 
-RECORDED_BEFORE = {"generation": {"engine": "hf"}}
-"""how a run recorded before a section existed ran: every generative sample went through hf generate"""
+RECORDED_BEFORE = {"generation": {"engine": "hf"}, "train": {"dtype": "float32"}}
+"""how a run recorded before a key existed ran: every generative sample went through hf generate, and
+training ran in float32"""
 
 
 def recorded_config(values: dict) -> ExperimentConfig:
-    """The config a run directory recorded (config.json); a section it lacks is filled as that run
-    ran (RECORDED_BEFORE), other missing keys at their defaults, so a resume samples as it did."""
+    """The config a run directory recorded (config.json); a key it lacks is filled as that run ran
+    (RECORDED_BEFORE), other missing keys at their defaults, so a resume samples and trains as it did."""
     if isinstance(values, dict):
-        values = {**{k: v for k, v in RECORDED_BEFORE.items() if k not in values}, **values}
+        values = {**values, **{section: {**before, **(values.get(section) or {})}
+                               for section, before in RECORDED_BEFORE.items()}}
     return from_dict(ExperimentConfig, values)
 
 

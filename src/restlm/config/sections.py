@@ -76,6 +76,9 @@ class TrainConfig:
     """fraction of steps with linear warm-up"""
     eval_batch_size: int = 128
     """batch size of inference (evaluation, Grow, rewards)"""
+    dtype: str = "auto"
+    """precision of supervised training (fine-tuning, Improve steps): 'bfloat16' autocast (weights and AdamW stay
+    float32), 'float32', or 'auto' (bfloat16 on CPUs with AMX or AVX512-BF16 and on CUDA with bf16)"""
 
 
 @dataclass
@@ -150,7 +153,7 @@ class GenerationConfig:
     """ctranslate2's batches: at most this many prompt tokens each (sorted by length)"""
     dtype: str = "float32"
     """the hf engine's weights: 'float32', 'bfloat16' (a copy kept in step with the policy) or 'auto' (bfloat16
-    when this machine's bf16 matmuls measure at least 1.5x its float32 ones)"""
+    on CPUs with AMX or AVX512-BF16 and on CUDA with bf16)"""
 
 
 @dataclass

@@ -13,7 +13,7 @@ import torch
 
 from restlm.data.examples import Example
 from restlm.generation.base import Engine, Sampling, weights_version
-from restlm.generation.precision import resolve_dtype
+from restlm.precision import resolve_dtype
 from restlm.generation.registry import register_engine
 
 

@@ -20,7 +20,8 @@ def fine_tune(task, config, policy: Policy, seed: int, key: str) -> dict:
         return {**metrics, "sft": "none (no references)", "wall_time_s": 0.0, "eval_s": time.perf_counter() - start}
     train = config.train
     stats = train_policy(policy, items, train, train.learning_rate, train.epochs, stage_seed(seed, key), description=key)
-    return {"train_loss": stats.mean_loss, "train_examples_per_s": stats.examples_per_s, **task.evaluate(policy),
+    return {"train_loss": stats.mean_loss, "train_examples_per_s": stats.examples_per_s, "train_dtype": stats.dtype,
+            **task.evaluate(policy),
             "wall_time_s": stats.wall_time_s, "sft_examples": len(items)}
 
 

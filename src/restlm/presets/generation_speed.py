@@ -17,7 +17,7 @@ import torch
 from accelerate import Accelerator
 
 from restlm.config import GenerationConfig, load_config
-from restlm.generation.precision import matmul_gflops
+from restlm.precision import matmul_gflops
 from restlm.rewards.generation import corpus_chrf
 from restlm.tasks import build_task
 

@@ -70,7 +70,8 @@ def train_sentiment_model(train: Sequence[Example], eval_examples: Sequence[Exam
     torch.manual_seed(cfg.seed)  # the new classification head is drawn when the model loads
     policy = ClassifierPolicy.from_pretrained(cfg.model, Accelerator(), num_labels=2, max_length=cfg.max_length)
     start = time.perf_counter()
-    stats = train_policy(policy, [TrainItem(e, e.label) for e in train], TrainConfig(batch_size=cfg.batch_size),
+    # float32: the committed sentiment comparisons were judged by classifiers trained so
+    stats = train_policy(policy, [TrainItem(e, e.label) for e in train], TrainConfig(batch_size=cfg.batch_size, dtype="float32"),
                          cfg.learning_rate, cfg.epochs, cfg.seed, loss="bc", description="sentiment")
     predictions = policy.predict(eval_examples)
     metrics = {
