@@ -7,14 +7,16 @@ import json
 from pathlib import Path
 
 from restlm import run_layout as layout
+from restlm.config.loading import as_recorded
 from restlm.errors import RunDirError
 
-TASK_SECTIONS = ("task", "data", "model", "train", "prompts", "translation", "sentiment")  # the task and its start policy
+TASK_SECTIONS = ("task", "data", "model", "train", "prompts", "translation", "sentiment", "arithmetic",
+                 "generation")  # the task and its start policy
 
 
 def signature(recorded: dict, method, seed: int) -> dict:
     """Every recorded setting a method run depends on."""
-    experiment = recorded["experiment"]
+    experiment = as_recorded(recorded["experiment"])  # a run from before a key ran as RECORDED_BEFORE says
     values = {section: experiment.get(section) for section in TASK_SECTIONS}
     for dotted in method.sections:
         node = experiment

@@ -133,10 +133,14 @@ training ran in float32"""
 def recorded_config(values: dict) -> ExperimentConfig:
     """The config a run directory recorded (config.json); a key it lacks is filled as that run ran
     (RECORDED_BEFORE), other missing keys at their defaults, so a resume samples and trains as it did."""
-    if isinstance(values, dict):
-        values = {**values, **{section: {**before, **(values.get(section) or {})}
-                               for section, before in RECORDED_BEFORE.items()}}
-    return from_dict(ExperimentConfig, values)
+    return from_dict(ExperimentConfig, as_recorded(values))
+
+
+def as_recorded(values: dict) -> dict:
+    """Recorded config values with the keys of RECORDED_BEFORE they lack filled as that run ran."""
+    if not isinstance(values, dict):
+        return values
+    return {**values, **{section: {**before, **(values.get(section) or {})} for section, before in RECORDED_BEFORE.items()}}
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
