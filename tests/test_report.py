@@ -200,3 +200,11 @@ def test_zero_shot_row_shows_its_unparsed_share(fraction, shown):
     row = next(line for line in table1_markdown(results).splitlines() if line.startswith("| zero-shot LLM (m)"))
     assert shown in row and "| 0.5000 |" in row and "0.7819 (GPT-4 zero-shot)" in row
     assert "unparsed" not in table1_markdown(synthetic_results(seeds=(0,), ns=(100,)))
+
+
+def test_the_header_counts_seeds_and_names_them():
+    from restlm.report.document import _header
+
+    assert "Seeds: 1 (seed 0)" in _header(synthetic_results(seeds=(0,), ns=(100,)))[2]
+    assert "Seeds: 3 (seeds 0, 1, 2)" in _header(synthetic_results())[2]
+    assert _header({"cells": []})[2].startswith("Seeds: none")

@@ -63,7 +63,10 @@ def _config_fact(value) -> str | None:
 
 
 def _header(results: dict) -> list[str]:
-    facts = [f"Seeds: {', '.join(str(s) for s in results.get('seeds', [])) or 'none'}"]
+    seeds = results.get("seeds", [])
+    # a count with the ids: "Seeds: 0" for one seed read as "no seeds"
+    facts = [f"Seeds: {len(seeds)} ({'seed' if len(seeds) == 1 else 'seeds'} {', '.join(map(str, seeds))})"
+             if seeds else "Seeds: none"]
     config = results.get("config") or {}
     for key in CONFIG_FACTS:
         fact = _config_fact(config.get(key)) if isinstance(config, dict) else None
