@@ -26,16 +26,14 @@ def main() -> None:
     parser.add_argument("--engines", default="hf float32,hf bfloat16,ctranslate2 int8,ctranslate2 float32")
     parser.add_argument("--out", default=str(HERE / "results" / "generation_speed"))
     args = parser.parse_args()
-    from restlm.presets.generation_speed import markdown, run  # after parsing: --help stays instant
-    from restlm.runs import write_atomic, write_json
+    # imported after parsing: --help stays instant
+    from restlm.presets import publish
+    from restlm.presets.generation_speed import markdown, run
 
     summary = run(args.config, args.overrides, args.sources, args.samples, args.temperature, args.greedy_sentences,
                   args.rounds, [e.strip() for e in args.engines.split(",") if e.strip()],
                   " ".join(["python", *sys.argv]))
-    out = Path(args.out)
-    write_json(out.with_suffix(".json"), summary)
-    write_atomic(out.with_suffix(".md"), markdown(summary))
-    print(markdown(summary))
+    publish(args.out, summary, markdown(summary))
 
 
 if __name__ == "__main__":

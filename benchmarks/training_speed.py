@@ -20,14 +20,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=str(HERE / "results" / "training_speed"))
     args = parser.parse_args()
-    from restlm.presets.training_speed import markdown, run  # after parsing: --help stays instant
-    from restlm.runs import write_atomic, write_json
+    # imported after parsing: --help stays instant
+    from restlm.presets import publish
+    from restlm.presets.training_speed import markdown, run
 
     summary = run(args.pairs, args.rounds, " ".join(["python", *sys.argv]))
-    out = Path(args.out)
-    write_json(out.with_suffix(".json"), summary)
-    write_atomic(out.with_suffix(".md"), markdown(summary))
-    print(markdown(summary))
+    publish(args.out, summary, markdown(summary))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""Whether bf16 pays on this machine: measured, not assumed (a CPU with AMX or AVX512-BF16 runs bf16
-matmuls several times faster than float32; one without emulates them, slower). The `hf` engine's
-weights (`generation.dtype`) and training's autocast (`train.dtype`) both ask here."""
+"""Whether bf16 pays on this machine (a CPU with AMX or AVX512-BF16 runs bf16 matmuls several times
+faster than float32; one without emulates them, slower), and the matmul timing that measured it. The
+`hf` engine's weights (`generation.dtype`) and training's autocast (`train.dtype`) both ask here."""
 from __future__ import annotations
 
 import functools

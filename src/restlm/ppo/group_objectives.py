@@ -17,11 +17,6 @@ of the batch (BNPO), or over B x max_completion_length (Dr. GRPO: no length norm
 STD_EPS = 1e-4  # TRL's: a group of equal rewards gets advantage 0, not 0/0
 
 
-def unbiased_std(values: torch.Tensor, dim: int | None = None) -> torch.Tensor:
-    """The sample standard deviation (n - 1), as TRL's nanstd."""
-    return values.std(dim=dim, correction=1) if dim is not None else values.std(correction=1)
-
-
 def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group") -> tuple[torch.Tensor, torch.Tensor]:
     """GRPO's advantages (reward - its group's mean, divided as `scale` says) and, per sample, whether its
     group's rewards are all equal (such a group teaches nothing: `frac_reward_zero_std`)."""
@@ -29,12 +24,12 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
         raise ValueError(f"scale must be one of {', '.join(SCALES)}; got {scale!r}")
     groups = rewards.view(-1, group_size)
     centred = (groups - groups.mean(dim=1, keepdim=True)).reshape(-1)
-    group_std = unbiased_std(groups, dim=1).repeat_interleave(group_size)
+    group_std = groups.std(dim=1).repeat_interleave(group_size)  # sample std (n - 1), as TRL's nanstd
     zero_std = torch.isclose(group_std, torch.zeros_like(group_std))
     if scale == "group":
         centred = centred / (group_std + STD_EPS)
     elif scale == "batch":
-        centred = centred / (unbiased_std(rewards) + STD_EPS)
+        centred = centred / (rewards.std() + STD_EPS)
     return centred, zero_std
 
 

@@ -5,4 +5,19 @@
     multi30k             benchmarks/multi30k_smollm2.py: the Table 1 rows on Multi30k, other losses, sampling speed
     reward_models        benchmarks/reward_models.py: Bradley-Terry reward models, probes and ensembles on HH-RLHF
     reward_model_search  benchmarks/reward_model_search.py: reward models chosen on a validation split
+    generation_speed     benchmarks/generation_speed.py: sampled tokens/s of every generation engine
+    training_speed       benchmarks/training_speed.py: supervised training steps in bf16 against float32
 """
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def publish(out: str | Path, summary: dict, markdown: str) -> None:
+    """Write a benchmark's results as OUT.json and OUT.md (each atomically), and print the markdown."""
+    from restlm.runs import write_atomic, write_json
+
+    out = Path(out)
+    write_json(out.with_suffix(".json"), summary)
+    write_atomic(out.with_suffix(".md"), markdown)
+    print(markdown)

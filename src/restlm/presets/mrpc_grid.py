@@ -18,9 +18,9 @@ import torch
 
 from restlm.config import load_config
 from restlm.experiment import Experiment
+from restlm.presets import publish
 from restlm.report.cells import group_cells, values
 from restlm.results import collect_results
-from restlm.runs import write_atomic, write_json
 from restlm.stats import UNIT_INTERVAL, paired_difference, summarise
 
 
@@ -114,7 +114,4 @@ def main(args: argparse.Namespace) -> None:
                "inference_pairs_per_s": inference_pairs_per_s(experiment, run_dir / "checkpoints" / best["checkpoint"]),
                "peak_memory_mb": peak_memory_mb(states, args.peak_memory_mb),
                "baselines": results["baselines"], "cells": summarise_cells(results)}
-    out = Path(args.out)
-    write_json(out.with_suffix(".json"), summary)
-    write_atomic(out.with_suffix(".md"), markdown(summary))
-    print(markdown(summary))
+    publish(args.out, summary, markdown(summary))

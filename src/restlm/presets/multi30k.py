@@ -23,9 +23,10 @@ from restlm import run_layout as layout
 from restlm.config import ExperimentConfig, load_config
 from restlm.data.examples import Example
 from restlm.experiment import Experiment
+from restlm.presets import publish
 from restlm.presets.generation_speed import plain_generate
 from restlm.rest import ReST
-from restlm.runs import read_jsonl, write_atomic, write_json
+from restlm.runs import read_jsonl
 from restlm.tasks import build_task
 
 METRICS = ["dev_reward", "dev_bleu", "dev_chrf", "test_bleu", "test_chrf", "iwslt_bleu", "iwslt_chrf"]
@@ -162,7 +163,4 @@ def main(args: argparse.Namespace, root: Path) -> None:
                "pretrained": {k: v[0] for k, v in pretrained.items()} if pretrained else None,
                "rows": rows, "goal": goal(rows), "benchmark_wall_time_s": time.perf_counter() - started,
                "notes": args.note}
-    out = Path(args.out)
-    write_json(out.with_suffix(".json"), summary)
-    write_atomic(out.with_suffix(".md"), summary_markdown(summary))
-    print(summary_markdown(summary))
+    publish(args.out, summary, summary_markdown(summary))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 
+import torch
 from accelerate import Accelerator
 
 from restlm.config import TrainConfig
@@ -21,6 +22,7 @@ from restlm.policies.classifier import ClassifierPolicy
 from restlm.policies.generative_loading import load_generative_policy
 from restlm.precision import bf16_pays, matmul_gflops
 from restlm.presets.generation_speed import machine
+from restlm.training import train_policy
 
 DTYPES = ("float32", "bfloat16")
 
@@ -38,8 +40,7 @@ def workloads(pairs: int) -> dict:
 
 
 def run(pairs: int, rounds: int, command: str) -> dict:
-    peak = {"matmul_gflops_fp32": matmul_gflops(torch_dtype("float32")),
-            "matmul_gflops_bf16": matmul_gflops(torch_dtype("bfloat16"))}
+    peak = {"matmul_gflops_fp32": matmul_gflops(torch.float32), "matmul_gflops_bf16": matmul_gflops(torch.bfloat16)}
     rows = []
     for name, (policy, items, batch) in workloads(pairs).items():
         speeds, losses = {d: [] for d in DTYPES}, {}
@@ -58,15 +59,8 @@ def run(pairs: int, rounds: int, command: str) -> dict:
             "auto_chooses": "bfloat16" if bf16_pays() else "float32", "workloads": rows}
 
 
-def torch_dtype(name: str):
-    import torch
-
-    return getattr(torch, name)
-
-
 def train_policy_step(policy, items, batch_size: int, dtype: str):
-    from restlm.training import train_policy
-
+    """One pass over `items` at learning rate 0 (the weights stay as they are) in `dtype`."""
     return train_policy(policy, items, TrainConfig(batch_size=batch_size, dtype=dtype, warmup_ratio=0.0), 0.0, 1,
                         seed=0, description=f"train {dtype}")
 

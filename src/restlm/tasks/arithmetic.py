@@ -193,10 +193,10 @@ class ArithmeticTask(Task):
 
     def evaluate(self, policy: Policy) -> dict:
         sets = {name: examples for name, examples in (("dev", self.dev), ("test", self.test)) if examples}
-        decoded, speed = self.decode_greedy(policy, [e for examples in sets.values() for e in examples])
-        metrics, start = {}, 0
+        decoded, speed = self.decode_greedy(policy, sets)
+        metrics = {}
         for name, examples in sets.items():
-            outputs, start = decoded[start : start + len(examples)], start + len(examples)
+            outputs = decoded[name]
             metrics[f"{name}_exact_strict"] = float(np.mean(self.strict(policy, examples, outputs)))
             metrics[f"{name}_exact_lenient"] = float(np.mean(self.lenient(policy, examples, outputs)))
         return {**metrics, **speed}

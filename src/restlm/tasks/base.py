@@ -72,12 +72,16 @@ class Task(ABC):
         policy.use_engine(self.config.generation)
         return policy
 
-    def decode_greedy(self, policy: Policy, examples: list[Example]) -> tuple[list[str], dict]:
-        """The greedy output of every example in one call (one length sort, one progress bar), and the
-        engine's speed for the step's record (eval_tokens_per_s, eval_s)."""
-        decoded = [outputs[0] for outputs in policy.sample(examples, greedy=True)]
+    def decode_greedy(self, policy: Policy, sets: dict[str, list[Example]]) -> tuple[dict[str, list[str]], dict]:
+        """The greedy output of every example of every named set, decoded in one call (one length sort, one
+        progress bar), by set; and the engine's speed for the step's record (eval_tokens_per_s, eval_s)."""
+        everything = [e for examples in sets.values() for e in examples]
+        decoded = [outputs[0] for outputs in policy.sample(everything, greedy=True)]
+        by_set, start = {}, 0
+        for name, examples in sets.items():
+            by_set[name], start = decoded[start : start + len(examples)], start + len(examples)
         generation = getattr(policy, "last_generation", {})
-        return decoded, {"eval_tokens_per_s": generation.get("tokens_per_s"), "eval_s": generation.get("seconds")}
+        return by_set, {"eval_tokens_per_s": generation.get("tokens_per_s"), "eval_s": generation.get("seconds")}
 
     def splits(self) -> dict[str, list[Example]]:
         """Every split the task read, by name (the inputs a resumed run must find unchanged)."""

@@ -97,12 +97,10 @@ class PromptsTask(Task):
     # ---- evaluation
     def evaluate(self, policy: Policy) -> dict:
         sets = {name: examples for name, examples in (("dev", self.dev), ("test", self.test)) if examples}
-        everything = [e for examples in sets.values() for e in examples]
-        decoded, speed = self.decode_greedy(policy, everything)
-        metrics, start = {}, 0
+        decoded, speed = self.decode_greedy(policy, sets)
+        metrics = {}
         for name, examples in sets.items():
-            outputs = decoded[start : start + len(examples)]
-            start += len(examples)
+            outputs = decoded[name]
             metrics[f"{name}_reward"] = float(np.mean(self.reward(policy, examples, outputs)))
             if self.gold is not None and name == "test":  # the gold sees held-out prompts only
                 metrics["test_gold"] = float(np.mean(self.gold(policy, examples, outputs)))

@@ -114,9 +114,8 @@ class SentimentTask(Task):
 
     # ---- evaluation
     def evaluate(self, policy: Policy) -> dict:
-        everything = self.dev + self.heldout_set
-        decoded, speed = self.decode_greedy(policy, everything)
-        dev, held = decoded[: len(self.dev)], decoded[len(self.dev) :]
+        decoded, speed = self.decode_greedy(policy, {"dev": self.dev, "test": self.heldout_set})
+        dev, held = decoded["dev"], decoded["test"]
         metrics = {"test_reward": float(np.mean(self.proxy(policy, self.heldout_set, held))),
                    "test_gold": float(np.mean(self.gold(policy, self.heldout_set, held)))}
         if self.dev:

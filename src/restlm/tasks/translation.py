@@ -76,20 +76,17 @@ class TranslationTask(Task):
         sets = {"dev": self.dev, **{self._name(split): examples for split, examples in self.tests.items()}}
         if self.out_of_domain:
             sets[OUT_OF_DOMAIN] = self.out_of_domain
-        everything = [e for examples in sets.values() for e in examples]
-        decoded, speed = self.decode_greedy(policy, everything)
-        metrics, start = {}, 0
+        decoded, speed = self.decode_greedy(policy, sets)
+        metrics = {}
         for name, examples in sets.items():
-            hyps, refs = decoded[start : start + len(examples)], [e.target for e in examples]
-            start += len(examples)
+            hyps, refs = decoded[name], [e.target for e in examples]
             lowercase = name == OUT_OF_DOMAIN
             metrics[f"{name}_bleu"] = corpus_bleu(hyps, refs, lowercase=lowercase)
             metrics[f"{name}_chrf"] = corpus_chrf(hyps, refs, lowercase=lowercase)
-        metrics["dev_reward"] = float(self.reward(policy, self.dev, decoded[: len(self.dev)]).mean())
+        metrics["dev_reward"] = float(self.reward(policy, self.dev, decoded["dev"]).mean())
         if self.tests:  # the held-out proxy, for compare's proxy-against-gold picture
-            first = self.tests[self.config.translation.test_splits[0]]
-            offset = len(self.dev)
-            metrics["test_reward"] = float(self.reward(policy, first, decoded[offset : offset + len(first)]).mean())
+            split = self.config.translation.test_splits[0]
+            metrics["test_reward"] = float(self.reward(policy, self.tests[split], decoded[self._name(split)]).mean())
         return {**metrics, **speed}
 
     # ---- compare: proxy and corpus BLEU (or chrF, the metric the reward is not) on the first test split
