@@ -49,9 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     comparison.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                             help="override a key of the task config (repeatable)")
     comparison.add_argument("--methods", default="sft,rest,ppo,dpo", help="comma-separated registered methods "
-                            "(sft, rest, rest_em, ppo, dpo)")
+                            "(sft, rest, rest_em, ppo, grpo, rloo, dpo)")
     comparison.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1; every method runs once per seed")
-    comparison.add_argument("--budget", type=int, help="sampled tokens PPO may spend (default: what ReST spent on "
+    comparison.add_argument("--budget", type=int, help="sampled tokens an online method (ppo, grpo, rloo) may spend (default: what ReST spent on "
                             "the same seed, or ppo.max_sampled_tokens without rest)")
     comparison.add_argument("--eval-samples", type=int, default=4, help="held-out samples per input for KL and distinct-2")
     comparison.add_argument("--bootstrap", type=int, default=1000, help="resamples of the confidence intervals")

@@ -24,7 +24,7 @@ def signature(recorded: dict, method, seed: int) -> dict:
             node = (node or {}).get(part)
         values[dotted] = node
     values.update(seed=seed, eval_samples=recorded.get("eval_samples"))
-    if method.name == "ppo":
+    if method.online:
         values["budget"] = recorded.get("budget")
     return values
 

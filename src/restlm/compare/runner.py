@@ -35,7 +35,8 @@ class CompareSettings:
     methods: list[str]
     seeds: int = 1
     budget: int | None = None
-    """sampled tokens PPO may spend; None: as many as ReST's Grow steps of the same seed (or ppo.max_sampled_tokens)"""
+    """sampled tokens an online method (PPO, GRPO, RLOO) may spend; None: as many as ReST's Grow steps of the same
+    seed (or its section's max_sampled_tokens)"""
     eval_samples: int = 4
     """samples per held-out input (temperature 1) for KL to the start and distinct-2"""
     bootstrap: int = 1000
@@ -149,7 +150,7 @@ def _run_seed(run: RunDir, task, settings: CompareSettings, methods: dict, keys:
             policy.load_weights(run.checkpoint_dir(start_key))
             stages.in_memory = start_key
         budget = settings.budget
-        if budget is None and name == "ppo" and "rest" in methods:
+        if budget is None and method.online and "rest" in methods:
             budget = run.stage(layout.method_final(seed, "rest"))["sampled_tokens"] or None
         print(f"== seed {seed}: {name}", flush=True)
         record = method.run(MethodRun(config, task, policy, stages, layout.method_prefix(seed, name), start_key,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from restlm.config.grpo import GRPOConfig
 from restlm.config.ppo import PPOConfig
 from restlm.config.trl import DpoConfig
 
@@ -312,7 +313,7 @@ class ExperimentConfig:
     problems with a checked numeric answer: see the `arithmetic` section)"""
     method: str = "rest"
     """what `restlm run` runs: 'rest' (the experiment: baselines, G0I0, one ReST trajectory per grow size) or
-    another registered method ('sft', 'rest_em', 'ppo', 'dpo'), run as `restlm compare` runs it"""
+    another registered method ('sft', 'rest_em', 'ppo', 'grpo', 'rloo', 'dpo'), run as `restlm compare` runs it"""
     plugins: list[str] = field(default_factory=list)
     """your own modules to import first (beside the config file or in the working folder): each registers a
     task (`@register_task`) or a method (`@register_method`) that `task` / `method` / `--methods` may then name"""
@@ -329,5 +330,8 @@ class ExperimentConfig:
     run: RunConfig = field(default_factory=RunConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """the `ppo` method of `restlm compare` (its seed, budget and kept step are set by compare)"""
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    """the `grpo` and `rloo` methods of `restlm compare` (rloo: this section with advantage leave_one_out;
+    seed, budget and kept step are set by compare)"""
     dpo: DpoConfig = field(default_factory=DpoConfig)
     """the `dpo` method of `restlm compare` (pairs: best against worst of rest.samples_per_input samples)"""

@@ -54,6 +54,7 @@ def validate(config: ExperimentConfig) -> None:
     if fraction is not None and not 0 < fraction < 1:
         raise ConfigError("data.validation_fraction", f"must be in (0, 1), or null; got {fraction}")
     config.ppo.validate()
+    config.grpo.validate()
     config.dpo.validate()
     from restlm.methods import METHODS  # here: the methods import the config package
     from restlm.plugins import import_plugins

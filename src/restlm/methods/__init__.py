@@ -5,6 +5,8 @@ is one new file (and its import below).
   rest     ReST (Gulcehre et al. 2023): Grow, then Improve steps at rising thresholds
   rest_em  ReST-EM (Singh et al. 2023): binary reward, each Grow step's Improve from the start
   ppo      PPO with a value head and a KL penalty to the start (causal policies)
+  grpo     GRPO: K samples per prompt, the group's mean as baseline, no critic (every policy kind)
+  rloo     RLOO: the leave-one-out baseline in GRPO's loop (every policy kind)
   dpo      DPO on best-against-worst pairs of the start policy's samples (causal policies)
 """
 from __future__ import annotations
@@ -13,10 +15,11 @@ from restlm.errors import ConfigError
 from restlm.methods.base import METHODS, Method, MethodRun, register_method
 
 # each import registers its method
-from restlm.methods import dpo, ppo, rest, rest_em, sft  # noqa: E402,F401  isort: skip
+from restlm.methods import dpo, grpo, ppo, rest, rest_em, rloo, sft  # noqa: E402,F401  isort: skip
 
 
-RUN_ORDER = ("sft", "rest", "rest_em", "dpo", "ppo")  # ppo last: without --budget it spends what ReST spent
+RUN_ORDER = ("sft", "rest", "rest_em", "dpo", "ppo", "grpo", "rloo")  # online methods last: without --budget
+# they spend what ReST spent
 
 
 def build_method(name: str) -> Method:

@@ -71,6 +71,8 @@ class Method(ABC):
     """the config sections it reads beyond the task's own (its record is reused only when they match)"""
     summary: ClassVar[str] = ""
     """one line for --help and the report"""
+    online: ClassVar[bool] = False
+    """it samples as it trains and spends a sampled-token budget (compare's --budget, or what ReST spent)"""
 
     def check(self, config: ExperimentConfig, policy: Policy) -> None:
         """ConfigError for a task this method cannot run on (called before anything is written)."""

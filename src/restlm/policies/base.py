@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,6 +25,40 @@ class TrainItem:
     output: Any
     weight: float = 1.0
     ref_log_prob: float | None = None  # log p_ref(output | input), for losses with a reference (BVMPO)
+
+
+@dataclass
+class Samples:
+    """K sampled outputs per prompt, prompt-major, with the exact tokens: what online RL (PPO, GRPO)
+    trains on. A decoded string tokenized again can split differently, and its log-probs would then
+    not be those of the sample; `Policy.rollout_batch` collates these tokens as they were drawn."""
+
+    examples: list[Example] = field(default_factory=list)
+    prompt_ids: list[list[int]] = field(default_factory=list)  # the policy's input ids ([] for a classifier)
+    output_ids: list[list[int]] = field(default_factory=list)  # through the first EOS (none if the cap cut it); [label]
+    outputs: list = field(default_factory=list)  # what a reward reads: the decoded strings, or the labels
+    max_output_tokens: int = 1  # the cap the outputs were drawn under (Dr. GRPO's length constant)
+    engine_mean_log_probs: list[float] | None = None  # the engine's own, when it is not the policy's model
+
+    def take(self, rows) -> "Samples":
+        """These rows, in this order."""
+        rows = [int(i) for i in rows]
+        pick = lambda values: [values[i] for i in rows]  # noqa: E731
+        return Samples(pick(self.examples), pick(self.prompt_ids), pick(self.output_ids), pick(self.outputs),
+                       self.max_output_tokens,
+                       None if self.engine_mean_log_probs is None else pick(self.engine_mean_log_probs))
+
+
+def token_log_probs(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> dict:
+    """The token pass of online RL, on aligned (logits [B, T, V], labels [B, T], -100 off the output):
+    'log_probs' of the labels under softmax(logits / temperature) (0 off the mask), 'entropy' of that
+    distribution (no gradient) and 'mask', each [B, T]."""
+    mask = labels != -100
+    log_softmax = torch.log_softmax(logits.float() / temperature, dim=-1)
+    log_probs = log_softmax.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+    with torch.no_grad():
+        entropy = -(log_softmax.exp() * log_softmax).sum(-1)
+    return {"log_probs": log_probs * mask, "entropy": entropy * mask, "mask": mask}
 
 
 class Policy(ABC):
@@ -67,6 +101,21 @@ class Policy(ABC):
     @abstractmethod
     def input_length(self, example: Example) -> int:
         """A cheap length of an input, for sorting batches by length."""
+
+    # ---- what online RL (PPO, GRPO, RLOO) needs: samples with their tokens, and a token pass over them
+    @abstractmethod
+    def rollouts(self, examples: Sequence[Example], k: int, temperature: float, top_p: float,
+                 max_new_tokens: int, seed: int) -> Samples:
+        """K samples per example, prompt-major, keeping the tokens drawn (this process's share when several run)."""
+
+    @abstractmethod
+    def rollout_batch(self, samples: Samples) -> dict:
+        """The tensors of these samples' exact tokens, for `rollout_logits`."""
+
+    @abstractmethod
+    def rollout_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits [B, T, V], labels [B, T]) of `model` (the policy's, or a reference copy) on a rollout
+        batch, aligned: logits[:, t] scores labels[:, t], which are -100 off the output tokens."""
 
     # ---- shared
     def save(self, path: Path) -> None:

@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 
 from restlm.data.examples import Example
-from restlm.policies.base import TrainItem
+from restlm.policies.base import Samples, TrainItem
 from restlm.policies.generative import GenerativePolicy
 from restlm.policies.lora import apply_lora
 
@@ -23,6 +23,7 @@ class CausalLMPolicy(GenerativePolicy):
     """
 
     kind = "causal"
+    lora_task_type = "CAUSAL_LM"
 
     def __init__(self, model, tokenizer, accelerator, chat_template: bool | None = None,
                  system_prompt: str | None = None, **kwargs):
@@ -39,7 +40,7 @@ class CausalLMPolicy(GenerativePolicy):
         from restlm.causal_lm import load_causal_lm
 
         model, tokenizer = load_causal_lm(name, dtype=dtype)
-        return cls(apply_lora(model, lora, "CAUSAL_LM"), tokenizer, accelerator, **kwargs)
+        return cls(apply_lora(model, lora, cls.lora_task_type), tokenizer, accelerator, **kwargs)
 
     def prompt(self, example: Example) -> str:
         text = super().prompt(example)
@@ -59,6 +60,9 @@ class CausalLMPolicy(GenerativePolicy):
         batch = rollout_batch([self.prompt_ids(item.example) for item in items],
                               [self.output_ids(item.output) for item in items], self.tokenizer.pad_token_id)
         return {**batch, "weights": torch.tensor([float(item.weight) for item in items])}
+
+    def rollout_batch(self, samples: Samples) -> dict:
+        return rollout_batch(samples.prompt_ids, samples.output_ids, self.tokenizer.pad_token_id)
 
     def output_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
@@ -80,7 +84,7 @@ class CausalLMPolicy(GenerativePolicy):
 
 def rollout_batch(prompt_ids: Sequence[list[int]], output_ids: Sequence[list[int]], pad_id: int) -> dict:
     """input_ids = prompt + output, right-padded; labels are the output tokens, -100 elsewhere. The one
-    collation of prompt and output tokens: training, scoring and PPO's rollouts all go through it."""
+    collation of prompt and output tokens: training, scoring and online RL's rollouts all go through it."""
     width = max(len(p) + len(o) for p, o in zip(prompt_ids, output_ids))
     input_ids = torch.full((len(prompt_ids), width), pad_id)
     labels = torch.full((len(prompt_ids), width), -100)

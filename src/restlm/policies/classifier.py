@@ -13,7 +13,7 @@ from transformers import DataCollatorWithPadding
 
 from restlm.data.examples import Example
 from restlm.distributed import map_across_processes
-from restlm.policies.base import Policy, TrainItem
+from restlm.policies.base import Policy, Samples, TrainItem
 from restlm.policies.lora import LoraCheckpoints, apply_lora
 
 
@@ -21,6 +21,7 @@ class ClassifierPolicy(LoraCheckpoints, Policy):
     """Policy over class labels. Supports sentence pairs (`text_pair`) and single sentences."""
 
     kind = "classifier"
+    lora_task_type = "SEQ_CLS"
 
     def __init__(self, model, tokenizer, accelerator, max_length: int = 128, batch_size: int = 128):
         super().__init__(model, tokenizer, accelerator)
@@ -35,7 +36,7 @@ class ClassifierPolicy(LoraCheckpoints, Policy):
         from restlm.models import load_classifier
 
         model, tokenizer = load_classifier(name, num_labels)
-        return cls(apply_lora(model, lora, "SEQ_CLS"), tokenizer, accelerator, **kwargs)
+        return cls(apply_lora(model, lora, cls.lora_task_type), tokenizer, accelerator, **kwargs)
 
     # ---- encoding
     def _encode(self, examples: Sequence[Example]) -> list[dict]:
@@ -100,3 +101,24 @@ class ClassifierPolicy(LoraCheckpoints, Policy):
         inputs = {k: v for k, v in batch.items() if k not in ("labels", "weights")}
         logits = self.model(**inputs).logits
         return torch.log_softmax(logits.float(), dim=-1).gather(1, batch["labels"][:, None]).squeeze(1)
+
+    # ---- online RL: a label is a one-token output
+    def rollouts(self, examples, k, temperature, top_p, max_new_tokens, seed) -> Samples:
+        """K labels per input drawn as `sample` draws them (max_new_tokens and top_p do not apply)."""
+        samples = Samples(max_output_tokens=1)
+        for example, labels in zip(examples, self.sample(examples, k, temperature, seed=seed)):
+            for label in labels:
+                samples.examples.append(example)
+                samples.prompt_ids.append([])
+                samples.output_ids.append([label])
+                samples.outputs.append(label)
+        return samples
+
+    def rollout_batch(self, samples: Samples) -> dict:
+        batch = self._pad(self._encode(samples.examples))
+        batch["labels"] = torch.tensor([ids[0] for ids in samples.output_ids])
+        return dict(batch)
+
+    def rollout_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        return logits[:, None, :], batch["labels"][:, None]

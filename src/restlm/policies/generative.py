@@ -18,7 +18,7 @@ import torch
 from restlm.data.examples import Example
 from restlm.distributed import map_across_processes
 from restlm.generation.base import Sampling
-from restlm.policies.base import Policy, TrainItem
+from restlm.policies.base import Policy, Samples, TrainItem
 from restlm.policies.lora import LoraCheckpoints
 
 
@@ -110,8 +110,31 @@ class GenerativePolicy(LoraCheckpoints, Policy):
     def generate_ids(self, examples: Sequence[Example], sampling: Sampling, seed: int,
                      sort_by_length: bool = True) -> list[list[list[int]]]:
         """The engine's token ids per example (this process's share when several run): for methods
-        that need the sampled tokens themselves (PPO), not strings tokenized again."""
+        that need the sampled tokens themselves (`rollouts`), not strings tokenized again."""
         return self.engine.generate(list(examples), sampling, seed, sort_by_length)
+
+    @torch.no_grad()
+    def rollouts(self, examples: Sequence[Example], k: int, temperature: float, top_p: float,
+                 max_new_tokens: int, seed: int) -> Samples:
+        """K samples per prompt through the engine, with the generated tokens (with the hf engine each
+        chunk of `batch_size` prompts seeds torch from (seed, its index), as `sample` does)."""
+        sampling = Sampling(n=k, greedy=False, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+        samples = Samples(max_output_tokens=max_new_tokens)
+        generated = self.generate_ids(examples, sampling, seed, sort_by_length=False)  # in prompt order, unsorted:
+        engine_scores = self.engine.last_mean_log_probs                                 # the draws recorded runs made
+        if engine_scores is not None:
+            samples.engine_mean_log_probs = [score for per in engine_scores for score in per]
+        for example, sequences in zip(examples, generated):
+            ids = self.prompt_ids(example)
+            for tokens in sequences:
+                samples.examples.append(example)
+                samples.prompt_ids.append(ids)
+                samples.output_ids.append(tokens)
+                samples.outputs.append(self.tokenizer.decode(tokens, skip_special_tokens=True).strip())
+        return samples
+
+    def rollout_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.output_logits(model, batch)
 
     @torch.no_grad()
     def _sample_here(self, examples: list[Example], sampling: Sampling, seed: int, progress=None

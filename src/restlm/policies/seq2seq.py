@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 
 from restlm.data.examples import Example
-from restlm.policies.base import TrainItem
+from restlm.policies.base import Samples, TrainItem
 from restlm.policies.generative import GenerativePolicy
 from restlm.policies.lora import apply_lora
 
@@ -30,13 +30,14 @@ class Seq2SeqPolicy(GenerativePolicy):
     """
 
     kind = "seq2seq"
+    lora_task_type = "SEQ_2_SEQ_LM"
 
     @classmethod
     def from_pretrained(cls, name: str, accelerator, lora: dict | None = None, dtype: torch.dtype = torch.float32,
                         **kwargs) -> "Seq2SeqPolicy":
         """name: a Hugging Face id or a local path; lora: None or `apply_lora`'s dict."""
         model, tokenizer = load_seq2seq(name, dtype)
-        return cls(apply_lora(model, lora, "SEQ_2_SEQ_LM"), tokenizer, accelerator, **kwargs)
+        return cls(apply_lora(model, lora, cls.lora_task_type), tokenizer, accelerator, **kwargs)
 
     def _encode_sources(self, examples: Sequence[Example]) -> dict:
         return self.tokenizer([self.prompt(e) for e in examples], truncation=True, max_length=self.max_length,
@@ -55,13 +56,15 @@ class Seq2SeqPolicy(GenerativePolicy):
 
     def collate(self, items: Sequence[TrainItem]) -> dict:
         batch = dict(self._encode_sources([item.example for item in items]))
-        outputs = [self.output_ids(item.output) for item in items]
-        labels = torch.full((len(items), max(len(o) for o in outputs)), -100)
-        for row, ids in enumerate(outputs):
-            labels[row, : len(ids)] = torch.tensor(ids)
-        batch["labels"] = labels
+        batch["labels"] = _padded([self.output_ids(item.output) for item in items], -100)
         batch["weights"] = torch.tensor([float(item.weight) for item in items])
         return batch
+
+    def rollout_batch(self, samples: Samples) -> dict:
+        """The encoder ids as `prompt_ids` wrote them (right-padded, with the mask) and the drawn tokens as labels."""
+        input_ids = _padded(samples.prompt_ids, self.tokenizer.pad_token_id)
+        return {"input_ids": input_ids, "attention_mask": _padded([[1] * len(p) for p in samples.prompt_ids], 0),
+                "labels": _padded(samples.output_ids, -100)}
 
     def output_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         # the decoder reads the labels shifted right behind the start token (what `labels=` would do,
@@ -76,3 +79,11 @@ class Seq2SeqPolicy(GenerativePolicy):
         out = (self.unwrapped if model is None else model).generate(**batch, pad_token_id=self.tokenizer.pad_token_id,
                                       eos_token_id=self.eos_ids, **settings)
         return out[:, 1:]  # drop the decoder start token
+
+
+def _padded(rows: Sequence[list[int]], pad: int) -> torch.Tensor:
+    """Rows of ids, right-padded with `pad` to the longest."""
+    out = torch.full((len(rows), max(len(r) for r in rows)), pad)
+    for i, ids in enumerate(rows):
+        out[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return out

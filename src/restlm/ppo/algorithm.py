@@ -1,26 +1,23 @@
-"""The PPO loop on a causal LM: the value head, the token pass, then `PPO`, whose `step` is four
-numbered steps: generate, score, advantages, optimise."""
+"""PPO on a causal LM: the value head, the token pass, then `PPO` (its loop is online.py's OnlineRL),
+whose `step` is four numbered steps: generate, score, advantages, optimise."""
 from __future__ import annotations
 
-import copy
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from restlm.data.examples import Example
-from restlm.errors import ConfigError, RestlmError
-from restlm.guards import distinct_n
-from restlm.generation import Sampling
-from restlm.policies.causal import rollout_batch
-from restlm.policies.lora import apply_lora, is_lora
 from restlm.config.ppo import PPOConfig
+from restlm.data.examples import Example
+from restlm.errors import RestlmError
+from restlm.guards import distinct_n
+from restlm.policies.base import Samples, token_log_probs
+from restlm.policies.causal import rollout_batch  # noqa: F401  (re-exported by restlm.ppo)
+from restlm.ppo.online import OnlineRL
 from restlm.ppo.objectives import (
     KLController,
     clipped_policy_loss,
@@ -31,7 +28,6 @@ from restlm.ppo.objectives import (
     whiten,
 )
 from restlm.rewards.base import Reward
-from restlm.runs import write_jsonl
 from restlm.training import require_finite_loss
 
 # every step logs exactly these, so runs compare line by line. ppo/kl: mean over samples of the summed
@@ -66,58 +62,16 @@ class ValueHead(nn.Module):
 
 
 def token_outputs(model, batch: dict, temperature: float = 1.0, value_head: ValueHead | None = None) -> dict:
-    """One forward pass over prompt + output, read at the output tokens.
+    """One forward pass of a causal LM over prompt + output, read at the output tokens.
 
     In: a right-padded causal batch (input_ids, attention_mask, labels with -100 off the output).
-    Out: 'log_probs' of the label tokens under softmax(logits / temperature), 'entropy' of that
-    distribution (no gradient), 'values' (None without a head) and 'mask'; each [B, T - 1],
-    position t scoring token t + 1.
+    Out: `token_log_probs`'s 'log_probs', 'entropy' and 'mask', and 'values' (None without a head);
+    each [B, T - 1], position t scoring token t + 1.
     """
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
                 output_hidden_states=value_head is not None)
-    labels = batch["labels"][:, 1:]
-    log_softmax = torch.log_softmax(out.logits[:, :-1].float() / temperature, dim=-1)
-    log_probs = log_softmax.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-    with torch.no_grad():
-        entropy = -(log_softmax.exp() * log_softmax).sum(-1)
     values = value_head(out.hidden_states[-1][:, :-1]) if value_head is not None else None
-    return {"log_probs": log_probs, "entropy": entropy, "values": values, "mask": labels != -100}
-
-
-@dataclass
-class Samples:
-    """K samples per prompt, prompt-major: the exact tokens PPO trains on and the strings the reward reads."""
-
-    examples: list[Example] = field(default_factory=list)
-    prompt_ids: list[list[int]] = field(default_factory=list)
-    output_ids: list[list[int]] = field(default_factory=list)  # through the first EOS; no EOS if the cap cut it
-    texts: list[str] = field(default_factory=list)
-    engine_mean_log_probs: list[float] | None = None  # the engine's own, when it is not the policy's model
-
-
-@torch.no_grad()
-def generate(policy, prompts: Sequence[Example], k: int, temperature: float, top_p: float, max_new_tokens: int,
-             seed: int) -> Samples:
-    """K samples per prompt from the policy's model, keeping the generated tokens.
-
-    PPO needs the tokens themselves: a decoded string tokenized again can split differently,
-    and its log-probs would then not be those of a sample. The policy's engine generates them
-    (with the hf engine each chunk of `policy.batch_size` prompts seeds torch from (seed, its index)).
-    """
-    sampling = Sampling(n=k, greedy=False, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
-    samples = Samples()
-    generated = policy.generate_ids(prompts, sampling, seed, sort_by_length=False)  # in prompt order, unsorted:
-    engine_scores = policy.engine.last_mean_log_probs                               # the draws recorded PPO runs made
-    if engine_scores is not None:
-        samples.engine_mean_log_probs = [score for per in engine_scores for score in per]
-    for example, sequences in zip(prompts, generated):
-        ids = policy.prompt_ids(example)
-        for tokens in sequences:
-            samples.examples.append(example)
-            samples.prompt_ids.append(ids)
-            samples.output_ids.append(tokens)
-            samples.texts.append(policy.tokenizer.decode(tokens, skip_special_tokens=True).strip())
-    return samples
+    return {**token_log_probs(out.logits[:, :-1], batch["labels"][:, 1:], temperature), "values": values}
 
 
 _SEQUENCE_KEYS = ("input_ids", "attention_mask", "labels")  # [B, W]; every other 2-D tensor is per token, [B, W - 1]
@@ -131,121 +85,54 @@ def _rows(tensors: dict, rows: torch.Tensor) -> dict:
 
 
 # ---------------------------------------------------------------- the algorithm
-class PPO:
+class PPO(OnlineRL):
     """PPO on a causal LM policy with a reward, over a list of prompts (Example.text).
 
         history = PPO(policy, "chrf", prompts, PPOConfig(total_steps=20)).train("metrics.jsonl")
 
     `reward`: a Reward, a name (as `build_reward` takes) or a function (examples, outputs) -> scores.
     Supported: CausalLMPolicy (full weights or LoRA), one process, float32. Not supported:
-    several processes, resuming a killed run, seq2seq or classifier policies. Dropout stays off
-    (the model stays in eval mode) so the old and new log-probs of a token differ only by the update.
+    several processes, resuming a killed run, seq2seq or classifier policies. The loop, evaluations,
+    `keep_best` and the reference are OnlineRL's (online.py).
     The value head shares the policy's body (one forward pass for both), so the value loss
     also moves the policy. Approximations: with top_p < 1 the samples come from the nucleus
     while ratios, KL and entropy use the full softmax (at `temperature`); the KL is the sampled
     estimate log p - log p_ref per token, so one step's mean can be negative.
     """
 
+    section, kinds = "ppo", ("causal",)
+
     def __init__(self, policy, reward: Reward | str | Callable, prompts: Sequence[Example],
                  config: PPOConfig | None = None):
-        from restlm.rewards import build_reward
-
-        self.config = cfg = (config or PPOConfig()).validate()
-        if not prompts:
-            raise RestlmError("PPO needs at least one prompt")
-        if getattr(policy, "kind", None) != "causal":
-            raise RestlmError(f"PPO trains causal LM policies, not {getattr(policy, 'kind', type(policy).__name__)!r}")
-        if policy.accelerator.num_processes > 1:
-            raise RestlmError("PPO runs on one process; launch it without accelerate's multi-process mode")
-        if cfg.lora is not None:
-            if is_lora(policy.unwrapped):
-                raise ConfigError("ppo.lora", "the policy already has LoRA adapters; leave ppo.lora unset")
-            policy.model = policy.accelerator.prepare(apply_lora(policy.unwrapped, cfg.lora, "CAUSAL_LM"))
-        self.policy, self.prompts = policy, list(prompts)
-        self.reward = build_reward(reward, key="ppo.reward")
-        torch.manual_seed(cfg.seed)
-        # under LoRA the base model (adapters off) is the reference; else a frozen copy of the start
-        self.reference = None if is_lora(policy.unwrapped) else copy.deepcopy(policy.unwrapped).requires_grad_(False)
+        super().__init__(policy, reward, prompts, config or PPOConfig())
+        cfg = self.config
         self.value_head = ValueHead(policy.unwrapped.config.hidden_size).to(policy.accelerator.device)
         trainable = [p for p in policy.model.parameters() if p.requires_grad]
         # no weight decay: the KL penalty is what keeps the policy near the reference
         self.optimizer = torch.optim.Adam([{"params": trainable, "lr": cfg.learning_rate},
                                            {"params": list(self.value_head.parameters()), "lr": cfg.value_learning_rate}])
         self.kl = KLController(cfg.kl_coef, cfg.kl_target if cfg.adaptive_kl else None, cfg.kl_horizon)
-        self.prompt_rng = np.random.default_rng([cfg.seed, 0])
-        self.minibatch_rng = np.random.default_rng([cfg.seed, 1])
-        self.sampled_tokens = 0  # over the whole run, for budgets comparable with ReST's Grow steps
 
-    def train(self, metrics_path: str | Path | None = None, verbose: bool = True,
-              evaluate: Callable[[object], dict] | None = None) -> list[dict]:
-        """`total_steps` PPO steps (fewer once `max_sampled_tokens` are sampled); returns one metrics
-        dict per step (names: METRICS), also rewritten to `metrics_path` as JSONL after every step when given.
-
-        evaluate(policy) -> {name: value}: run before the first step, every `eval_every` steps and after the
-        last; its results are `self.evaluations` (one dict per evaluation, with `step` and `sampled_tokens`)
-        and, for the steps evaluated, `eval/<name>` in the history. With `keep_best`, the policy ends as it
-        was at the evaluation where that metric was highest.
-        """
-        history, self.evaluations, self._best = [], [], None
-        self._evaluate(evaluate, 0)
-        order: list[int] = []
-        for step in range(1, self.config.total_steps + 1):
-            while len(order) < self.config.batch_size:  # every prompt once per pass, in a new order each pass
-                order += self.prompt_rng.permutation(len(self.prompts)).tolist()
-            rows, order = order[: self.config.batch_size], order[self.config.batch_size :]
-            history.append(self.step([self.prompts[i] for i in rows], step))
-            budget = self.config.max_sampled_tokens
-            last = step == self.config.total_steps or (budget is not None and self.sampled_tokens >= budget)
-            every = self.config.eval_every
-            if evaluate is not None and (last or (every and step % every == 0)):
-                self._evaluate(evaluate, step)
-                history[-1].update({f"eval/{k}": v for k, v in self.evaluations[-1].items()
-                                    if k not in ("step", "sampled_tokens")})
-            if metrics_path is not None:
-                write_jsonl(Path(metrics_path), history)
-            if verbose:
-                print(_log_line(history[-1], self.config.total_steps), flush=True)
-            if last:
-                break
-        if self._best is not None and self._best["step"] != self.evaluations[-1]["step"]:
-            self.policy.unwrapped.load_state_dict(self._best["policy"])
-            self.value_head.load_state_dict(self._best["value_head"])
-        self.best_step = None if self._best is None else self._best["step"]
-        self._best = None
-        return history
-
-    def _evaluate(self, evaluate, step: int) -> None:
-        """Evaluate the policy now; under keep_best, keep a CPU copy of the weights when they are the best yet."""
-        if evaluate is None:
-            return
-        metrics = {"step": step, "sampled_tokens": self.sampled_tokens, **evaluate(self.policy)}
-        self.evaluations.append(metrics)
-        key = self.config.keep_best
-        if key is None:
-            return
-        if key not in metrics:
-            raise ConfigError("ppo.keep_best", f"evaluate() returned no {key!r} (it gave {sorted(metrics)})")
-        if self._best is None or metrics[key] > self._best["value"]:
-            self._best = {"step": step, "value": metrics[key], "policy": _cpu_copy(self.policy.unwrapped),
-                          "value_head": _cpu_copy(self.value_head)}
+    def modules(self) -> dict[str, nn.Module]:
+        return {**super().modules(), "value_head": self.value_head}
 
     def step(self, prompts: Sequence[Example], step: int) -> dict:
         """One PPO step on these prompts; returns its metrics."""
         cfg, clock = self.config, time.perf_counter
         started = clock()
         # step 1. generate: K samples per prompt
-        samples = generate(self.policy, prompts, cfg.samples_per_prompt, cfg.temperature, cfg.top_p,
-                           cfg.max_new_tokens, seed=cfg.seed * 100_003 + step)
+        samples = self.policy.rollouts(prompts, cfg.samples_per_prompt, cfg.temperature, cfg.top_p,
+                                       cfg.max_new_tokens, seed=cfg.seed * 100_003 + step)
         sampled = sum(len(o) for o in samples.output_ids)  # EOS included, as policy.sample counts
         self.sampled_tokens += sampled
         generated = clock()
 
         # step 2. score: the reward of each sample; log p, log p_ref and V of each of its tokens
         device = self.policy.accelerator.device
-        scores = torch.as_tensor(self.reward(self.policy, samples.examples, samples.texts), dtype=torch.float32)
-        if scores.shape != (len(samples.texts),) or not torch.isfinite(scores).all():
+        scores = torch.as_tensor(self.reward(self.policy, samples.examples, samples.outputs), dtype=torch.float32)
+        if scores.shape != (len(samples.outputs),) or not torch.isfinite(scores).all():
             raise RestlmError(f"reward {self.reward.name!r} must give one finite score per sample")
-        batch = rollout_batch(samples.prompt_ids, samples.output_ids, self.policy.tokenizer.pad_token_id)
+        batch = self.policy.rollout_batch(samples)
         rollout = self._rollout({k: v.to(device) for k, v in batch.items()})
         scores = scores.to(device)
         gap = self._engine_gap(batch, samples)
@@ -263,7 +150,7 @@ class PPO:
         # step 4. optimise: ppo_epochs passes of minibatches over the rollouts
         losses = self._optimise(rollout, step)
         kl_per_sample = kl.sum(-1)
-        self.kl.update(kl_per_sample.mean().item(), len(samples.texts))
+        self.kl.update(kl_per_sample.mean().item(), len(samples.outputs))
         done = clock()
         return {
             "ppo/mean_reward": scores.mean().item(), "ppo/std_reward": scores.std(unbiased=False).item(),
@@ -271,7 +158,7 @@ class PPO:
             "ppo/mean_non_score_reward": (-kl_coef * kl_per_sample).mean().item(),
             "ppo/entropy": masked_mean(rollout["entropy"], mask).item(), **losses,
             "ppo/mean_output_tokens": mask.sum(-1).float().mean().item(),
-            "guards/distinct_1": distinct_n(samples.texts, 1), "guards/distinct_2": distinct_n(samples.texts, 2),
+            "guards/distinct_1": distinct_n(samples.outputs, 1), "guards/distinct_2": distinct_n(samples.outputs, 2),
             **({"guards/engine_logprob_gap": gap} if gap is not None else {}),
             "charts/step": step, "charts/sampled_tokens": self.sampled_tokens,
             "charts/tokens_per_s": sampled / (done - started), "charts/step_time_s": done - started,
@@ -286,7 +173,7 @@ class PPO:
         None when the policy's own model sampled. The losses use the policy's log-probs only."""
         if samples.engine_mean_log_probs is None:
             return None
-        rows = torch.arange(min(self.config.mini_batch_size, len(samples.texts)))
+        rows = torch.arange(min(self.config.mini_batch_size, len(samples.outputs)))
         part = {k: v.to(self.policy.accelerator.device) for k, v in _rows(batch, rows).items()}
         out = token_outputs(self.policy.unwrapped, part, 1.0)
         mine = (out["log_probs"] * out["mask"]).sum(-1) / out["mask"].sum(-1).clamp_min(1)
@@ -335,28 +222,15 @@ class PPO:
                     stats[f"ppo/{name}"].append(value.item())
         return {name: float(np.mean(values)) for name, values in stats.items()}
 
-    @contextmanager
-    def _reference(self):
-        if self.reference is not None:
-            yield self.reference
-        else:
-            with self.policy.unwrapped.disable_adapter():
-                yield self.policy.unwrapped
-
     def save(self, path: str | Path) -> None:
         """The policy in HF format (LoRA merged, see policies/lora.py) and `value_head.safetensors` beside it."""
         from safetensors.torch import save_file
 
-        self.policy.save(Path(path))
+        super().save(path)
         save_file(self.value_head.state_dict(), str(Path(path) / "value_head.safetensors"))
 
-
-def _cpu_copy(module: nn.Module) -> dict:
-    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
-
-
-def _log_line(metrics: dict, total_steps: int) -> str:
-    return (f"[ppo {metrics['charts/step']}/{total_steps}] reward={metrics['ppo/mean_reward']:.4g} "
-            f"kl={metrics['ppo/kl']:.4g} entropy={metrics['ppo/entropy']:.4g} "
-            f"clipfrac={metrics['ppo/clipfrac']:.3g} {metrics['charts/step_time_s']:.2f} s/step "
-            f"{metrics['charts/tokens_per_s']:.1f} sampled tok/s")
+    def log_line(self, metrics: dict) -> str:
+        return (f"[ppo {metrics['charts/step']}/{self.config.total_steps}] reward={metrics['ppo/mean_reward']:.4g} "
+                f"kl={metrics['ppo/kl']:.4g} entropy={metrics['ppo/entropy']:.4g} "
+                f"clipfrac={metrics['ppo/clipfrac']:.3g} {metrics['charts/step_time_s']:.2f} s/step "
+                f"{metrics['charts/tokens_per_s']:.1f} sampled tok/s")

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import torch
 
-SCALES = ("group", "batch", "none")
-"""how GRPO divides the centred rewards: by the group's std (GRPO), the batch's, or not (Dr. GRPO)"""
-LOSS_TYPES = ("grpo", "bnpo", "dr_grpo")
-"""how the per-token losses are averaged: per sequence then over sequences (GRPO), over every token
-of the batch (BNPO), or over B x max_completion_length (Dr. GRPO: no length normalisation)"""
+# SCALES: how GRPO divides the centred rewards: by the group's std (GRPO), the batch's, or not (Dr. GRPO);
+# LOSS_TYPES: how the per-token losses are averaged: per sequence then over sequences (GRPO), over every
+# token of the batch (BNPO), or over B x max_completion_length (Dr. GRPO: no length normalisation)
+from restlm.config.grpo import LOSS_TYPES, SCALES
 STD_EPS = 1e-4  # TRL's: a group of equal rewards gets advantage 0, not 0/0
 
 

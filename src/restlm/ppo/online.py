@@ -1,0 +1,149 @@
+"""What every online RL loop here shares (PPO, GRPO, RLOO): the prompt order, the step loop with its
+token budget, evaluations and the kept best step, the frozen reference, and the metrics file.
+
+A subclass sets `section` (the config section its errors name), builds its optimiser and writes `step`
+(one step on a batch of prompts, returning its metrics) and `log_line`.
+"""
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from restlm.data.examples import Example
+from restlm.errors import ConfigError, RestlmError
+from restlm.policies.lora import apply_lora, is_lora
+from restlm.rewards.base import Reward
+from restlm.runs import write_jsonl
+
+
+class OnlineRL(ABC):
+    """The loop of an online RL method over a list of prompts (Example.text), against a reward.
+
+    `reward`: a Reward, a name (as `build_reward` takes) or a function (examples, outputs) -> scores.
+    One process; the policy stays in eval mode (no dropout), so the old and new log-probs of a
+    token differ only by the update. Under LoRA the reference is the base model (adapters off);
+    else, when `needs_reference`, a frozen copy of the start.
+    """
+
+    section: str = ""  # the config section its errors name: "ppo", "grpo"
+    kinds: tuple[str, ...] = ("classifier", "causal", "seq2seq")
+
+    def __init__(self, policy, reward: Reward | str | Callable, prompts: Sequence[Example], config,
+                 needs_reference: bool = True):
+        from restlm.rewards import build_reward
+
+        self.config = cfg = config.validate()
+        if not prompts:
+            raise RestlmError(f"{self.section.upper()} needs at least one prompt")
+        kind = getattr(policy, "kind", type(policy).__name__)
+        if kind not in self.kinds:
+            raise RestlmError(f"{self.section.upper()} trains {' or '.join(self.kinds)} policies, not {kind!r}")
+        if policy.accelerator.num_processes > 1:
+            raise RestlmError(f"{self.section.upper()} runs on one process; launch it without accelerate's "
+                              "multi-process mode")
+        if cfg.lora is not None:
+            if is_lora(policy.unwrapped):
+                raise ConfigError(f"{self.section}.lora", f"the policy already has LoRA adapters; leave "
+                                  f"{self.section}.lora unset")
+            policy.model = policy.accelerator.prepare(apply_lora(policy.unwrapped, cfg.lora, policy.lora_task_type))
+        policy.model.eval()
+        self.policy, self.prompts = policy, list(prompts)
+        self.reward = build_reward(reward, key=f"{self.section}.reward")
+        torch.manual_seed(cfg.seed)
+        keep_copy = needs_reference and not is_lora(policy.unwrapped)
+        self.reference = copy.deepcopy(policy.unwrapped).requires_grad_(False) if keep_copy else None
+        self.prompt_rng = np.random.default_rng([cfg.seed, 0])
+        self.minibatch_rng = np.random.default_rng([cfg.seed, 1])
+        self.sampled_tokens = 0  # over the whole run, for budgets comparable with ReST's Grow steps
+
+    # ---- what a method writes
+    @abstractmethod
+    def step(self, prompts: Sequence[Example], step: int) -> dict:
+        """One step on these prompts; returns its metrics (with 'charts/step')."""
+
+    @abstractmethod
+    def log_line(self, metrics: dict) -> str:
+        """One line of a step's metrics for the console."""
+
+    def modules(self) -> dict[str, nn.Module]:
+        """What `keep_best` snapshots and restores."""
+        return {"policy": self.policy.unwrapped}
+
+    # ---- the loop
+    def train(self, metrics_path: str | Path | None = None, verbose: bool = True,
+              evaluate: Callable[[object], dict] | None = None) -> list[dict]:
+        """`total_steps` steps (fewer once `max_sampled_tokens` are sampled); returns one metrics dict per
+        step, also rewritten to `metrics_path` as JSONL after every step when given.
+
+        evaluate(policy) -> {name: value}: run before the first step, every `eval_every` steps and after the
+        last; its results are `self.evaluations` (one dict per evaluation, with `step` and `sampled_tokens`)
+        and, for the steps evaluated, `eval/<name>` in the history. With `keep_best`, the policy ends as it
+        was at the evaluation where that metric was highest.
+        """
+        cfg = self.config
+        history, self.evaluations, self._best = [], [], None
+        self._evaluate(evaluate, 0)
+        order: list[int] = []
+        for step in range(1, cfg.total_steps + 1):
+            while len(order) < cfg.batch_size:  # every prompt once per pass, in a new order each pass
+                order += self.prompt_rng.permutation(len(self.prompts)).tolist()
+            rows, order = order[: cfg.batch_size], order[cfg.batch_size :]
+            history.append(self.step([self.prompts[i] for i in rows], step))
+            budget = cfg.max_sampled_tokens
+            last = step == cfg.total_steps or (budget is not None and self.sampled_tokens >= budget)
+            if evaluate is not None and (last or (cfg.eval_every and step % cfg.eval_every == 0)):
+                self._evaluate(evaluate, step)
+                history[-1].update({f"eval/{k}": v for k, v in self.evaluations[-1].items()
+                                    if k not in ("step", "sampled_tokens")})
+            if metrics_path is not None:
+                write_jsonl(Path(metrics_path), history)
+            if verbose:
+                print(self.log_line(history[-1]), flush=True)
+            if last:
+                break
+        if self._best is not None and self._best["step"] != self.evaluations[-1]["step"]:
+            for name, module in self.modules().items():
+                module.load_state_dict(self._best[name])
+        self.best_step = None if self._best is None else self._best["step"]
+        self._best = None
+        return history
+
+    def _evaluate(self, evaluate, step: int) -> None:
+        """Evaluate the policy now; under keep_best, keep a CPU copy of the weights when they are the best yet."""
+        if evaluate is None:
+            return
+        metrics = {"step": step, "sampled_tokens": self.sampled_tokens, **evaluate(self.policy)}
+        self.policy.model.eval()  # an evaluation may leave the model in train mode
+        self.evaluations.append(metrics)
+        key = self.config.keep_best
+        if key is None:
+            return
+        if key not in metrics:
+            raise ConfigError(f"{self.section}.keep_best", f"evaluate() returned no {key!r} (it gave {sorted(metrics)})")
+        if self._best is None or metrics[key] > self._best["value"]:
+            self._best = {"step": step, "value": metrics[key],
+                          **{name: _cpu_copy(module) for name, module in self.modules().items()}}
+
+    @contextmanager
+    def _reference(self):
+        """The start policy's bare model: the frozen copy, or under LoRA the base with adapters off."""
+        if self.reference is not None:
+            yield self.reference
+        else:
+            with self.policy.unwrapped.disable_adapter():
+                yield self.policy.unwrapped
+
+    def save(self, path: str | Path) -> None:
+        """The policy in HF format (LoRA merged, see policies/lora.py)."""
+        self.policy.save(Path(path))
+
+
+def _cpu_copy(module: nn.Module) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
