@@ -38,11 +38,13 @@ rest: {reward: "compare_rewards:length_match", original_data: none, grow_steps: 
 train: {batch_size: 4, eval_batch_size: 8, learning_rate: 0.01}
 ppo: {learning_rate: 0.001, total_steps: 3, batch_size: 2, mini_batch_size: 2, ppo_epochs: 1, max_new_tokens: 5,
       eval_every: 1}
+grpo: {learning_rate: 0.001, total_steps: 2, batch_size: 2, samples_per_prompt: 2, mini_batch_size: 4,
+       max_new_tokens: 5, eval_every: 1}
 dpo: {learning_rate: 0.001, batch_size: 2, max_length: 256}
 baselines: {zero_shot: {backend: none}}
 run: {histograms: false, tensorboard: false}
 """
-METHODS = "sft,rest,rest_em,ppo,dpo"
+METHODS = "sft,rest,rest_em,ppo,grpo,dpo"
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +90,7 @@ def test_every_method_runs_on_a_users_task_and_is_reported(finished):
     assert summary["task"] == "prompts" and summary["seeds"] == 2 and summary["heldout_inputs"] == 5
     assert summary["metrics"] == {"selection": "dev_reward", "proxy": "test_reward", "gold": "test_gold"}
     by_name = {m["method"]: m for m in summary["methods"]}
-    assert list(by_name) == ["sft", "rest", "rest_em", "dpo", "ppo"]
+    assert list(by_name) == ["sft", "rest", "rest_em", "dpo", "ppo", "grpo"]
     for name, m in by_name.items():
         for key in ("proxy", "gold", "gold_ci95", "gold_minus_rest_ci95", "kl", "distinct2", "sampled_tokens",
                     "wall_time_s"):
@@ -108,9 +110,11 @@ def test_every_method_runs_on_a_users_task_and_is_reported(finished):
             assert start["dev_reward"] == by_name["sft"]["by_seed"][seed]["steps"][0]["dev_reward"]
     assert by_name["sft"]["sampled_tokens"] == 0 and by_name["sft"]["kl"] == 0.0
     assert by_name["rest"]["gold_minus_rest_ci95"] is None
-    for name in ("rest", "rest_em", "ppo", "dpo"):
+    for name in ("rest", "rest_em", "ppo", "grpo", "dpo"):
         assert by_name[name]["sampled_tokens"] > 0
     assert [s["step"] for s in by_name["ppo"]["by_seed"][0]["steps"]] == ["start", "step 1", "step 2", "step 3"]
+    # without --budget, the online methods spend at most one step past what ReST's Grow steps spent
+    assert [s["step"] for s in by_name["grpo"]["by_seed"][0]["steps"]][:2] == ["start", "step 1"]
     assert [s["step"] for s in by_name["rest"]["by_seed"][0]["steps"]] == ["start", "G1I1", "G1I2"]
     # a method that moved the policy has a KL to the start; the start itself has none
     for name, m in by_name.items():
@@ -296,11 +300,12 @@ def test_a_plugin_registers_a_task_that_the_config_names(user_folder, monkeypatc
 def test_restlm_run_runs_another_method_alone_and_resumes_it(user_folder, tmp_path, monkeypatch, capfd):
     monkeypatch.chdir(user_folder)
     monkeypatch.setattr(sys, "path", list(sys.path))
-    out = tmp_path / "ppo_run"
-    argv = ["run", "--config", "task.yaml", "--set", "method=ppo", "--set", "ppo.total_steps=2", "--output-dir", str(out)]
+    out = tmp_path / "rloo_run"
+    argv = ["run", "--config", "task.yaml", "--set", "method=rloo", "--set", "grpo.total_steps=2", "--output-dir", str(out)]
     assert cli.main(argv) == 0, capfd.readouterr().err
     first = json.loads((out / "compare.json").read_text())
-    assert [m["method"] for m in first["methods"]] == ["sft", "ppo"]
+    assert [m["method"] for m in first["methods"]] == ["sft", "rloo"]
+    assert first["methods"][1]["by_seed"][0]["settings"]["advantage"] == "leave_one_out"
     assert [s["step"] for s in first["methods"][1]["by_seed"][0]["steps"]] == ["start", "step 1", "step 2"]
     state = (out / "state.json").read_bytes()
     assert cli.main(["run", "--resume", str(out)]) == 0, capfd.readouterr().err  # finished: nothing runs again
