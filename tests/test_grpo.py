@@ -141,3 +141,27 @@ def test_a_reward_of_the_wrong_shape_is_refused():
     grpo = GRPO(make_policy(), lambda examples, outputs: [1.0], PROMPTS, tiny_config(total_steps=1))
     with pytest.raises(RestlmError, match="one finite score per sample"):
         grpo.train(verbose=False)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_the_engine_log_prob_gap_guard(temperature):
+    """Rollouts from a CTranslate2 float32 copy: the gap to the policy's own log-probs is about 0 (at T = 1
+    read off the sampling pass; at another T from a pass of its own at T = 1), and the engine follows the
+    weights after each step."""
+    pytest.importorskip("ctranslate2")
+    from restlm.config import GenerationConfig
+
+    policy = make_policy()
+    policy.use_engine(GenerationConfig(engine="ctranslate2", compute_type="float32"))
+    history = GRPO(policy, share_of_e, PROMPTS, tiny_config(temperature=temperature)).train(verbose=False)
+    assert max(m["guards/engine_logprob_gap"] for m in history) < 1e-3
+    assert policy.engine.syncs == 2
+
+
+def test_a_lower_is_better_reward_is_maximised_as_its_negative():
+    from restlm.rewards.base import Reward
+
+    length = Reward("length", lambda policy, examples, outputs: [len(o) for o in outputs], False)
+    grpo = GRPO(make_policy(), length, PROMPTS, tiny_config(total_steps=1))
+    (metrics,) = grpo.train(verbose=False)
+    assert grpo.reward.higher_is_better and metrics["grpo/reward_mean"] <= 0

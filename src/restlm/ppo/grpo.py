@@ -81,6 +81,7 @@ class GRPO(OnlineRL):
         else:
             advantages, zero_std = group_advantages(scores, cfg.samples_per_prompt, cfg.scale)
         old, ref, entropy = self._score(samples)
+        gap = self._engine_gap(samples, old)
         scored = clock()
 
         keep = torch.nonzero(~zero_std).squeeze(-1) if cfg.skip_zero_std else torch.arange(len(samples.outputs))
@@ -98,6 +99,7 @@ class GRPO(OnlineRL):
             "grpo/entropy": float(torch.cat(entropy).mean().item()),
             "grpo/mean_output_tokens": float(np.mean(lengths)), "grpo/trained_samples": len(keep),
             "guards/distinct_1": distinct_n(outputs, 1), "guards/distinct_2": distinct_n(outputs, 2),
+            **({"guards/engine_logprob_gap": gap} if gap is not None else {}),
             "charts/step": step, "charts/sampled_tokens": self.sampled_tokens,
             "charts/tokens_per_s": sampled / (done - started), "charts/step_time_s": done - started,
             "time/generate_s": generated - started, "time/score_s": scored - generated,
@@ -128,6 +130,22 @@ class GRPO(OnlineRL):
                 mask = now["mask"][j]
                 old[i], ref[i], entropy[i] = now["log_probs"][j][mask], start["log_probs"][j][mask], now["entropy"][j][mask]
         return old, ref, entropy
+
+    @torch.no_grad()
+    def _engine_gap(self, samples: Samples, old: list) -> float | None:
+        """Mean |engine - policy| of the per-token mean log-prob (temperature 1) of the samples: how far the
+        engine that sampled (int8, another kernel) is from the policy that trains (PPO logs the same guard).
+        None when the policy's own model sampled; the losses use the policy's log-probs only."""
+        if samples.engine_mean_log_probs is None:
+            return None
+        rows = range(min(self.config.mini_batch_size, len(samples.outputs)))
+        if self.config.temperature == 1.0:
+            mine = [float(old[i].mean()) for i in rows]
+        else:
+            _, batch = next(self._batches(samples, list(rows)))
+            out = token_log_probs(*self.policy.rollout_logits(self.policy.unwrapped, batch), 1.0)
+            mine = ((out["log_probs"].sum(-1)) / out["mask"].sum(-1).clamp_min(1)).tolist()
+        return float(np.mean([abs(samples.engine_mean_log_probs[i] - m) for i, m in zip(rows, mine)]))
 
     def _optimise(self, samples: Samples, keep: torch.Tensor, advantages: torch.Tensor, old: list, ref: list,
                   step: int) -> dict[str, float]:

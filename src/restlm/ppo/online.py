@@ -27,7 +27,7 @@ class OnlineRL(ABC):
     """The loop of an online RL method over a list of prompts (Example.text), against a reward.
 
     `reward`: a Reward, a name (as `build_reward` takes) or a function (examples, outputs) -> scores.
-    One process; the policy stays in eval mode (no dropout), so the old and new log-probs of a
+    A lower-is-better reward (NLL) is maximised as its negative. One process; the policy stays in eval mode (no dropout), so the old and new log-probs of a
     token differ only by the update. Under LoRA the reference is the base model (adapters off);
     else, when `needs_reference`, a frozen copy of the start.
     """
@@ -55,7 +55,7 @@ class OnlineRL(ABC):
             policy.model = policy.accelerator.prepare(apply_lora(policy.unwrapped, cfg.lora, policy.lora_task_type))
         policy.model.eval()
         self.policy, self.prompts = policy, list(prompts)
-        self.reward = build_reward(reward, key=f"{self.section}.reward")
+        self.reward = _maximised(build_reward(reward, key=f"{self.section}.reward"))
         torch.manual_seed(cfg.seed)
         keep_copy = needs_reference and not is_lora(policy.unwrapped)
         self.reference = copy.deepcopy(policy.unwrapped).requires_grad_(False) if keep_copy else None
@@ -143,6 +143,13 @@ class OnlineRL(ABC):
     def save(self, path: str | Path) -> None:
         """The policy in HF format (LoRA merged, see policies/lora.py)."""
         self.policy.save(Path(path))
+
+
+def _maximised(reward: Reward) -> Reward:
+    """The reward itself, or for a lower-is-better one (NLL) its negative: every loop here maximises."""
+    if reward.higher_is_better:
+        return reward
+    return Reward(f"-{reward.name}", lambda policy, examples, outputs: -reward(policy, examples, outputs), True, None)
 
 
 def _cpu_copy(module: nn.Module) -> dict:
