@@ -328,3 +328,30 @@ def test_a_comparison_started_before_a_config_key_existed_still_resumes(user_fol
     assert cli.main(["compare", "--task", "task.yaml", "--out", str(out), "--methods", METHODS, "--seeds", "2",
                      "--eval-samples", "2", "--bootstrap", "200"]) == 0, capfd.readouterr().err
     assert (out / "state.json").read_bytes() == state  # nothing ran again
+
+
+def test_an_online_method_killed_mid_run_resumes_from_its_saved_step(user_folder, tmp_path):
+    """SIGKILL in the middle of GRPO's steps: the rerun continues from its last saved step (not from the
+    start) and ends with the results of a run that was never killed."""
+    argv = ["run", "--config", "task.yaml", "--set", "method=grpo", "--set", "grpo.total_steps=12",
+            "--set", "grpo.eval_every=1"]
+    whole = subprocess.run(restlm_cmd(*argv, "--output-dir", str(tmp_path / "whole")), cwd=user_folder, env=cli_env(),
+                           capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    out = tmp_path / "killed"
+    process = subprocess.Popen(restlm_cmd(*argv, "--output-dir", str(out)), cwd=user_folder, env=cli_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    saved = out / layout.online_state(layout.method_prefix(0, "grpo"))
+    deadline = time.time() + 300
+    while time.time() < deadline and not saved.exists():
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert saved.exists() and not (out / "compare.json").exists()
+    resumed = subprocess.run(restlm_cmd("run", "--resume", str(out)), cwd=user_folder, env=cli_env(),
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "grpo: resumed at step" in resumed.stdout
+    assert not saved.exists()
+    assert without_times(json.loads((out / "compare.json").read_text())) == \
+        without_times(json.loads((tmp_path / "whole" / "compare.json").read_text()))

@@ -165,3 +165,51 @@ def test_a_lower_is_better_reward_is_maximised_as_its_negative():
     grpo = GRPO(make_policy(), length, PROMPTS, tiny_config(total_steps=1))
     (metrics,) = grpo.train(verbose=False)
     assert grpo.reward.higher_is_better and metrics["grpo/reward_mean"] <= 0
+
+
+def _untimed(history):
+    return [{k: v for k, v in m.items() if not k.startswith(("time/", "charts/tokens_per_s", "charts/step_time"))}
+            for m in history]
+
+
+@pytest.mark.parametrize("method", ["grpo", "ppo"])
+def test_a_run_that_stops_resumes_from_its_last_saved_step_to_the_same_end(tmp_path, method):
+    """A run interrupted at step 3 (state saved after every evaluated step) continues from step 2 in a new
+    process-like start (a fresh policy and trainer) and ends with the history and weights of an
+    uninterrupted run; the state file is gone at the end."""
+    from restlm.ppo import PPO, PPOConfig
+
+    def trainer():
+        if method == "grpo":
+            return GRPO(make_policy(), share_of_e, PROMPTS, tiny_config(total_steps=4, eval_every=1, mini_batch_size=8,
+                                                                       keep_best="score"))
+        return PPO(make_policy(), share_of_e, PROMPTS, PPOConfig(batch_size=4, samples_per_prompt=2, mini_batch_size=4,
+                                                                 max_new_tokens=6, learning_rate=1e-3, total_steps=4,
+                                                                 eval_every=1, keep_best="score", adaptive_kl=True))
+
+    def evaluate(policy):  # a score that depends on the weights
+        return {"score": float(sum(p.detach().double().sum() for p in policy.unwrapped.parameters()))}
+
+    whole = trainer()
+    expected = whole.train(verbose=False, evaluate=evaluate)
+    weights = {n: p.detach().clone() for n, p in whole.policy.unwrapped.named_parameters()}
+
+    state = tmp_path / "state.pt"
+    first = trainer()
+    step = first.step
+
+    def crash_at_3(prompts, n):
+        if n == 3:
+            raise KeyboardInterrupt
+        return step(prompts, n)
+
+    first.step = crash_at_3
+    with pytest.raises(KeyboardInterrupt):
+        first.train(verbose=False, evaluate=evaluate, state_path=state)
+    assert state.exists()
+    again = trainer()
+    history = again.train(verbose=False, evaluate=evaluate, state_path=state)
+    assert again.resumed_from == 2 and not state.exists()
+    assert _untimed(history) == _untimed(expected)
+    assert again.best_step == whole.best_step and again.evaluations == whole.evaluations
+    assert all(torch.equal(p, weights[n]) for n, p in again.policy.unwrapped.named_parameters())

@@ -93,6 +93,12 @@ def method_final(seed: int, method: str) -> str:
     return f"{method_prefix(seed, method)}/final"
 
 
+def online_state(key: str) -> Path:
+    """An online method's state at its last saved step (weights, optimiser, random generators, history),
+    from which a killed run resumes mid-way; deleted when the method finishes."""
+    return Path("checkpoints") / f"{key}.online_state.pt"
+
+
 def stage_file(key: str, suffix: str) -> Path:
     """A file a stage writes beside its record (PPO's metrics), relative to the run directory."""
     return Path("logs") / f"{key.replace('/', '_')}{suffix}"

@@ -4,7 +4,6 @@ steps, each ends at its evaluated step of highest dev selection metric (the star
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import ClassVar
 
 from restlm import run_layout as layout
@@ -34,16 +33,15 @@ class OnlineMethod(Method):
 
         def train(key: str) -> dict:
             trainer = self.trainer(run.policy, reward, run.task.train, cfg)
-            started = time.perf_counter()
             history = trainer.train(run.stages.run.file(*layout.stage_file(key, "_metrics.jsonl").parts),
-                                    verbose=False, evaluate=run.evaluate)
+                                    verbose=False, evaluate=run.evaluate,
+                                    state_path=run.stages.run.file(*layout.online_state(key).parts))
             steps = [{**metrics_only(e), "step": "start" if e["step"] == 0 else f"step {e['step']}"}
                      for e in trainer.evaluations]
             steps[0] = {"step": "start", "sampled_tokens": 0, **metrics_only(run.start_metrics)}
-            eval_s = sum(e.get("eval_s", 0.0) for e in trainer.evaluations)
             best = next(i for i, e in enumerate(trainer.evaluations) if e["step"] == trainer.best_step)
             return {"steps": steps, "chosen_step": steps[best]["step"], "sampled_tokens": trainer.sampled_tokens,
-                    "wall_time_s": time.perf_counter() - started - eval_s, f"{self.section}_steps": len(history),
+                    "wall_time_s": sum(h["charts/step_time_s"] for h in history), f"{self.section}_steps": len(history),
                     "last_kl": history[-1][self.kl_metric], "settings": dataclasses.asdict(cfg)}
 
         record = run.stages(run.prefix, train, after=run.start, trains=True)

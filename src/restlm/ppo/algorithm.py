@@ -91,8 +91,9 @@ class PPO(OnlineRL):
         history = PPO(policy, "chrf", prompts, PPOConfig(total_steps=20)).train("metrics.jsonl")
 
     `reward`: a Reward, a name (as `build_reward` takes) or a function (examples, outputs) -> scores.
-    Supported: CausalLMPolicy (full weights or LoRA), one process, float32. Not supported:
-    several processes, resuming a killed run, seq2seq or classifier policies. The loop, evaluations,
+    Supported: CausalLMPolicy (full weights or LoRA), one process, float32, resuming a killed run from
+    its last evaluated step (`train(state_path=...)`). Not supported: several processes, seq2seq or
+    classifier policies. The loop, evaluations,
     `keep_best` and the reference are OnlineRL's (online.py).
     The value head shares the policy's body (one forward pass for both), so the value loss
     also moves the policy. Approximations: with top_p < 1 the samples come from the nucleus
@@ -115,6 +116,12 @@ class PPO(OnlineRL):
 
     def modules(self) -> dict[str, nn.Module]:
         return {**super().modules(), "value_head": self.value_head}
+
+    def extra_state(self) -> dict:
+        return {"kl_coef": self.kl.value}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.kl.value = state["kl_coef"]
 
     def step(self, prompts: Sequence[Example], step: int) -> dict:
         """One PPO step on these prompts; returns its metrics."""

@@ -7,6 +7,7 @@ A subclass sets `section` (the config section its errors name), builds its optim
 from __future__ import annotations
 
 import copy
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -76,9 +77,16 @@ class OnlineRL(ABC):
         """What `keep_best` snapshots and restores."""
         return {"policy": self.policy.unwrapped}
 
+    def extra_state(self) -> dict:
+        """What else a resumed run needs (PPO: its KL coefficient)."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
     # ---- the loop
     def train(self, metrics_path: str | Path | None = None, verbose: bool = True,
-              evaluate: Callable[[object], dict] | None = None) -> list[dict]:
+              evaluate: Callable[[object], dict] | None = None, state_path: str | Path | None = None) -> list[dict]:
         """`total_steps` steps (fewer once `max_sampled_tokens` are sampled); returns one metrics dict per
         step, also rewritten to `metrics_path` as JSONL after every step when given.
 
@@ -86,19 +94,28 @@ class OnlineRL(ABC):
         last; its results are `self.evaluations` (one dict per evaluation, with `step` and `sampled_tokens`)
         and, for the steps evaluated, `eval/<name>` in the history. With `keep_best`, the policy ends as it
         was at the evaluation where that metric was highest.
+
+        state_path: after every `eval_every` steps the whole state is written there (atomically), and a
+        `train` that finds it continues from that step, ending as an uninterrupted run would; it is
+        deleted when the run ends. Without eval_every nothing is written.
         """
         cfg = self.config
-        history, self.evaluations, self._best = [], [], None
-        self._evaluate(evaluate, 0)
-        order: list[int] = []
-        for step in range(1, cfg.total_steps + 1):
+        history, order, first = [], [], 1
+        self.evaluations, self._best, self.resumed_from = [], None, None
+        if state_path is not None and Path(state_path).exists():
+            history, order, first = self._load_state(Path(state_path))
+            self.resumed_from = first - 1
+        else:
+            self._evaluate(evaluate, 0)
+        for step in range(first, cfg.total_steps + 1):
             while len(order) < cfg.batch_size:  # every prompt once per pass, in a new order each pass
                 order += self.prompt_rng.permutation(len(self.prompts)).tolist()
             rows, order = order[: cfg.batch_size], order[cfg.batch_size :]
             history.append(self.step([self.prompts[i] for i in rows], step))
             budget = cfg.max_sampled_tokens
             last = step == cfg.total_steps or (budget is not None and self.sampled_tokens >= budget)
-            if evaluate is not None and (last or (cfg.eval_every and step % cfg.eval_every == 0)):
+            every = cfg.eval_every and step % cfg.eval_every == 0
+            if evaluate is not None and (last or every):
                 self._evaluate(evaluate, step)
                 history[-1].update({f"eval/{k}": v for k, v in self.evaluations[-1].items()
                                     if k not in ("step", "sampled_tokens")})
@@ -108,12 +125,42 @@ class OnlineRL(ABC):
                 print(self.log_line(history[-1]), flush=True)
             if last:
                 break
+            if state_path is not None and every:
+                self._save_state(Path(state_path), history, order, step)
         if self._best is not None and self._best["step"] != self.evaluations[-1]["step"]:
             for name, module in self.modules().items():
                 module.load_state_dict(self._best[name])
         self.best_step = None if self._best is None else self._best["step"]
         self._best = None
+        if state_path is not None:
+            Path(state_path).unlink(missing_ok=True)
         return history
+
+    def _save_state(self, path: Path, history: list, order: list, step: int) -> None:
+        """Everything the next steps depend on, in one file written atomically."""
+        state = {"step": step, "history": history, "order": order, "evaluations": self.evaluations,
+                 "best": self._best, "sampled_tokens": self.sampled_tokens,
+                 "modules": {name: module.state_dict() for name, module in self.modules().items()},
+                 "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                 "prompt_rng": self.prompt_rng.bit_generator.state,
+                 "minibatch_rng": self.minibatch_rng.bit_generator.state, "extra": self.extra_state()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        torch.save(state, partial)
+        os.replace(partial, path)
+
+    def _load_state(self, path: Path) -> tuple[list, list, int]:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        for name, module in self.modules().items():
+            module.load_state_dict(state["modules"][name])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        self.prompt_rng.bit_generator.state = state["prompt_rng"]
+        self.minibatch_rng.bit_generator.state = state["minibatch_rng"]
+        self.evaluations, self._best, self.sampled_tokens = state["evaluations"], state["best"], state["sampled_tokens"]
+        self.load_extra_state(state["extra"])
+        print(f"{self.section}: resumed at step {state['step']} from {path}", flush=True)
+        return state["history"], state["order"], state["step"] + 1
 
     def _evaluate(self, evaluate, step: int) -> None:
         """Evaluate the policy now; under keep_best, keep a CPU copy of the weights when they are the best yet."""
