@@ -158,7 +158,7 @@ def test_cli_config_bad_key_exits_2_with_one_line(capsys):
                          ids=lambda p: p.name)
 def test_every_shipped_config_loads_and_validates(path):
     config = load_config(path)
-    assert config.task in ("classification", "translation", "prompts", "sentiment")
+    assert config.task in ("classification", "translation", "prompts", "sentiment", "arithmetic")
 
 
 def test_a_run_recorded_before_the_generation_engines_resumes_on_hf():

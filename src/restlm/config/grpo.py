@@ -1,8 +1,9 @@
-"""The settings of a GRPO or RLOO run: one dataclass, every field with a one-line docstring."""
+"""The settings of a GRPO or RLOO run: one dataclass (the loop's fields in online.py), every field with a one-line docstring."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from restlm.config.online import OnlineLoopConfig
 from restlm.config.ranges import check_ranges
 from restlm.errors import ConfigError
 
@@ -12,7 +13,7 @@ LOSS_TYPES = ("grpo", "bnpo", "dr_grpo")
 
 
 @dataclass
-class GRPOConfig:
+class GRPOConfig(OnlineLoopConfig):
     learning_rate: float = 1e-6
     """AdamW learning rate (TRL's default; a short run on a small model takes about 1e-5, LoRA about 1e-4)"""
     batch_size: int = 8
@@ -46,22 +47,6 @@ class GRPOConfig:
     """weight of the k3 KL to the start policy in the loss (0, as in current practice; the KL is logged either way)"""
     skip_zero_std: bool = False
     """leave out of the loss the groups whose rewards are all equal (they have advantage 0 and teach nothing)"""
-    max_grad_norm: float = 1.0
-    """gradients are clipped to this global norm"""
-    lora: dict | None = None
-    """None (train every weight) or apply_lora's dict, e.g. {"r": 8}; the reference is then the base model"""
-    total_steps: int = 10
-    """steps of `train`"""
-    max_sampled_tokens: int | None = None
-    """stop `train` after the step that brings the sampled tokens to this many (a budget, e.g. ReST's); None: no cap"""
-    eval_every: int = 0
-    """with an `evaluate` function given to `train`: evaluate before the first step, every this many steps and
-    after the last; 0: only before the first and after the last"""
-    keep_best: str | None = None
-    """a metric of `evaluate` (higher better): `train` ends by restoring the evaluated step where it was highest
-    (the start included); None: the last step is the result"""
-    seed: int = 0
-    """seed of prompt order, sampling and minibatch order"""
 
     def validate(self, section: str = "grpo") -> GRPOConfig:
         """Raise ConfigError naming the first bad field; returns self."""
@@ -80,17 +65,9 @@ class GRPOConfig:
         for name, choices in (("advantage", ADVANTAGES), ("scale", SCALES), ("loss_type", LOSS_TYPES)):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{section}.{name}", f"must be one of {', '.join(choices)}; got {getattr(self, name)!r}")
-        budget = self.max_sampled_tokens
-        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
-            raise ConfigError(f"{section}.max_sampled_tokens", f"must be null or an integer >= 1, not {budget!r}")
-        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or self.eval_every < 0:
-            raise ConfigError(f"{section}.eval_every", f"must be an integer >= 0, not {self.eval_every!r}")
+        self.check_loop(section)
         if not isinstance(self.skip_zero_std, bool):
             raise ConfigError(f"{section}.skip_zero_std", f"must be true or false, not {self.skip_zero_std!r}")
-        if self.keep_best is not None and not isinstance(self.keep_best, str):
-            raise ConfigError(f"{section}.keep_best", f"must be null or a metric name, not {self.keep_best!r}")
-        if self.lora is not None and not isinstance(self.lora, dict):
-            raise ConfigError(f"{section}.lora", f"must be null or a dict of LoRA options, not {self.lora!r}")
         check_ranges(self, section, positive=positive, unit=("top_p", "epsilon_low"),
                      non_negative=("epsilon_high", "beta"))
         return self

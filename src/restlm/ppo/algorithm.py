@@ -13,7 +13,6 @@ from torch import nn
 
 from restlm.config.ppo import PPOConfig
 from restlm.data.examples import Example
-from restlm.errors import RestlmError
 from restlm.guards import distinct_n
 from restlm.policies.base import Samples, token_log_probs
 from restlm.policies.causal import rollout_batch  # noqa: F401  (re-exported by restlm.ppo)
@@ -128,17 +127,12 @@ class PPO(OnlineRL):
         cfg, clock = self.config, time.perf_counter
         started = clock()
         # step 1. generate: K samples per prompt
-        samples = self.policy.rollouts(prompts, cfg.samples_per_prompt, cfg.temperature, cfg.top_p,
-                                       cfg.max_new_tokens, seed=cfg.seed * 100_003 + step)
-        sampled = sum(len(o) for o in samples.output_ids)  # EOS included, as policy.sample counts
-        self.sampled_tokens += sampled
+        samples, sampled = self._sample(prompts, step)
         generated = clock()
 
         # step 2. score: the reward of each sample; log p, log p_ref and V of each of its tokens
         device = self.policy.accelerator.device
-        scores = torch.as_tensor(self.reward(self.policy, samples.examples, samples.outputs), dtype=torch.float32)
-        if scores.shape != (len(samples.outputs),) or not torch.isfinite(scores).all():
-            raise RestlmError(f"reward {self.reward.name!r} must give one finite score per sample")
+        scores = self._rewards(samples)
         batch = self.policy.rollout_batch(samples)
         rollout = self._rollout({k: v.to(device) for k, v in batch.items()})
         scores = scores.to(device)

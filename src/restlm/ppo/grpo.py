@@ -23,7 +23,6 @@ import torch
 
 from restlm.config.grpo import GRPOConfig
 from restlm.data.examples import Example
-from restlm.errors import RestlmError
 from restlm.guards import distinct_n
 from restlm.policies.base import Samples, token_log_probs
 from restlm.ppo.group_objectives import group_advantages, group_policy_loss, leave_one_out_advantages
@@ -66,15 +65,10 @@ class GRPO(OnlineRL):
         """One step on these prompts; returns its metrics (names: METRICS)."""
         cfg, clock = self.config, time.perf_counter
         started = clock()
-        samples = self.policy.rollouts(prompts, cfg.samples_per_prompt, cfg.temperature, cfg.top_p,
-                                       cfg.max_new_tokens, seed=cfg.seed * 100_003 + step)
-        sampled = sum(len(o) for o in samples.output_ids)  # EOS included, as policy.sample counts
-        self.sampled_tokens += sampled
+        samples, sampled = self._sample(prompts, step)
         generated = clock()
 
-        scores = torch.as_tensor(self.reward(self.policy, samples.examples, samples.outputs), dtype=torch.float32)
-        if scores.shape != (len(samples.outputs),) or not torch.isfinite(scores).all():
-            raise RestlmError(f"reward {self.reward.name!r} must give one finite score per sample")
+        scores = self._rewards(samples)
         if cfg.advantage == "leave_one_out":
             advantages = leave_one_out_advantages(scores, cfg.samples_per_prompt)
             _, zero_std = group_advantages(scores, cfg.samples_per_prompt, "none")

@@ -77,6 +77,22 @@ class OnlineRL(ABC):
         """What `keep_best` snapshots and restores."""
         return {"policy": self.policy.unwrapped}
 
+    def _sample(self, prompts: Sequence[Example], step: int):
+        """This step's K samples per prompt (seeded by step), counted into `sampled_tokens`; (samples, tokens)."""
+        cfg = self.config
+        samples = self.policy.rollouts(prompts, cfg.samples_per_prompt, cfg.temperature, cfg.top_p,
+                                       cfg.max_new_tokens, seed=cfg.seed * 100_003 + step)
+        sampled = sum(len(o) for o in samples.output_ids)  # EOS included, as policy.sample counts
+        self.sampled_tokens += sampled
+        return samples, sampled
+
+    def _rewards(self, samples) -> torch.Tensor:
+        """The reward of each sample, [N] float32; one finite score per sample or RestlmError."""
+        scores = torch.as_tensor(self.reward(self.policy, samples.examples, samples.outputs), dtype=torch.float32)
+        if scores.shape != (len(samples.outputs),) or not torch.isfinite(scores).all():
+            raise RestlmError(f"reward {self.reward.name!r} must give one finite score per sample")
+        return scores
+
     def extra_state(self) -> dict:
         """What else a resumed run needs (PPO: its KL coefficient)."""
         return {}
