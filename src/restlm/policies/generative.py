@@ -116,15 +116,21 @@ class GenerativePolicy(LoraCheckpoints, Policy):
     @torch.no_grad()
     def rollouts(self, examples: Sequence[Example], k: int, temperature: float, top_p: float,
                  max_new_tokens: int, seed: int) -> Samples:
-        """K samples per prompt through the engine, with the generated tokens (with the hf engine each
-        chunk of `batch_size` prompts seeds torch from (seed, its index), as `sample` does)."""
+        """K samples per prompt through the engine, with the generated tokens; with several processes each
+        generates a share and every process gets them all (with the hf engine each chunk of `batch_size`
+        prompts of a share seeds torch from (seed, its index), as `sample` does)."""
         sampling = Sampling(n=k, greedy=False, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+
+        def generate(part: list[Example]) -> list[tuple[list[list[int]], list[float] | None]]:
+            generated = self.generate_ids(part, sampling, seed, sort_by_length=False)  # in prompt order, unsorted:
+            scores = self.engine.last_mean_log_probs                                  # the draws recorded runs made
+            return list(zip(generated, scores if scores is not None else [None] * len(generated)))
+
+        rows = map_across_processes(self.accelerator, list(examples), generate)
         samples = Samples(max_output_tokens=max_new_tokens)
-        generated = self.generate_ids(examples, sampling, seed, sort_by_length=False)  # in prompt order, unsorted:
-        engine_scores = self.engine.last_mean_log_probs                                 # the draws recorded runs made
-        if engine_scores is not None:
-            samples.engine_mean_log_probs = [score for per in engine_scores for score in per]
-        for example, sequences in zip(examples, generated):
+        if rows and rows[0][1] is not None:
+            samples.engine_mean_log_probs = [score for _, per in rows for score in per]
+        for example, (sequences, _) in zip(examples, rows):
             ids = self.prompt_ids(example)
             for tokens in sequences:
                 samples.examples.append(example)

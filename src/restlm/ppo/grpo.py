@@ -20,9 +20,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from accelerate.utils import gather_object
 
 from restlm.config.grpo import GRPOConfig
 from restlm.data.examples import Example
+from restlm.errors import ConfigError
 from restlm.guards import distinct_n
 from restlm.policies.base import Samples, token_log_probs
 from restlm.ppo.group_objectives import group_advantages, group_policy_loss, leave_one_out_advantages
@@ -46,16 +48,22 @@ class GRPO(OnlineRL):
     """GRPO (Shao et al. 2024), Dr. GRPO (Liu et al. 2025) or RLOO (Ahmadian et al. 2024), as the config's
     `advantage`, `scale` and `loss_type` say, over a list of prompts against a reward.
 
-    One process, float32, full weights or LoRA; a classifier's output is one token (its label), so its
+    One process or several (accelerate): every process gets all of a step's samples and rewards (each
+    generates a share), scores a share of them, and trains on its share of every minibatch, whose gradients
+    DDP averages; float32, full weights or LoRA; a classifier's output is one token (its label), so its
     loss is the ratio of that label's probability. Like PPO's, the ratio uses the full softmax at
     `temperature` even when top_p < 1 truncated the sampling.
     """
 
-    section = "grpo"
+    section, multi_process = "grpo", True
 
     def __init__(self, policy, reward: Reward | str | Callable, prompts: Sequence[Example],
                  config: GRPOConfig | None = None):
         super().__init__(policy, reward, prompts, config or GRPOConfig())
+        self.processes, self.rank = policy.accelerator.num_processes, policy.accelerator.process_index
+        if self.config.mini_batch_size % self.processes:
+            raise ConfigError("grpo.mini_batch_size", f"must be a multiple of the {self.processes} processes, "
+                              f"not {self.config.mini_batch_size}")
         trainable = [p for p in policy.model.parameters() if p.requires_grad]
         self.params = trainable
         # no weight decay, as TRL's default: the KL (when beta > 0) is what holds the policy near its start
@@ -100,11 +108,15 @@ class GRPO(OnlineRL):
             "time/optimise_s": done - scored,
         }
 
-    def _batches(self, samples: Samples, rows: Sequence[int]):
-        """(rows, rollout batch on the device) per minibatch of these rows."""
-        device = self.policy.accelerator.device
-        for start in range(0, len(rows), self.config.mini_batch_size):
-            part = [int(i) for i in rows[start : start + self.config.mini_batch_size]]
+    def _batches(self, samples: Samples, rows: Sequence[int], shard: bool = False):
+        """(rows, rollout batch on the device) per minibatch of these rows; with `shard`, this process's
+        contiguous share of each minibatch (whose size is then a multiple of the process count)."""
+        device, size = self.policy.accelerator.device, self.config.mini_batch_size
+        for start in range(0, len(rows), size):
+            part = [int(i) for i in rows[start : start + size]]
+            if shard:
+                share = len(part) // self.processes
+                part = part[self.rank * share : (self.rank + 1) * share]
             batch = self.policy.rollout_batch(samples.take(part))
             yield part, {k: v.to(device) for k, v in batch.items()}
 
@@ -115,15 +127,23 @@ class GRPO(OnlineRL):
     def _score(self, samples: Samples) -> tuple[list, list, list]:
         """Per sample, its tokens' log-probs under the sampling policy and the start policy, and the entropy
         at each of its tokens: 1-D tensors, one value per output token."""
-        old, ref, entropy = [None] * len(samples.outputs), [None] * len(samples.outputs), [None] * len(samples.outputs)
-        for rows, batch in self._batches(samples, range(len(samples.outputs))):
+        n = len(samples.outputs)
+        share = -(-n // self.processes)  # each process scores a contiguous share; all get every sample's values
+        mine = list(range(self.rank * share, min(n, (self.rank + 1) * share)))
+        scored = []
+        for rows, batch in self._batches(samples, mine):
             now = self._pass(self.policy.unwrapped, batch)
             with self._reference() as reference:
                 start = self._pass(reference, batch)
             for j, i in enumerate(rows):
                 mask = now["mask"][j]
-                old[i], ref[i], entropy[i] = now["log_probs"][j][mask], start["log_probs"][j][mask], now["entropy"][j][mask]
-        return old, ref, entropy
+                scored.append((i, now["log_probs"][j][mask].cpu(), start["log_probs"][j][mask].cpu(),
+                               now["entropy"][j][mask].cpu()))
+        if self.processes > 1:
+            scored = gather_object(scored)
+        device = self.policy.accelerator.device
+        by_row = {i: values for i, *values in scored}
+        return tuple([by_row[i][part].to(device) for i in range(n)] for part in range(3))
 
     @torch.no_grad()
     def _engine_gap(self, samples: Samples, old: list) -> float | None:
@@ -148,7 +168,8 @@ class GRPO(OnlineRL):
         cfg, stats = self.config, defaultdict(list)
         for _ in range(cfg.epochs):
             order = keep[torch.as_tensor(self.minibatch_rng.permutation(len(keep)))].tolist()
-            for rows, batch in self._batches(samples, order):
+            order = order[: len(order) - len(order) % self.processes]  # every process trains as many samples
+            for rows, batch in self._batches(samples, order, shard=True):
                 now = self._pass(self.policy.model, batch)
                 mask = now["mask"]
                 loss, parts = group_policy_loss(
@@ -163,6 +184,8 @@ class GRPO(OnlineRL):
                 stats["loss"].append(loss.item())
                 for name, value in parts.items():
                     stats[name].append(value.item())
+        if self.processes > 1:  # each process's minibatch shares, all counted alike
+            stats = {name: [v for part in gather_object([dict(stats)]) for v in part[name]] for name in stats}
         return {name: float(np.mean(values)) for name, values in stats.items()}
 
     def log_line(self, metrics: dict) -> str:

@@ -35,6 +35,7 @@ class OnlineRL(ABC):
 
     section: str = ""  # the config section its errors name: "ppo", "grpo"
     kinds: tuple[str, ...] = ("classifier", "causal", "seq2seq")
+    multi_process: bool = False  # whether `step` runs under accelerate's several processes
 
     def __init__(self, policy, reward: Reward | str | Callable, prompts: Sequence[Example], config,
                  needs_reference: bool = True):
@@ -46,7 +47,7 @@ class OnlineRL(ABC):
         kind = getattr(policy, "kind", type(policy).__name__)
         if kind not in self.kinds:
             raise RestlmError(f"{self.section.upper()} trains {' or '.join(self.kinds)} policies, not {kind!r}")
-        if policy.accelerator.num_processes > 1:
+        if policy.accelerator.num_processes > 1 and not self.multi_process:
             raise RestlmError(f"{self.section.upper()} runs on one process; launch it without accelerate's "
                               "multi-process mode")
         if cfg.lora is not None:
@@ -135,9 +136,10 @@ class OnlineRL(ABC):
                 self._evaluate(evaluate, step)
                 history[-1].update({f"eval/{k}": v for k, v in self.evaluations[-1].items()
                                     if k not in ("step", "sampled_tokens")})
-            if metrics_path is not None:
+            main = self.policy.accelerator.is_main_process
+            if metrics_path is not None and main:
                 write_jsonl(Path(metrics_path), history)
-            if verbose:
+            if verbose and main:
                 print(self.log_line(history[-1]), flush=True)
             if last:
                 break
@@ -149,7 +151,9 @@ class OnlineRL(ABC):
         self.best_step = None if self._best is None else self._best["step"]
         self._best = None
         if state_path is not None:
-            Path(state_path).unlink(missing_ok=True)
+            self.policy.accelerator.wait_for_everyone()  # every process has read it (a resume) before it goes
+            if self.policy.accelerator.is_main_process:
+                Path(state_path).unlink(missing_ok=True)
         return history
 
     def _save_state(self, path: Path, history: list, order: list, step: int) -> None:
@@ -160,10 +164,12 @@ class OnlineRL(ABC):
                  "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
                  "prompt_rng": self.prompt_rng.bit_generator.state,
                  "minibatch_rng": self.minibatch_rng.bit_generator.state, "extra": self.extra_state()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        torch.save(state, partial)
-        os.replace(partial, path)
+        if self.policy.accelerator.is_main_process:  # every process holds the same state
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(path.name + ".partial")
+            torch.save(state, partial)
+            os.replace(partial, path)
+        self.policy.accelerator.wait_for_everyone()
 
     def _load_state(self, path: Path) -> tuple[list, list, int]:
         state = torch.load(path, map_location="cpu", weights_only=False)
@@ -175,7 +181,8 @@ class OnlineRL(ABC):
         self.minibatch_rng.bit_generator.state = state["minibatch_rng"]
         self.evaluations, self._best, self.sampled_tokens = state["evaluations"], state["best"], state["sampled_tokens"]
         self.load_extra_state(state["extra"])
-        print(f"{self.section}: resumed at step {state['step']} from {path}", flush=True)
+        if self.policy.accelerator.is_main_process:
+            print(f"{self.section}: resumed at step {state['step']} from {path}", flush=True)
         return state["history"], state["order"], state["step"] + 1
 
     def _evaluate(self, evaluate, step: int) -> None:
