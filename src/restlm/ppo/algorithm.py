@@ -7,7 +7,6 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -90,8 +89,9 @@ class PPO(OnlineRL):
         history = PPO(policy, "chrf", prompts, PPOConfig(total_steps=20)).train("metrics.jsonl")
 
     `reward`: a Reward, a name (as `build_reward` takes) or a function (examples, outputs) -> scores.
-    Supported: CausalLMPolicy (full weights or LoRA), one process, float32, resuming a killed run from
-    its last evaluated step (`train(state_path=...)`). Not supported: several processes, seq2seq or
+    Supported: CausalLMPolicy (full weights or LoRA), one process or several (each trains on its share of
+    every minibatch; the value head's gradients are averaged by hand, DDP averages the policy's), float32,
+    resuming a killed run from its last evaluated step (`train(state_path=...)`). Not supported: seq2seq or
     classifier policies. The loop, evaluations,
     `keep_best` and the reference are OnlineRL's (online.py).
     The value head shares the policy's body (one forward pass for both), so the value loss
@@ -100,7 +100,7 @@ class PPO(OnlineRL):
     estimate log p - log p_ref per token, so one step's mean can be negative.
     """
 
-    section, kinds = "ppo", ("causal",)
+    section, kinds, multi_process = "ppo", ("causal",), True
 
     def __init__(self, policy, reward: Reward | str | Callable, prompts: Sequence[Example],
                  config: PPOConfig | None = None):
@@ -204,9 +204,8 @@ class PPO(OnlineRL):
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         n = len(rollout["input_ids"])
         for _ in range(cfg.ppo_epochs):
-            order = torch.as_tensor(self.minibatch_rng.permutation(n))
-            for start in range(0, n, cfg.mini_batch_size):
-                part = _rows(rollout, order[start : start + cfg.mini_batch_size])
+            for rows in self._minibatches(self.minibatch_rng.permutation(n).tolist()):
+                part = _rows(rollout, torch.as_tensor(rows))
                 now = token_outputs(self.policy.model, part, cfg.temperature, self.value_head)
                 policy_loss, clipfrac, approx_kl = clipped_policy_loss(
                     now["log_probs"], part["log_probs"], part["advantages"], part["mask"], cfg.clip_range)
@@ -216,12 +215,15 @@ class PPO(OnlineRL):
                 require_finite_loss(loss, "ppo", step, cfg.total_steps)
                 self.optimizer.zero_grad()
                 loss.backward()
+                if self.processes > 1:  # DDP averages the policy's gradients; the head is not inside it
+                    for p in self.value_head.parameters():
+                        p.grad.copy_(self.policy.accelerator.reduce(p.grad, reduction="mean"))
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 self.optimizer.step()
                 for name, value in (("policy_loss", policy_loss), ("value_loss", value_loss), ("clipfrac", clipfrac),
                                     ("value_clipfrac", value_clipfrac), ("approx_kl", approx_kl)):
                     stats[f"ppo/{name}"].append(value.item())
-        return {name: float(np.mean(values)) for name, values in stats.items()}
+        return self._means(stats)
 
     def save(self, path: str | Path) -> None:
         """The policy in HF format (LoRA merged, see policies/lora.py) and `value_head.safetensors` beside it."""

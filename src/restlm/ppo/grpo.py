@@ -24,7 +24,6 @@ from accelerate.utils import gather_object
 
 from restlm.config.grpo import GRPOConfig
 from restlm.data.examples import Example
-from restlm.errors import ConfigError
 from restlm.guards import distinct_n
 from restlm.policies.base import Samples, token_log_probs
 from restlm.ppo.group_objectives import group_advantages, group_policy_loss, leave_one_out_advantages
@@ -60,10 +59,6 @@ class GRPO(OnlineRL):
     def __init__(self, policy, reward: Reward | str | Callable, prompts: Sequence[Example],
                  config: GRPOConfig | None = None):
         super().__init__(policy, reward, prompts, config or GRPOConfig())
-        self.processes, self.rank = policy.accelerator.num_processes, policy.accelerator.process_index
-        if self.config.mini_batch_size % self.processes:
-            raise ConfigError("grpo.mini_batch_size", f"must be a multiple of the {self.processes} processes, "
-                              f"not {self.config.mini_batch_size}")
         trainable = [p for p in policy.model.parameters() if p.requires_grad]
         self.params = trainable
         # no weight decay, as TRL's default: the KL (when beta > 0) is what holds the policy near its start
@@ -108,17 +103,16 @@ class GRPO(OnlineRL):
             "time/optimise_s": done - scored,
         }
 
-    def _batches(self, samples: Samples, rows: Sequence[int], shard: bool = False):
-        """(rows, rollout batch on the device) per minibatch of these rows; with `shard`, this process's
-        contiguous share of each minibatch (whose size is then a multiple of the process count)."""
-        device, size = self.policy.accelerator.device, self.config.mini_batch_size
+    def _batches(self, samples: Samples, rows: Sequence[int]):
+        """(rows, rollout batch on the device) per chunk of `mini_batch_size` of these rows."""
+        size = self.config.mini_batch_size
         for start in range(0, len(rows), size):
             part = [int(i) for i in rows[start : start + size]]
-            if shard:
-                share = len(part) // self.processes
-                part = part[self.rank * share : (self.rank + 1) * share]
-            batch = self.policy.rollout_batch(samples.take(part))
-            yield part, {k: v.to(device) for k, v in batch.items()}
+            yield part, self._collate(samples, part)
+
+    def _collate(self, samples: Samples, rows: list[int]) -> dict:
+        batch = self.policy.rollout_batch(samples.take(rows))
+        return {k: v.to(self.policy.accelerator.device) for k, v in batch.items()}
 
     def _pass(self, model, batch: dict) -> dict:
         return token_log_probs(*self.policy.rollout_logits(model, batch), self.config.temperature)
@@ -168,9 +162,8 @@ class GRPO(OnlineRL):
         cfg, stats = self.config, defaultdict(list)
         for _ in range(cfg.epochs):
             order = keep[torch.as_tensor(self.minibatch_rng.permutation(len(keep)))].tolist()
-            order = order[: len(order) - len(order) % self.processes]  # every process trains as many samples
-            for rows, batch in self._batches(samples, order, shard=True):
-                now = self._pass(self.policy.model, batch)
+            for rows in self._minibatches(order):
+                now = self._pass(self.policy.model, self._collate(samples, rows))
                 mask = now["mask"]
                 loss, parts = group_policy_loss(
                     now["log_probs"], _spread([old[i] for i in rows], mask), advantages[rows].to(mask.device), mask,
@@ -184,9 +177,7 @@ class GRPO(OnlineRL):
                 stats["loss"].append(loss.item())
                 for name, value in parts.items():
                     stats[name].append(value.item())
-        if self.processes > 1:  # each process's minibatch shares, all counted alike
-            stats = {name: [v for part in gather_object([dict(stats)]) for v in part[name]] for name in stats}
-        return {name: float(np.mean(values)) for name, values in stats.items()}
+        return self._means(stats)
 
     def log_line(self, metrics: dict) -> str:
         name = "rloo" if self.config.advantage == "leave_one_out" else "grpo"

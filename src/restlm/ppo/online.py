@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate.utils import gather_object
 from torch import nn
 
 from restlm.data.examples import Example
@@ -28,7 +29,9 @@ class OnlineRL(ABC):
     """The loop of an online RL method over a list of prompts (Example.text), against a reward.
 
     `reward`: a Reward, a name (as `build_reward` takes) or a function (examples, outputs) -> scores.
-    A lower-is-better reward (NLL) is maximised as its negative. One process; the policy stays in eval mode (no dropout), so the old and new log-probs of a
+    A lower-is-better reward (NLL) is maximised as its negative. One process or several (`multi_process`
+    methods: every process holds all of a step's samples and trains on its share of each minibatch, see
+    `_minibatches`). The policy stays in eval mode (no dropout), so the old and new log-probs of a
     token differ only by the update. Under LoRA the reference is the base model (adapters off);
     else, when `needs_reference`, a frozen copy of the start.
     """
@@ -56,6 +59,10 @@ class OnlineRL(ABC):
                                   f"{self.section}.lora unset")
             policy.model = policy.accelerator.prepare(apply_lora(policy.unwrapped, cfg.lora, policy.lora_task_type))
         policy.model.eval()
+        self.processes, self.rank = policy.accelerator.num_processes, policy.accelerator.process_index
+        if cfg.mini_batch_size % self.processes:
+            raise ConfigError(f"{self.section}.mini_batch_size", f"must be a multiple of the {self.processes} "
+                              f"processes, not {cfg.mini_batch_size}")
         self.policy, self.prompts = policy, list(prompts)
         self.reward = _maximised(build_reward(reward, key=f"{self.section}.reward"))
         torch.manual_seed(cfg.seed)
@@ -93,6 +100,22 @@ class OnlineRL(ABC):
         if scores.shape != (len(samples.outputs),) or not torch.isfinite(scores).all():
             raise RestlmError(f"reward {self.reward.name!r} must give one finite score per sample")
         return scores
+
+    def _minibatches(self, order: list[int]):
+        """This process's contiguous share of each minibatch of `order` (all of it on one process); `order` is
+        cut to a multiple of the process count first, so every process takes as many optimiser steps on as
+        many samples and DDP's average of their gradients is the gradient of the whole minibatch."""
+        order = order[: len(order) - len(order) % self.processes]
+        for start in range(0, len(order), self.config.mini_batch_size):
+            part = order[start : start + self.config.mini_batch_size]
+            share = len(part) // self.processes
+            yield part[self.rank * share : (self.rank + 1) * share]
+
+    def _means(self, stats: dict[str, list[float]]) -> dict[str, float]:
+        """The mean of each statistic over every minibatch share of every process."""
+        if self.processes > 1:
+            stats = {name: [v for part in gather_object([dict(stats)]) for v in part[name]] for name in stats}
+        return {name: float(np.mean(values)) for name, values in stats.items()}
 
     def extra_state(self) -> dict:
         """What else a resumed run needs (PPO: its KL coefficient)."""

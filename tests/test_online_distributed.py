@@ -1,4 +1,4 @@
-"""GRPO on two processes against one: a tiny classifier (labels as actions, the `correct` reward) under
+"""GRPO and PPO on two processes against one. GRPO: a tiny classifier (labels as actions, the `correct` reward) under
 `accelerate launch` with 2 CPU processes (gloo), the same config on one process.
 
 A classifier's labels are drawn per input from the logits of every input, whichever process computed
@@ -7,6 +7,8 @@ averages the gradients. Tolerance: every step's reward, loss, KL and clip fracti
 order of float sums differs), the same chosen step and dev accuracy.
 (A generative policy's samples depend on the process count: each process generates a share of the
 prompts with its own chunk seeds; its runs agree in distribution, not sample by sample.)
+PPO: a tiny Llama on a prompts task with top_p near 0 (every draw the most likely token, so both runs
+sample alike); the value head's gradients are averaged by hand. Same tolerance, 1e-5.
 """
 from __future__ import annotations
 
@@ -60,3 +62,50 @@ def test_two_processes_choose_the_same_step(runs):
     (a,), (b,) = ([m for m in runs[name]["compare"]["methods"] if m["method"] == "grpo"] for name in ("one", "two"))
     assert a["chosen_steps"] == b["chosen_steps"]
     assert b["gold"] == pytest.approx(a["gold"], abs=1e-6) and b["proxy"] == pytest.approx(a["proxy"], abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def ppo_runs(tmp_path_factory):
+    """PPO on a user's prompts task with a tiny Llama, on two processes and on one. top_p near 0 makes every
+    draw the most likely token, so both runs sample alike whatever their chunk seeds."""
+    from test_compare import PROMPTS, REWARDS, TASK
+    from tiny_models import save_tiny
+
+    folder = tmp_path_factory.mktemp("ppo_distributed")
+    for split, rows in (("train", PROMPTS), ("dev", PROMPTS[:3]), ("test", PROMPTS[3:])):
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps({"question": f"write about {t}", "words": w}) + "\n"
+                                                       for t, w in rows))
+    (folder / "compare_rewards.py").write_text(REWARDS)
+    (folder / "task.yaml").write_text(TASK)
+    save_tiny(folder / "model")
+
+    def args(name):
+        return ["run", "--config", str(folder / "task.yaml"), "--set", "method=ppo", "--set", "ppo.top_p=1e-6",
+                "--set", "ppo.total_steps=3", "--set", "ppo.batch_size=4", "--set", "ppo.mini_batch_size=4",
+                "--set", "ppo.ppo_epochs=2", "--set", "ppo.learning_rate=0.01", "--output-dir", str(folder / name)]
+
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(folder)  # the task's paths and its reward module are the folder's
+    try:
+        two = launch_two(args("two"))
+        one = subprocess.run(restlm_cmd(*args("one")), env=cli_env(), capture_output=True, text=True, timeout=400)
+        out_two, err_two = two.communicate(timeout=400)
+    finally:
+        os.chdir(cwd)
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert two.returncode == 0, err_two[-3000:]
+    return {name: [json.loads(line) for line in
+                   (folder / name / "logs" / "seed0_ppo_metrics.jsonl").read_text().splitlines()]
+            for name in ("one", "two")} | {"out_two": out_two}
+
+
+def test_ppo_on_two_processes_gives_the_steps_of_one(ppo_runs):
+    assert ppo_runs["out_two"].count("== seed 0: ppo") == 2
+    one, two = ppo_runs["one"], ppo_runs["two"]
+    assert len(one) == len(two) == 3
+    for a, b in zip(one, two):
+        for key in ("ppo/mean_reward", "ppo/kl", "ppo/policy_loss", "ppo/value_loss", "ppo/clipfrac"):
+            assert b[key] == pytest.approx(a[key], abs=1e-5), key
+    assert any(abs(m["ppo/value_loss"]) > 1e-4 for m in one)
