@@ -172,6 +172,8 @@ REFUSALS = [
     ("an unknown method", ["--methods", "sft,bogus"], "--methods: unknown method 'bogus'"),
     ("a method named twice", ["--methods", "rest,rest"], "--methods: names a method twice"),
     ("a token budget of zero", ["--budget", "0"], "--budget: must be at least 1"),
+    ("a budget below one grpo step", ["--methods", "sft,grpo", "--budget", "3"],
+     "--budget: 3 sampled tokens is less than one grpo step's 2 x 2 samples"),
     ("no seeds", ["--seeds", "0"], "--seeds: must be at least 1"),
     ("no held-out prompts", ["--set", "prompts.test=null"], "config key 'prompts.test'"),
     ("one sample per prompt for dpo", ["--methods", "dpo", "--set", "rest.samples_per_input=1"],

@@ -130,7 +130,8 @@ def test_a_token_budget_and_keep_best_behave_as_in_ppo():
                                          ({"scale": "max"}, "grpo.scale"),
                                          ({"epsilon_low": 1.5}, "grpo.epsilon_low"),
                                          ({"batch_size": 2.5}, "grpo.batch_size"),
-                                         ({"max_sampled_tokens": 0}, "grpo.max_sampled_tokens")])
+                                         ({"max_sampled_tokens": 0}, "grpo.max_sampled_tokens"),
+                                         ({"max_sampled_tokens": 15}, "grpo.max_sampled_tokens")])
 def test_bad_settings_name_their_key(change, key):
     with pytest.raises(ConfigError) as error:
         tiny_config(**change).validate()

@@ -86,6 +86,8 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
     task.check(run, policy)
     for method in methods.values():
         method.check(settings.config, policy)
+        if method.online and settings.budget is not None:
+            method.check_budget(settings.config, settings.budget)
     inputs = task.input_fingerprints()
     if resume:
         run.resume()

@@ -35,6 +35,10 @@ class OnlineLoopConfig:
         budget = self.max_sampled_tokens
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
             raise ConfigError(f"{section}.max_sampled_tokens", f"must be null or an integer >= 1, not {budget!r}")
+        step = getattr(self, "batch_size", 1) * getattr(self, "samples_per_prompt", 1)
+        if budget is not None and isinstance(step, int) and budget < step:
+            raise ConfigError(f"{section}.max_sampled_tokens", f"{budget} is less than one step's {step} samples "
+                              "(batch_size x samples_per_prompt, one token each at least)")
         if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or self.eval_every < 0:
             raise ConfigError(f"{section}.eval_every", f"must be an integer >= 0, not {self.eval_every!r}")
         if self.keep_best is not None and not isinstance(self.keep_best, str):

@@ -7,6 +7,7 @@ import dataclasses
 from typing import ClassVar
 
 from restlm import run_layout as layout
+from restlm.errors import ConfigError
 from restlm.methods.base import Method, MethodRun
 from restlm.methods.sft import metrics_only
 
@@ -20,6 +21,14 @@ class OnlineMethod(Method):
 
     def settings(self, config):
         return getattr(config, self.section)
+
+    def check_budget(self, config, budget: int) -> None:
+        """ConfigError for a --budget below one step's samples (each draws at least one token)."""
+        settings = self.settings(config)
+        step = settings.batch_size * settings.samples_per_prompt
+        if budget < step:
+            raise ConfigError("--budget", f"{budget} sampled tokens is less than one {self.name} step's "
+                              f"{settings.batch_size} x {settings.samples_per_prompt} samples (one token each at least)")
 
     def trainer(self, policy, reward, prompts, settings):
         """The OnlineRL trainer of this method."""
