@@ -105,7 +105,9 @@ def test_every_method_runs_on_a_users_task_and_is_reported(finished):
             dev = [s["dev_reward"] for s in steps]
             assert record["chosen_step"] == steps[dev.index(max(dev))]["step"]
             chosen = next(s for s in steps if s["step"] == record["chosen_step"])
-            assert record["proxy"] == chosen["test_reward"] and record["gold"] == chosen["test_gold"]
+            assert record["proxy"] == chosen["test_reward"] and record["gold_at_chosen_step"] == chosen["test_gold"]
+            # the final held-out decode reproduces the chosen step's: the table and the intervals agree
+            assert record["gold"] == pytest.approx(chosen["test_gold"], abs=1e-12)
             # every method starts from the same start policy of its seed
             assert start["dev_reward"] == by_name["sft"]["by_seed"][seed]["steps"][0]["dev_reward"]
     assert by_name["sft"]["sampled_tokens"] == 0 and by_name["sft"]["kl"] == 0.0

@@ -208,8 +208,8 @@ def test_config_flags_parse_bools_optionals_and_take_the_field_docstrings():
 
     parser = argparse.ArgumentParser()
     add_dataclass_flags(parser, PPOConfig, skip=("lora", "keep_best"))
-    args = parser.parse_args(["--adaptive-kl", "--max-sampled-tokens", "5", "--top-p", "0.9"])
+    args = parser.parse_args(["--adaptive-kl", "--max-sampled-tokens", "64", "--top-p", "0.9"])
     cfg = config_from_args(PPOConfig, args, lora=None, keep_best=None)
-    assert (cfg.adaptive_kl, cfg.max_sampled_tokens, cfg.top_p, cfg.whiten_rewards) == (True, 5, 0.9, False)
+    assert (cfg.adaptive_kl, cfg.max_sampled_tokens, cfg.top_p, cfg.whiten_rewards) == (True, 64, 0.9, False)
     assert config_from_args(PPOConfig, parser.parse_args([]), lora=None, keep_best=None) == PPOConfig()
     assert "prompts per PPO step (default 8)" in parser.format_help()

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from accelerate import Accelerator
 
 from restlm import run_layout as layout
@@ -185,8 +186,11 @@ def _final(task, policy, reference, name: str, record: dict, keys: tuple[str, st
     chosen = next(s for s in record["steps"] if s["step"] == record["chosen_step"])
     strings = all(isinstance(o, str) for o in sampled)
     kept = {k: v for k, v in record.items() if k not in ("checkpoint", "peak_memory_mb")}
-    return {"method": name, **kept, "proxy": chosen[keys[0]], "gold": chosen[keys[1]],
+    gold_scores = task.gold_scores(policy, examples, outputs)
+    # the table's gold and its intervals come from the same outputs: these (the bootstraps use gold_of_rows too)
+    gold = task.gold_of_rows(examples, outputs, gold_scores)(np.arange(len(examples)))
+    return {"method": name, **kept, "proxy": chosen[keys[0]], "gold": gold, "gold_at_chosen_step": chosen[keys[1]],
             "kl": kl_to_reference(policy, reference, repeated, sampled) if reference is not None else 0.0,
             "distinct2": distinct_n(sampled, 2) if strings else None,
-            "heldout_outputs": outputs, "gold_scores": task.gold_scores(policy, examples, outputs),
+            "heldout_outputs": outputs, "gold_scores": gold_scores,
             "final_eval_s": time.perf_counter() - started, "start_metrics": metrics_only(record["steps"][0])}
