@@ -31,11 +31,17 @@ class ClassifierPolicy(LoraCheckpoints, Policy):
 
     @classmethod
     def from_pretrained(cls, name: str, accelerator, num_labels: int = 2, lora: dict | None = None,
-                        **kwargs) -> "ClassifierPolicy":
-        """Load by short name, HF id or path; `lora` (peft options) trains adapters and the head only."""
+                        label_names: Sequence[str] | None = None, **kwargs) -> "ClassifierPolicy":
+        """Load by short name, HF id or path; `lora` (peft options) trains adapters and the head only.
+        `label_names` (one per class, in index order) become the saved config's id2label/label2id."""
         from restlm.models import load_classifier
 
         model, tokenizer = load_classifier(name, num_labels)
+        if label_names is not None:
+            if len(label_names) != num_labels:
+                raise ValueError(f"{len(label_names)} label names for {num_labels} labels: {list(label_names)}")
+            model.config.id2label = dict(enumerate(map(str, label_names)))
+            model.config.label2id = {str(n): i for i, n in enumerate(label_names)}
         return cls(apply_lora(model, lora, cls.lora_task_type), tokenizer, accelerator, **kwargs)
 
     # ---- encoding

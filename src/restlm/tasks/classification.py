@@ -12,6 +12,7 @@ from accelerate.utils import set_seed
 
 from restlm.config import ExperimentConfig, to_dict
 from restlm.data.examples import Example
+from restlm.data.label_names import label_names
 from restlm.data.location import data_root
 from restlm.data.sentence_pairs import COMMON_KEYS, SOURCE_KEYS, load_classification_split
 from restlm.data.tabular import read_labelled
@@ -89,7 +90,10 @@ class ClassificationTask(Task):
         set_seed(seed)  # the new classification head is drawn from this seed
         model = self.config.model
         lora = {"r": model.lora_rank} if model.lora_rank else None
+        names = label_names(self.config.data)  # saved as id2label, so pipeline() names the classes
+        names = names if names is not None and len(names) == model.num_labels else None
         return ClassifierPolicy.from_pretrained(model.name, self.accelerator, model.num_labels, lora=lora,
+                                                label_names=names,
                                                 max_length=model.max_length,
                                                 batch_size=self.config.train.eval_batch_size)
 
