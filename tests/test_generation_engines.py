@@ -38,6 +38,7 @@ def inputs(policy):
 
 
 ENGINES = {"hf": GenerationConfig(engine="hf"), "hf-bf16": GenerationConfig(engine="hf", dtype="bfloat16"),
+           "torch": GenerationConfig(engine="torch"), "torch-bf16": GenerationConfig(engine="torch", dtype="bfloat16"),
            "ct2-float32": CT2_FLOAT, "ct2-int8": GenerationConfig(engine="ctranslate2", compute_type="int8")}
 
 
@@ -89,7 +90,7 @@ def test_the_same_seed_gives_the_same_samples_and_another_seed_others(engine):
     assert policy.sample(PROMPTS, k=4, temperature=1.0, seed=4) != first
 
 
-@pytest.mark.parametrize("engine", ["ct2-float32", "hf-bf16"])
+@pytest.mark.parametrize("engine", ["ct2-float32", "hf-bf16", "torch-bf16"])
 def test_an_engine_follows_the_weights_after_a_training_step(engine):
     """A training step changes the policy: the engine's next samples come from the new weights (one
     sync), and greedy outputs equal those of the hf engine on the trained policy."""
@@ -145,7 +146,7 @@ def test_ctranslate2_asked_for_and_not_installed_is_one_config_error(monkeypatch
 
 
 @pytest.mark.parametrize("key, value, expected", [
-    ("generation.engine", "vllm", "'generation.engine': must be one of auto, hf, ctranslate2; got 'vllm'"),
+    ("generation.engine", "vllm", "'generation.engine': must be one of auto, hf, torch, ctranslate2; got 'vllm'"),
     ("generation.compute_type", "int4", "'generation.compute_type': must be one of"),
     ("generation.dtype", "float16", "'generation.dtype': must be one of auto, float32, bfloat16"),
     ("generation.batch_tokens", "0", "'generation.batch_tokens': must be at least 1"),

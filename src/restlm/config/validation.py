@@ -18,7 +18,7 @@ _CHOICES = {
     "translation.heldout_metric": ("bleu", "chrf", None),
     "baselines.zero_shot.backend": ("local", "http", "none"),
     "run.keep_checkpoints": ("best", "all"),
-    "generation.engine": ("auto", "hf", "ctranslate2"),
+    "generation.engine": ("auto", "hf", "torch", "ctranslate2"),
     "generation.dtype": ("auto", "float32", "bfloat16"),
     "train.dtype": ("auto", "float32", "bfloat16"),
     "generation.compute_type": ("auto", "int8", "int8_float32", "float32", "int8_float16", "int8_bfloat16",

@@ -2,6 +2,8 @@
 (`generation.engine`); each module here registers one.
 
   hf           Hugging Face `generate` on the policy's own model (float32 or the policy's dtype)
+  torch        restlm's own decode loop on the same model: one prefill per prompt shared by its samples,
+               finished rows leave the batch, batches sized by tokens
   ctranslate2  CTranslate2 on a converted copy of the weights (int8 or float32; CPU or CUDA)
   auto         ctranslate2 for models of AUTO_MIN_PARAMETERS or more when it is installed and can
                convert them, else hf (a tiny model generates faster than it converts)
@@ -15,7 +17,7 @@ from restlm.generation.registry import ENGINES, register_engine
 AUTO_MIN_PARAMETERS = 20_000_000
 
 # each import registers its engine
-from restlm.generation import ct2, hf  # noqa: E402,F401  isort: skip
+from restlm.generation import ct2, hf, torch_decode  # noqa: E402,F401  isort: skip
 
 
 def build_engine(policy, options) -> Engine:

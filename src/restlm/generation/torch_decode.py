@@ -1,0 +1,134 @@
+"""The `torch` engine: restlm's own decode loop on the policy's torch model (or its bf16 copy), with less
+waste than Hugging Face `generate` for causal policies:
+
+- one prefill per prompt, its KV cache shared by the prompt's K samples (generate prefills each of
+  the K copies);
+- finished rows leave the batch (generate keeps decoding them as padding until the longest ends);
+- batches sized by tokens (`generation.batch_tokens`: prompt tokens x samples), not by a row count.
+
+Sampling draws from softmax(logits / T) inside the top_p nucleus (no top-k cut), greedy takes the
+argmax, as the other engines do. Each batch draws from its own torch.Generator seeded from (seed, its
+index): the same seed, inputs, batch_tokens, dtype, process count and hardware give the same tokens
+(other draws than the `hf` engine's). Seq2seq policies decode through `generate` (their encoder runs
+once per source there already), in the same token-sized batches.
+"""
+from __future__ import annotations
+
+import torch
+
+from restlm.data.examples import Example
+from restlm.generation.base import Sampling
+from restlm.generation.hf import HFEngine
+from restlm.generation.registry import register_engine
+
+
+@register_engine("torch")
+class TorchDecodeEngine(HFEngine):
+    def describe(self) -> str:
+        return f"torch/{str(self.dtype).removeprefix('torch.')}"
+
+    @torch.no_grad()
+    def generate(self, examples: list[Example], sampling: Sampling, seed: int, sort_by_length: bool = True,
+                 progress=None) -> list[list[list[int]]]:
+        policy = self.policy
+        policy.unwrapped.eval()
+        model = self.model()
+        prompts = [policy.prompt_ids(e) for e in examples] if policy.kind == "causal" else None
+        lengths = [len(p) for p in prompts] if prompts else [policy.input_length(e) for e in examples]
+        order = sorted(range(len(examples)), key=lambda i: lengths[i]) if sort_by_length else list(range(len(examples)))
+        rows: list = [None] * len(examples)
+        for batch_index, idx in enumerate(token_batches(order, lengths, sampling.n, self.options.batch_tokens)):
+            generator = torch.Generator(device=policy.accelerator.device)
+            generator.manual_seed(seed * 1_000_003 + batch_index)  # seeds s and s+1 share no batch seed
+            if prompts is not None:
+                out = decode_causal(model, [prompts[i] for i in idx], sampling, policy.eos_ids,
+                                    policy.tokenizer.pad_token_id, generator)
+            else:
+                out = self._seq2seq([examples[i] for i in idx], sampling, model, generator)
+            for j, i in enumerate(idx):
+                rows[i] = out[j]
+            if progress:
+                progress(len(idx), sum(len(t) for seqs in out for t in seqs))
+        return rows
+
+    def _seq2seq(self, examples: list[Example], sampling: Sampling, model, generator) -> list[list[list[int]]]:
+        from restlm.policies.generative import count_until_eos
+
+        settings = {"max_new_tokens": sampling.max_new_tokens, "do_sample": not sampling.greedy, "num_beams": 1,
+                    "num_return_sequences": sampling.n, "use_cache": True}
+        if not sampling.greedy:
+            settings.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+        with torch.random.fork_rng(devices=[]):  # generate draws from torch's global stream: seed it from ours
+            torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+            tokens = self.policy._generate(examples, settings, model)
+        cut = [row[:c] for row, c in zip(tokens.tolist(), count_until_eos(tokens, self.policy.eos_ids))]
+        return [cut[j * sampling.n : (j + 1) * sampling.n] for j in range(len(examples))]
+
+
+def token_batches(order: list[int], lengths: list[int], n: int, batch_tokens: int) -> list[list[int]]:
+    """`order` cut into consecutive batches of at most `batch_tokens` prompt tokens times `n` samples
+    (the longest prompt of a batch counts for every row: it is padded to); at least one prompt each."""
+    batches, current, longest = [], [], 0
+    for i in order:
+        wider = max(longest, lengths[i])
+        if current and wider * n * (len(current) + 1) > batch_tokens:
+            batches.append(current)
+            current, wider = [], lengths[i]
+        current.append(i)
+        longest = wider
+    return batches + [current] if current else batches
+
+
+def decode_causal(model, prompts: list[list[int]], sampling: Sampling, eos_ids: list[int], pad_id: int,
+                  generator: torch.Generator) -> list[list[list[int]]]:
+    """Per prompt, `sampling.n` token lists (new tokens up to and including the first EOS). One prefill of
+    the left-padded prompts; its KV cache repeated for the n samples; rows leave when they end."""
+    from transformers import DynamicCache
+
+    device = next(model.parameters()).device
+    width = max(len(p) for p in prompts)
+    input_ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache()
+    logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                   use_cache=True).logits[:, -1].float()
+    n = sampling.n
+    if n > 1:  # the prompt's cache, shared: each of its samples starts from a copy of the prefill's keys and values
+        cache.batch_repeat_interleave(n)
+        logits, mask = logits.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
+        positions = positions.repeat_interleave(n, 0)
+    next_position = positions[:, -1] + 1
+    live = torch.arange(len(prompts) * n, device=device)  # the output row of each batch row still decoding
+    outputs: list[list[int]] = [[] for _ in range(len(prompts) * n)]
+    eos = torch.tensor(eos_ids, device=device)
+    for step in range(sampling.max_new_tokens):
+        tokens = next_tokens(logits, sampling, generator)
+        for row, token in zip(live.tolist(), tokens.tolist()):
+            outputs[row].append(token)
+        going = ~torch.isin(tokens, eos)
+        if step == sampling.max_new_tokens - 1 or not going.any():
+            break
+        if not going.all():  # finished rows leave the batch, their cache rows with them
+            keep = going.nonzero().squeeze(-1)
+            cache.batch_select_indices(keep)
+            live, tokens, mask, next_position = live[keep], tokens[keep], mask[keep], next_position[keep]
+        mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=-1)
+        logits = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_position[:, None],
+                       past_key_values=cache, use_cache=True).logits[:, -1].float()
+        next_position = next_position + 1
+    return [outputs[j * n : (j + 1) * n] for j in range(len(prompts))]
+
+
+def next_tokens(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator) -> torch.Tensor:
+    """One token per row: the argmax when greedy, else a draw from softmax(logits / T) in the top_p nucleus
+    (the smallest set of most likely tokens whose probability reaches top_p; the most likely always stays)."""
+    if sampling.greedy:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / sampling.temperature, dim=-1)
+    if sampling.top_p < 1.0:
+        sorted_probs, sorted_ids = probs.sort(dim=-1, descending=True)
+        before = sorted_probs.cumsum(-1) - sorted_probs  # the mass of the more likely tokens
+        sorted_probs = sorted_probs.masked_fill(before >= sampling.top_p, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, sorted_ids, sorted_probs)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
