@@ -208,3 +208,46 @@ def test_the_header_counts_seeds_and_names_them():
     assert "Seeds: 1 (seed 0)" in _header(synthetic_results(seeds=(0,), ns=(100,)))[2]
     assert "Seeds: 3 (seeds 0, 1, 2)" in _header(synthetic_results())[2]
     assert _header({"cells": []})[2].startswith("Seeds: none")
+
+
+class _Stages:
+    """A run directory reduced to its stage records (what results._baselines reads)."""
+
+    def __init__(self, stages: dict):
+        self.stages = stages
+
+    def stage(self, key: str):
+        return self.stages.get(key)
+
+
+def test_zero_shot_row_says_which_answer_it_gives_from_the_stage_record():
+    from restlm import run_layout as layout
+    from restlm.config import load_config
+    from restlm.results import _baselines
+    from restlm.report.tables import table1_markdown
+
+    # as the zero-shot stage writes it to metrics.jsonl: SmolLM2 said "Yes" to 1.2% of the dev pairs
+    record = {"model": "smollm2", "backend": "local", "dev_accuracy": 0.3186, "dev_f1": 0.0144,
+              "predicted_yes": 0.012, "unparsed_fraction": 0.0, "wall_time_s": 150.0}
+    baselines = _baselines(load_config(None, []), _Stages({layout.ZERO_SHOT: record}), "untrained head")
+    results = {**synthetic_results(seeds=(0,), ns=(100,)), "baselines": baselines}
+    row = next(line for line in table1_markdown(results).splitlines() if line.startswith("| zero-shot LLM (smollm2)"))
+    assert "answers 'No' to 98.8% of pairs" in row and "0.0% of replies unparsed" in row
+    assert "| 0.3186 |" in row and "0.7819 (GPT-4 zero-shot)" in row
+    record["predicted_yes"] = 0.9
+    baselines = _baselines(load_config(None, []), _Stages({layout.ZERO_SHOT: record}), "untrained head")
+    assert "answers 'Yes' to 90.0% of pairs" in table1_markdown({"baselines": baselines})
+
+
+def test_compute_lists_the_baselines_beside_training():
+    from restlm.report.document import _header
+
+    results = synthetic_results(seeds=(0,), ns=(100,))
+    for cell in results["cells"]:  # 7 stages of 10 min: 1.17 h of training
+        cell["stage_wall_time_s"] = 600.0
+    results["baselines"]["untrained head"]["wall_time_s"] = [30.0]
+    results["baselines"]["zero-shot LLM (m)"] = {"accuracy": [0.5], "f1": [0.4], "wall_time_s": [150.0]}
+    assert ("Compute: 1.17 h (fine-tuning, Grow and Improve steps) + 3.0 min baselines "
+            "(untrained head 30 s, zero-shot LLM (m) 2.5 min)") in _header(results)[2]
+    del results["baselines"]
+    assert _header(results)[2].endswith("Compute: 1.17 h (fine-tuning, Grow and Improve steps)")

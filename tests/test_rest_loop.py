@@ -109,6 +109,8 @@ def test_results_cells(full_run):
     # the tiny model learns something: not every cell sits at chance
     assert len({c["dev_accuracy"] for c in cells}) > 1
     assert set(full_run.results["baselines"]) == {"majority class", "untrained head"}
+    untrained_times = full_run.results["baselines"]["untrained head"]["wall_time_s"]  # the report's Compute counts it
+    assert len(untrained_times) == SEEDS and all(t > 0 for t in untrained_times)
 
 
 def test_reference_nll_thresholds_and_kept_counts(full_run):

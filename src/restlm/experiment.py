@@ -7,6 +7,7 @@ a killed run and ends with the results of a run that never stopped.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from accelerate import Accelerator
@@ -105,7 +106,7 @@ class Experiment:
         stages = StageRunner(self.run, policy, in_memory=init)
         record_nll = self.config.run.histograms and seed == 0
         if self.config.baselines.untrained_head:
-            stages(layout.seed_stage(seed, "untrained"), lambda key: self.evaluate(policy), after=init, trains=False)
+            stages(layout.seed_stage(seed, "untrained"), timed(lambda key: self.evaluate(policy)), after=init, trains=False)
         sft_record = stages(sft, lambda key: self.fine_tune(policy, seed, key, record_nll), after=init, trains=True)
         metric = self.task.selection_metric
         rest = ReST(policy, self.reward, self.train, self.evaluate, self.config.rest, self.config.train, stages,
@@ -120,3 +121,13 @@ class Experiment:
         if record_nll and "sft" not in record:
             record["train_nll_file"] = write_train_nll(policy, self.train, self.run, key)
         return record
+
+
+def timed(compute):
+    """`compute` (key -> record) with the record's wall_time_s added where it has none: the report's
+    Compute counts the baselines too."""
+    def run(key: str) -> dict:
+        start = time.perf_counter()
+        record = compute(key)
+        return {"wall_time_s": time.perf_counter() - start, **record}
+    return run

@@ -56,7 +56,8 @@ def _cell(seed, size, g, i, record, elapsed) -> dict:
 
 
 def _baselines(config: ExperimentConfig, run: RunDir, untrained_label: str) -> dict:
-    """{row name: {metric: [value per seed]}}; classification rows also carry 'accuracy' and 'f1'."""
+    """{row name: {metric: [value per seed]}}; classification rows also carry 'accuracy' and 'f1', and a row
+    its stages' wall_time_s (per seed) where they recorded one."""
     rows = {}
     majority = run.stage(layout.MAJORITY)
     if majority:
@@ -65,12 +66,18 @@ def _baselines(config: ExperimentConfig, run: RunDir, untrained_label: str) -> d
     if untrained:
         keys = [k for k, v in untrained[0].items() if k not in _NOT_METRICS and isinstance(v, (int, float))]
         rows[untrained_label] = {k: [r[k] for r in untrained if k in r] for k in keys}
+        if times := [r["wall_time_s"] for r in untrained if "wall_time_s" in r]:  # older runs did not time it
+            rows[untrained_label]["wall_time_s"] = times
         if "dev_accuracy" in rows[untrained_label]:
             rows[untrained_label].update(accuracy=rows[untrained_label]["dev_accuracy"], f1=rows[untrained_label]["dev_f1"])
     zero_shot = run.stage(layout.ZERO_SHOT)
     if zero_shot:
-        rows[f"zero-shot LLM ({zero_shot['model']})"] = {"accuracy": [zero_shot["dev_accuracy"]], "f1": [zero_shot["dev_f1"]],
-                                                         "unparsed_fraction": zero_shot.get("unparsed_fraction")}
+        # predicted_yes: a model that answers "No" to nearly every pair scores about the share of negatives
+        row = rows[f"zero-shot LLM ({zero_shot['model']})"] = {
+            "accuracy": [zero_shot["dev_accuracy"]], "f1": [zero_shot["dev_f1"]],
+            "unparsed_fraction": zero_shot.get("unparsed_fraction"), "predicted_yes": zero_shot.get("predicted_yes")}
+        if "wall_time_s" in zero_shot:
+            row["wall_time_s"] = [zero_shot["wall_time_s"]]
     return rows
 
 

@@ -74,10 +74,34 @@ def _header(results: dict) -> list[str]:
             fact = str(results["data_name"])
         if fact:
             facts.append(f"{key.capitalize()}: `{' '.join(fact.split())}`")
-    if compute := training_seconds(results.get("cells", [])):
-        facts.append(f"Compute: {compute / 3600:.2f} h (fine-tuning, Grow and Improve steps)")
+    if compute := compute_fact(results):
+        facts.append(f"Compute: {compute}")
     title = " ".join(str(results.get("title", "ReST report")).split())  # one line: a heading, nothing more
     return [f"# {title}", "", " · ".join(facts)]
+
+
+def duration(seconds: float) -> str:
+    """'42 s', '3.5 min' or '1.20 h': a baseline of seconds must not read as '0.00 h'."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.2f} h"
+
+
+def baseline_seconds(baselines: dict) -> dict[str, float]:
+    """{baseline row: wall time summed over its seeds}, for the rows that recorded one."""
+    return {name: float(sum(row["wall_time_s"])) for name, row in (baselines or {}).items()
+            if isinstance(row, dict) and row.get("wall_time_s")}
+
+
+def compute_fact(results: dict) -> str | None:
+    """The header's Compute: training (fine-tuning, Grow, Improve) and the baselines beside it, or None."""
+    training = training_seconds(results.get("cells", []))
+    baselines = baseline_seconds(results.get("baselines"))
+    parts = [f"{duration(training)} (fine-tuning, Grow and Improve steps)"] if training else []
+    if baselines:
+        each = ", ".join(f"{name} {duration(seconds)}" for name, seconds in baselines.items())
+        parts.append(f"{duration(sum(baselines.values()))} baselines ({each})")
+    return " + ".join(parts) or None
 
 
 def training_seconds(cells: list[dict]) -> float:

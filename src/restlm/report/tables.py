@@ -48,6 +48,20 @@ def _as_list(value) -> list[float]:
     return [float(value)] if isinstance(value, (int, float)) else [float(v) for v in value]
 
 
+def _zero_shot_notes(metrics: dict) -> list[str]:
+    """What a zero-shot row's accuracy hides: the answer it gives most (a model that says "No" to
+    98.8% of pairs scores about the share of negatives) and the replies it could not parse."""
+    notes = []
+    yes = metrics.get("predicted_yes")
+    if isinstance(yes, (int, float)):
+        answer, share = ("Yes", float(yes)) if yes >= 0.5 else ("No", 1.0 - float(yes))
+        notes.append(f"answers '{answer}' to {share:.1%} of pairs")
+    unparsed = metrics.get("unparsed_fraction")  # replies neither yes nor no, counted as no
+    if isinstance(unparsed, (int, float)):
+        notes.append(f"{float(unparsed):.1%} of replies unparsed, counted as No")
+    return notes
+
+
 def _baseline_rows(results: dict, used: set) -> list[list[str]]:
     paper1 = results.get("reference", {}).get("table1", {}) or {}
     rows = []
@@ -57,9 +71,8 @@ def _baseline_rows(results: dict, used: set) -> list[list[str]]:
         shown = f"{float(paper1[paper_row]):.4f} ({paper_row})" if paper_row else NONE
         used.add(paper_row)
         acc, f1 = _as_list(metrics.get("accuracy")), _as_list(metrics.get("f1"))
-        unparsed = metrics.get("unparsed_fraction")  # zero-shot: replies neither yes nor no, counted as no
-        if isinstance(unparsed, (int, float)):
-            name = f"{name} ({float(unparsed):.1%} of replies unparsed, counted as No)"
+        if notes := _zero_shot_notes(metrics):
+            name = f"{name} ({'; '.join(notes)})"
         rows.append([name, str(len(acc)), mean_std(acc), ci95(acc), mean_std(f1), shown])
     return rows
 

@@ -5,6 +5,7 @@ Baselines: the majority class and a zero-shot LLM. The policy is a ClassifierPol
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -148,11 +149,13 @@ class ClassificationTask(Task):
         if self.accelerator.is_main_process and zero_shot.backend != "none" and run.stage(layout.ZERO_SHOT) is None:
             from restlm.zero_shot import build_zero_shot
 
+            start = time.perf_counter()
             classifier = build_zero_shot(dataclasses.asdict(zero_shot))
             predictions = classifier.predict(self.dev)  # raises above baselines.zero_shot.max_unparsed
             metrics = classification_metrics([e.label for e in self.dev], predictions)
             run.complete(layout.ZERO_SHOT, {"model": zero_shot.model, "backend": zero_shot.backend,
                                                  "dev_accuracy": metrics["accuracy"], "dev_f1": metrics["f1"],
                                                  "predicted_yes": sum(predictions) / len(predictions),
-                                                 "unparsed_fraction": classifier.unparsed_fraction})
+                                                 "unparsed_fraction": classifier.unparsed_fraction,
+                                                 "wall_time_s": time.perf_counter() - start})
         self.accelerator.wait_for_everyone()
