@@ -251,3 +251,45 @@ def test_compute_lists_the_baselines_beside_training():
             "(untrained head 30 s, zero-shot LLM (m) 2.5 min)") in _header(results)[2]
     del results["baselines"]
     assert _header(results)[2].endswith("Compute: 1.17 h (fine-tuning, Grow and Improve steps)")
+
+
+def _legend_labels(fig) -> list[str]:
+    return [text.get_text() for legend in fig.legends for text in legend.get_texts()]
+
+
+def test_accuracy_legend_lists_no_band_for_one_seed_and_covers_no_point():
+    one = figures.accuracy_figure(synthetic_results(seeds=(0,)))
+    assert _legend_labels(one) == ["one seed", "paper"]
+    assert not any(ax.collections and any(c.get_label() == "95% CI over seeds" for c in ax.collections)
+                   for ax in one.axes)  # no band drawn either
+    three = figures.accuracy_figure(synthetic_results())
+    assert _legend_labels(three) == ["95% CI over seeds", "single seeds", "seed mean", "paper"]
+    for fig in (one, three):
+        assert not any(ax.get_legend() for ax in fig.axes)  # no legend inside a panel
+        fig.canvas.draw()
+        legend = fig.legends[0].get_window_extent()
+        assert all(not legend.overlaps(ax.get_window_extent()) for ax in fig.axes)
+
+
+def test_nll_like_rewards_are_drawn_on_a_log_axis():
+    rng = np.random.default_rng(0)
+    nll = np.concatenate([rng.lognormal(-6, 2, 900), rng.uniform(0.5, 5, 100)])  # most mass near 0
+    assert figures.nll_like(nll) and not figures.nll_like(rng.uniform(0, 1, 400))
+    assert not figures.nll_like(rng.normal(0, 1, 400))  # negative rewards: not an NLL
+    fig = figures.reward_figure([
+        {"N": 100, "seed": 0, "G": 1, "rewards": nll.tolist(), "thresholds": [0.28, 0.14, 0.07]},
+        {"N": 100, "seed": 0, "G": 2, "rewards": rng.uniform(0, 1, 400).tolist(), "thresholds": [0.5]}])
+    drawn = [(ax.get_xscale(), [line.get_xdata()[0] for line in ax.get_lines()]) for ax in fig.axes]
+    assert drawn == [("log", [0.28, 0.14, 0.07]), ("linear", [0.5])]
+
+
+def test_figure2_first_bin_holds_what_its_axis_says():
+    """The x-axis names the first bin's upper edge; every NLL below it (0s included) is counted there."""
+    nll = [0.0, 1e-9, 3e-5, 0.01, 2.0]
+    fig = figures.nll_figure([{"label": "fine-tuned", "nll": nll}, {"label": "G1I1", "nll": [1e-3, 0.5]}])
+    ax = fig.axes[0]
+    edge = float(ax.get_xlabel().split("every NLL below ")[1].split(",")[0])
+    first_bar = ax.patches[0]  # the first stage's filled histogram: one polygon, its second vertex tops bin 1
+    heights = first_bar.get_xy()[:, 1]
+    assert edge == pytest.approx(1e-6 * 10 ** ((np.log10(2.0) + 6) / 59), rel=1e-3)
+    assert heights.max() == 2 and heights[1] == sum(x < edge for x in nll) == 2

@@ -25,14 +25,15 @@ TABLE2_CAPTION = (
 
 ACCURACY_CAPTION = (
     "*Dev accuracy at each step (G Grow steps, I Improve steps), one panel per N. Line: mean "
-    "over seeds; dots: single seeds; band: 95% Student-t CI over seeds, clipped to [0, 1]; crosses: "
-    "the paper.*")
+    "over seeds; dots: single seeds; band: 95% Student-t CI over seeds, clipped to [0, 1] (none where a "
+    "step has one seed); crosses: the paper.*")
 
 NLL_CAPTION = (
     "*Per-example NLL of the gold label over the training data at each stage (as the paper's "
-    "Figure 2). Bins are log-spaced and the x-axis is log scale because most NLLs are near 0 "
-    "with a long tail; NLLs below 1e-6 fall in the first bin. Dotted lines: each stage's mean "
-    "NLL; the legend gives it with the stage's dev accuracy.*")
+    "Figure 2). Bins are log-spaced from the smallest NLL and the x-axis is log scale because most "
+    "NLLs are near 0 with a long tail; the first bin holds every NLL below its upper edge (given on "
+    "the x-axis), NLLs of 0 included. Dotted lines: each stage's mean NLL; the legend gives it with the "
+    "stage's dev accuracy.*")
 
 STEPS_CAPTION = (
     "*Every metric at every step, mean over seeds (the untrained row is the pretrained model "
@@ -50,7 +51,8 @@ GUARD_CAPTION = (
 REWARD_CAPTION = (
     "*Reward of every row of the augmented set (original data and grown examples) at each Grow "
     "step; dashed lines: the threshold of each Improve step. Rows on the better side of a "
-    "threshold (below it for NLL) are kept.*")
+    "threshold (below it for NLL) are kept. Rewards with none negative and most near 0 (NLL) are "
+    "drawn on a log axis, so the thresholds among them stay apart.*")
 
 
 def _config_fact(value) -> str | None:
