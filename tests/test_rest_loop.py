@@ -113,6 +113,15 @@ def test_results_cells(full_run):
     assert len(untrained_times) == SEEDS and all(t > 0 for t in untrained_times)
 
 
+def test_inspect_and_the_report_say_what_the_run_read(full_run):
+    from restlm.inspect_run import inspect_run
+
+    # the Grow records carry the reward's direction; the report's config leaves out unread sections
+    assert "reward nll: lower is better; an Improve step keeps rows with reward <= its threshold" in inspect_run(full_run.path)
+    assert "translation" not in full_run.results["config_sections"] and "rest" in full_run.results["config_sections"]
+    assert '"translation"' not in (full_run.path / "report.md").read_text().split("## Config")[1]
+
+
 def test_reference_nll_thresholds_and_kept_counts(full_run):
     for seed in range(SEEDS):
         for n in SIZES:

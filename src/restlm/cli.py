@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("config", help="print the resolved config (defaults + file + overrides)")
     show.add_argument("--config")
     show.add_argument("--set", dest="overrides", action="append", default=[])
+    show.add_argument("--all", action="store_true",
+                      help="every section, also those the task and method do not read (e.g. translation: on MRPC)")
     return parser
 
 
@@ -189,8 +191,10 @@ def _inspect(args) -> None:
 
 def _config(args) -> None:
     from restlm.config import load_config, to_dict
+    from restlm.run_sections import config_shown, sections_read
 
-    print(json.dumps(to_dict(load_config(args.config, args.overrides)), indent=2))
+    config = load_config(args.config, args.overrides)
+    print(json.dumps(config_shown(to_dict(config), None if args.all else sections_read(config)), indent=2))
 
 
 def _delegated(command: str, argv: list[str]) -> int:

@@ -29,7 +29,11 @@ def describe_grow_step(run_dir: Path, key: str, record: dict, improve: list[tupl
     rows = read_jsonl(run_dir / record["grown_file"])
     rewards = np.array([r["reward"] for r in rows])
     grown = [r for r in rows if r["source"] == "grown"]
+    higher_is_better = _higher_is_better(run_dir, record)
+    better, keeps = ("higher", ">=") if higher_is_better else ("lower", "<=")
     lines = [f"== {key}: {len(rows)} rows ({len(grown)} grown, {len(rows) - len(grown)} original)",
+             f"   reward {_reward_name(run_dir, record)}: {better} is better; an Improve step keeps rows with "
+             f"reward {keeps} its threshold",
              f"   reward (all rows):   {_distribution(rewards)}"]
     if grown:
         lines.append(f"   reward (grown only): {_distribution(np.array([r['reward'] for r in grown]))}")
@@ -37,18 +41,29 @@ def describe_grow_step(run_dir: Path, key: str, record: dict, improve: list[tupl
         lines.append(f"   {step_key}: threshold {step['threshold']:.4g} kept {step['kept']} (grown {step.get('kept_grown')}) "
                      f"-> {', '.join(f'{k}={v:.4f}' for k, v in step.items() if k.startswith('dev_'))}")
     ordered = sorted(grown or rows, key=lambda r: r["reward"])
-    best, worst = (ordered[:shown], ordered[-shown:][::-1]) if _reward_is_loss(run_dir) else (ordered[-shown:][::-1], ordered[:shown])
-    lines.append("   best samples:")
+    best, worst = (ordered[-shown:][::-1], ordered[:shown]) if higher_is_better else (ordered[:shown], ordered[-shown:][::-1])
+    lines.append(f"   best samples ({better} reward):")
     lines += [f"     {r['reward']:.4g}  {_text(r)}" for r in best]
     lines.append("   worst samples:")
     lines += [f"     {r['reward']:.4g}  {_text(r)}" for r in worst]
     return lines
 
 
-def _reward_is_loss(run_dir: Path) -> bool:
-    config = json.loads((run_dir / "config.json").read_text())
-    rest = config.get("rest", {})
-    return rest.get("reward") == "nll" and not rest.get("normalise_reward", False)
+def _rest_config(run_dir: Path) -> dict:
+    return json.loads((run_dir / "config.json").read_text()).get("rest", {})
+
+
+def _higher_is_better(run_dir: Path, record: dict) -> bool:
+    """The Grow step's reward direction as the reward object gave it; from the config for runs before
+    the Grow record held it (only a raw NLL is lower-is-better among the named rewards)."""
+    if "higher_is_better" in record:
+        return bool(record["higher_is_better"])
+    rest = _rest_config(run_dir)
+    return not (rest.get("reward") == "nll" and not rest.get("normalise_reward", False))
+
+
+def _reward_name(run_dir: Path, record: dict) -> str:
+    return str(record.get("reward") or _rest_config(run_dir).get("reward", "?"))
 
 
 def inspect_run(run_dir: str | Path, shown: int = 3) -> str:

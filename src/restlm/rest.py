@@ -191,7 +191,9 @@ class ReST:
                                         in zip(rows, rewards, refs, guards)))
         grown_rewards = rewards[[s == "grown" for _, _, s in rows]]
         strings = [o for _, o, s in rows if s == "grown" and isinstance(o, str)]
+        # the reward's direction, so `restlm inspect` can say which end of the file is best
         return {"grown_file": str(path.relative_to(self.run_dir.path)), "rows": len(rows), "grown": int(len(grown_rewards)),
+                "reward": self.reward.name, "higher_is_better": self.reward.higher_is_better,
                 "reward_mean": float(rewards.mean()),
                 "grown_reward_mean": float(grown_rewards.mean()) if len(grown_rewards) else None,
                 "distinct_samples": float(np.mean([len(set(outputs)) / len(outputs) for outputs in samples])),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from restlm import run_layout as layout
 from restlm.config import ExperimentConfig, to_dict
+from restlm.run_sections import sections_read
 from restlm.runs import RunDir, read_jsonl
 
 # The reference experiment (ALBERT on MRPC dev), shown beside ours.
@@ -129,7 +130,7 @@ def collect_results(config: ExperimentConfig, run: RunDir, task=None) -> dict:
     metric = task.selection_metric
     guard = task.guard()
     results = {"title": f"ReST on {data} with {config.model.name}", "task": config.task, "data_name": data,
-               "config": to_dict(config), "seeds": list(range(config.run.seeds)),
+               "config": to_dict(config), "config_sections": sections_read(config), "seeds": list(range(config.run.seeds)),
                "primary_metric": metric, "metric_columns": [list(c) for c in task.metric_columns()],
                "guard": {"reward": guard[0], "heldout": guard[1]} if guard else None,
                "baselines": _baselines(config, run, task.untrained_label), "cells": (cells := _cells(config, run)),

@@ -7,6 +7,7 @@ from restlm.report.cells import histogram_groups
 from restlm.report.figures import nll_figure_stem
 from restlm.report.steps import guard_table_markdown, steps_table_markdown
 from restlm.report.tables import table1_markdown, table2_markdown
+from restlm.run_sections import config_shown
 
 CONFIG_FACTS = ("model", "data", "dataset", "task", "policy")
 
@@ -162,6 +163,10 @@ def report_markdown(results: dict, figures: dict[str, str]) -> str:
                              figures[key], NLL_CAPTION)
     if "rewards" in figures:
         lines += _figure("Rewards at each Grow step", figures["rewards"], REWARD_CAPTION)
-    config = json.dumps(results.get("config", {}), indent=2, sort_keys=True, default=str)
-    lines += ["", "## Config", ""] + ["    " + line for line in config.splitlines()]
+    sections = results.get("config_sections")  # None: every section (a plugin task, an older results.json)
+    config = json.dumps(config_shown(results.get("config") or {}, sections), indent=2, sort_keys=True, default=str)
+    lines += ["", "## Config", ""]
+    if sections is not None:
+        lines += ["*The sections this run's task and method read; results.json holds every key.*", ""]
+    lines += ["    " + line for line in config.splitlines()]
     return "\n".join(lines) + "\n"

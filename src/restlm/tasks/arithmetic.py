@@ -150,6 +150,7 @@ def word_problem(rng: random.Random, level: Level) -> tuple[str, list[str], int]
 class ArithmeticTask(Task):
     selection_metric = "dev_exact_strict"
     untrained_label = "pretrained, prompted (no fine-tuning)"
+    sections = ("model", "train", "generation", "arithmetic", "baselines.untrained_head")
 
     def __init__(self, config, accelerator):
         super().__init__(config, accelerator)

@@ -37,6 +37,9 @@ class Task(ABC):
     """the evaluate() key (higher is better) that picks the best step and drives early stopping"""
     untrained_label: str = "untrained"
     """the report's name for the policy before fine-tuning"""
+    sections: tuple[str, ...] | None = None
+    """the config sections the task reads (its policy's included); the method's and `run` are added to them.
+    None: not declared, so `restlm config` and the report show every section"""
 
     def __init__(self, config: ExperimentConfig, accelerator):
         self.config, self.accelerator = config, accelerator

@@ -61,6 +61,7 @@ def validation_split(train: list[Example], fraction: float, seed: int) -> tuple[
 @register_task("classification")
 class ClassificationTask(Task):
     untrained_label = "untrained head"
+    sections = ("data", "model", "train", "baselines")
 
     def __init__(self, config, accelerator):
         super().__init__(config, accelerator)

@@ -31,6 +31,7 @@ from restlm.tasks.base import Task, register_task
 class PromptsTask(Task):
     selection_metric = "dev_reward"
     untrained_label = "pretrained, prompted (no fine-tuning)"
+    sections = ("model", "train", "generation", "prompts", "baselines.untrained_head")
 
     def __init__(self, config, accelerator):
         super().__init__(config, accelerator)

@@ -34,6 +34,7 @@ def openings(examples: list[Example]) -> list[Example]:
 class SentimentTask(Task):
     selection_metric = "dev_reward"
     untrained_label = "instruct model, prompted"
+    sections = ("model", "train", "generation", "sentiment", "baselines.untrained_head")
 
     def __init__(self, config, accelerator):
         super().__init__(config, accelerator)

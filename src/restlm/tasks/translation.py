@@ -26,6 +26,7 @@ OUT_OF_DOMAIN = "iwslt"
 class TranslationTask(Task):
     selection_metric = "dev_reward"
     untrained_label = "pretrained, prompted (no fine-tuning)"
+    sections = ("data", "model", "train", "generation", "translation", "baselines.untrained_head")
 
     def __init__(self, config, accelerator):
         super().__init__(config, accelerator)
