@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--greedy-sentences", type=int, default=200, help="test_2016_flickr sentences decoded greedily")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--engines", default="hf float32,hf bfloat16,ctranslate2 int8,ctranslate2 float32")
+    parser.add_argument("--engines", default="hf float32,hf bfloat16,torch float32,torch bfloat16,ctranslate2 int8")
     parser.add_argument("--out", default=str(HERE / "results" / "generation_speed"))
     args = parser.parse_args()
     # imported after parsing: --help stays instant

@@ -3,6 +3,8 @@ causal and seq2seq, several batches, rows that end early), the shared prefill, d
 softmax(logits / T) inside the top_p nucleus, seeds, and the token-sized batches."""
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 from accelerate import Accelerator
@@ -43,11 +45,12 @@ def test_rows_that_end_early_leave_the_batch_and_the_others_go_on_as_generate_do
     policy = causal()
     model, pad = policy.unwrapped, policy.tokenizer.pad_token_id
     prompts = [policy.prompt_ids(e) for e in PROMPTS]
-    free = decode_causal(model, prompts, Sampling(n=1, greedy=True, max_new_tokens=10), [10**6], pad,
-                         torch.Generator())
+    free, none = decode_causal(model, prompts, Sampling(n=1, greedy=True, max_new_tokens=10), [10**6], pad,
+                               torch.Generator())
+    assert none is None  # no log-probs for greedy outputs
     firsts = [row[0][2] for row in free]  # the third token of each row, as an end token for some rows
     eos = [max(set(firsts), key=firsts.count)]
-    ours = decode_causal(model, prompts, Sampling(n=1, greedy=True, max_new_tokens=10), eos, pad, torch.Generator())
+    ours, _ = decode_causal(model, prompts, Sampling(n=1, greedy=True, max_new_tokens=10), eos, pad, torch.Generator())
     lengths = [len(row[0]) for row in ours]
     assert min(lengths) <= 3 < max(lengths)  # some rows ended early while others went on
     for prompt, row in zip(prompts, ours):
@@ -102,3 +105,41 @@ def test_batches_hold_at_most_batch_tokens_prompt_tokens_times_samples():
     assert token_batches(order, lengths, 1, 16) == [[5, 0, 1], [2, 3], [4]]  # 3 rows x 5 = 15; 2 x 8 = 16
     assert token_batches(order, lengths, 2, 16) == [[5, 0], [1], [2], [3], [4]]
     assert token_batches(order, lengths, 1, 1000) == [order]
+
+
+def test_a_bf16_copy_reports_its_own_log_probs_of_the_samples_for_the_gap_guard():
+    """The engine's mean log-prob of each sample equals the float32 policy's within bf16 rounding; the policy's
+    own model (float32) reports none: there is no gap to guard."""
+    policy = causal()
+    policy.use_engine(TORCH)
+    samples = policy.rollouts(PROMPTS, k=2, temperature=1.0, top_p=1.0, max_new_tokens=6, seed=0)
+    assert samples.engine_mean_log_probs is None
+    policy.use_engine(GenerationConfig(engine="torch", dtype="bfloat16"))
+    samples = policy.rollouts(PROMPTS, k=2, temperature=1.0, top_p=1.0, max_new_tokens=6, seed=0)
+    engine = torch.tensor(samples.engine_mean_log_probs)
+    batch = policy.rollout_batch(samples)
+    with torch.no_grad():
+        logits, labels = policy.rollout_logits(policy.unwrapped, batch)
+    mask = labels != -100
+    token_lp = torch.log_softmax(logits.float(), -1).gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1)
+    policy_mean = (token_lp * mask).sum(-1) / mask.sum(-1)
+    assert engine.shape == policy_mean.shape and (engine < 0).all()
+    assert torch.allclose(engine, policy_mean, atol=0.05)
+
+
+def test_auto_picks_torch_in_bf16_for_a_causal_policy_where_bf16_is_native(monkeypatch):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    import restlm.precision as precision
+
+    tok = tiny_tokenizer()
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=1024, intermediate_size=4096, num_hidden_layers=2,
+                         num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=64)
+    policy = CausalLMPolicy(LlamaForCausalLM(config).eval(), tok, Accelerator(), max_new_tokens=4)  # 30M parameters
+    monkeypatch.setattr(precision, "bf16_pays", lambda device="cpu": True)
+    policy.use_engine(GenerationConfig(engine="auto"))
+    assert policy.engine.describe() == "torch/bfloat16"
+    monkeypatch.setattr(precision, "bf16_pays", lambda device="cpu": False)
+    monkeypatch.setitem(sys.modules, "ctranslate2", None)  # import ctranslate2 now raises ImportError
+    policy.use_engine(GenerationConfig(engine="auto"))
+    assert policy.engine.describe() == "hf/float32"  # no native bf16 and no ctranslate2

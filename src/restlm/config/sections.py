@@ -147,12 +147,12 @@ class GenerationConfig:
     """what generates for causal and seq2seq policies (Grow samples, greedy evaluation, PPO rollouts): 'hf'
     (Hugging Face generate on the policy's model), 'torch' (restlm's decode loop on that model: a prompt's
     prefill shared by its samples, finished rows leave the batch), 'ctranslate2' (a converted copy, kept in
-    step with the weights) or 'auto' (ctranslate2 for models of 20M parameters or more when it can convert
-    them, else hf)"""
+    step with the weights) or 'auto' (hf under 20M parameters; torch in bf16 for a causal policy on a CPU with
+    AMX or AVX512-BF16; else ctranslate2 when it can convert the model, else hf)"""
     compute_type: str = "auto"
     """ctranslate2's weights: 'int8', 'int8_float32', 'float32' (CPU), 'int8_float16', 'float16', 'bfloat16'
     (CUDA); 'auto': int8 on CPU, int8_float16 on CUDA"""
-    batch_tokens: int = 4096
+    batch_tokens: int = 16384
     """ctranslate2's and torch's batches: at most this many prompt tokens each (sorted by length; torch counts
     a prompt's tokens once per sample)"""
     dtype: str = "float32"

@@ -5,10 +5,13 @@
   torch        restlm's own decode loop on the same model: one prefill per prompt shared by its samples,
                finished rows leave the batch, batches sized by tokens
   ctranslate2  CTranslate2 on a converted copy of the weights (int8 or float32; CPU or CUDA)
-  auto         ctranslate2 for models of AUTO_MIN_PARAMETERS or more when it is installed and can
-               convert them, else hf (a tiny model generates faster than it converts)
+  auto         hf for models under AUTO_MIN_PARAMETERS (a tiny model generates faster than it converts);
+               for a causal policy on a CPU with native bf16 (AMX or AVX512-BF16), torch in bf16; else
+               ctranslate2 when it is installed and can convert the model, else hf
 """
 from __future__ import annotations
+
+import dataclasses
 
 from restlm.errors import ConfigError
 from restlm.generation.base import Engine, Sampling, weights_version
@@ -21,23 +24,33 @@ from restlm.generation import ct2, hf, torch_decode  # noqa: E402,F401  isort: s
 
 
 def build_engine(policy, options) -> Engine:
-    """The engine `options.engine` names for `policy` ('auto': ctranslate2 when it can run it, else hf)."""
+    """The engine `options.engine` names for `policy` ('auto': see the module doc)."""
     name = options.engine
     if name == "auto":
-        if sum(p.numel() for p in policy.unwrapped.parameters()) < AUTO_MIN_PARAMETERS:
-            return ENGINES["hf"](policy, options)
-        try:
-            engine = ENGINES["ctranslate2"](policy, options)
-            engine.sync()  # a model CTranslate2 cannot convert falls back to hf
-            return engine
-        except ConfigError:
-            return ENGINES["hf"](policy, options)
+        return _auto_engine(policy, options)
     if name not in ENGINES:
         raise ConfigError("generation.engine", f"must be auto or one of {', '.join(ENGINES)}; got {name!r}")
     engine = ENGINES[name](policy, options)
     if policy.kind not in engine.kinds:
         raise ConfigError("generation.engine", f"{name} does not run {policy.kind} policies")
     return engine
+
+
+def _auto_engine(policy, options) -> Engine:
+    """The fastest engine measured for this policy here (benchmarks/results/generation_speed.md)."""
+    from restlm.precision import bf16_pays
+
+    if sum(p.numel() for p in policy.unwrapped.parameters()) < AUTO_MIN_PARAMETERS:
+        return ENGINES["hf"](policy, options)
+    device = policy.accelerator.device.type
+    if policy.kind == "causal" and device == "cpu" and bf16_pays("cpu"):
+        return ENGINES["torch"](policy, dataclasses.replace(options, dtype="bfloat16"))
+    try:
+        engine = ENGINES["ctranslate2"](policy, options)
+        engine.sync()  # a model CTranslate2 cannot convert falls back to hf
+        return engine
+    except ConfigError:
+        return ENGINES["hf"](policy, options)
 
 
 __all__ = ["ENGINES", "Engine", "Sampling", "build_engine", "register_engine", "weights_version"]

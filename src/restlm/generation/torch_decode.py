@@ -3,7 +3,8 @@ waste than Hugging Face `generate` for causal policies:
 
 - one prefill per prompt, its KV cache shared by the prompt's K samples (generate prefills each of
   the K copies);
-- finished rows leave the batch (generate keeps decoding them as padding until the longest ends);
+- finished rows leave the batch, a quarter of it at a time (generate keeps decoding them as padding
+  until the longest ends);
 - batches sized by tokens (`generation.batch_tokens`: prompt tokens x samples), not by a row count.
 
 Sampling draws from softmax(logits / T) inside the top_p nucleus (no top-k cut), greedy takes the
@@ -37,18 +38,23 @@ class TorchDecodeEngine(HFEngine):
         lengths = [len(p) for p in prompts] if prompts else [policy.input_length(e) for e in examples]
         order = sorted(range(len(examples)), key=lambda i: lengths[i]) if sort_by_length else list(range(len(examples)))
         rows: list = [None] * len(examples)
+        scores: list | None = [None] * len(examples) if prompts is not None and not sampling.greedy else None
         for batch_index, idx in enumerate(token_batches(order, lengths, sampling.n, self.options.batch_tokens)):
             generator = torch.Generator(device=policy.accelerator.device)
             generator.manual_seed(seed * 1_000_003 + batch_index)  # seeds s and s+1 share no batch seed
             if prompts is not None:
-                out = decode_causal(model, [prompts[i] for i in idx], sampling, policy.eos_ids,
-                                    policy.tokenizer.pad_token_id, generator)
+                out, mean_log_probs = decode_causal(model, [prompts[i] for i in idx], sampling, policy.eos_ids,
+                                                    policy.tokenizer.pad_token_id, generator)
             else:
-                out = self._seq2seq([examples[i] for i in idx], sampling, model, generator)
+                out, mean_log_probs = self._seq2seq([examples[i] for i in idx], sampling, model, generator), None
             for j, i in enumerate(idx):
                 rows[i] = out[j]
+                if scores is not None:
+                    scores[i] = mean_log_probs[j]
             if progress:
                 progress(len(idx), sum(len(t) for seqs in out for t in seqs))
+        # the copy's own log-probs only differ from the policy's when it is a bf16 copy: the gap guard reads them
+        self.last_mean_log_probs = scores if model is not policy.unwrapped else None
         return rows
 
     def _seq2seq(self, examples: list[Example], sampling: Sampling, model, generator) -> list[list[list[int]]]:
@@ -80,8 +86,9 @@ def token_batches(order: list[int], lengths: list[int], n: int, batch_tokens: in
 
 
 def decode_causal(model, prompts: list[list[int]], sampling: Sampling, eos_ids: list[int], pad_id: int,
-                  generator: torch.Generator) -> list[list[list[int]]]:
-    """Per prompt, `sampling.n` token lists (new tokens up to and including the first EOS). One prefill of
+                  generator: torch.Generator) -> tuple[list[list[list[int]]], list[list[float]] | None]:
+    """Per prompt, `sampling.n` token lists (new tokens up to and including the first EOS), and when sampling
+    the mean log-prob of each list's tokens at temperature 1 under `model` (None when greedy). One prefill of
     the left-padded prompts; its KV cache repeated for the n samples; rows leave when they end."""
     from transformers import DynamicCache
 
@@ -99,25 +106,37 @@ def decode_causal(model, prompts: list[list[int]], sampling: Sampling, eos_ids: 
         logits, mask = logits.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
         positions = positions.repeat_interleave(n, 0)
     next_position = positions[:, -1] + 1
-    live = torch.arange(len(prompts) * n, device=device)  # the output row of each batch row still decoding
+    live = torch.arange(len(prompts) * n, device=device)  # the output row of each batch row
+    done = torch.zeros(len(live), dtype=torch.bool, device=device)  # rows that drew EOS (still in the batch)
     outputs: list[list[int]] = [[] for _ in range(len(prompts) * n)]
+    log_prob_sums = [0.0] * len(outputs)
     eos = torch.tensor(eos_ids, device=device)
     for step in range(sampling.max_new_tokens):
         tokens = next_tokens(logits, sampling, generator)
-        for row, token in zip(live.tolist(), tokens.tolist()):
-            outputs[row].append(token)
-        going = ~torch.isin(tokens, eos)
-        if step == sampling.max_new_tokens - 1 or not going.any():
+        log_probs = [0.0] * len(live) if sampling.greedy else \
+            (logits.gather(-1, tokens[:, None]).squeeze(-1) - logits.logsumexp(-1)).tolist()
+        for row, token, ended, log_prob in zip(live.tolist(), tokens.tolist(), done.tolist(), log_probs):
+            if not ended:
+                outputs[row].append(token)
+                log_prob_sums[row] += log_prob
+        done = done | torch.isin(tokens, eos)
+        if step == sampling.max_new_tokens - 1 or done.all():
             break
-        if not going.all():  # finished rows leave the batch, their cache rows with them
-            keep = going.nonzero().squeeze(-1)
+        if 4 * int(done.sum()) >= len(live):
+            # finished rows leave the batch with their cache rows; only once a quarter has ended, since
+            # each removal copies the whole cache
+            keep = (~done).nonzero().squeeze(-1)
             cache.batch_select_indices(keep)
-            live, tokens, mask, next_position = live[keep], tokens[keep], mask[keep], next_position[keep]
+            live, tokens, mask, next_position, done = live[keep], tokens[keep], mask[keep], next_position[keep], done[keep]
         mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=-1)
         logits = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_position[:, None],
                        past_key_values=cache, use_cache=True).logits[:, -1].float()
         next_position = next_position + 1
-    return [outputs[j * n : (j + 1) * n] for j in range(len(prompts))]
+    by_prompt = [outputs[j * n : (j + 1) * n] for j in range(len(prompts))]
+    if sampling.greedy:
+        return by_prompt, None
+    means = [total / len(tokens) for total, tokens in zip(log_prob_sums, outputs)]
+    return by_prompt, [means[j * n : (j + 1) * n] for j in range(len(prompts))]
 
 
 def next_tokens(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator) -> torch.Tensor:
@@ -126,9 +145,18 @@ def next_tokens(logits: torch.Tensor, sampling: Sampling, generator: torch.Gener
     if sampling.greedy:
         return logits.argmax(-1)
     probs = torch.softmax(logits / sampling.temperature, dim=-1)
-    if sampling.top_p < 1.0:
-        sorted_probs, sorted_ids = probs.sort(dim=-1, descending=True)
-        before = sorted_probs.cumsum(-1) - sorted_probs  # the mass of the more likely tokens
-        sorted_probs = sorted_probs.masked_fill(before >= sampling.top_p, 0.0)
-        probs = torch.zeros_like(probs).scatter(-1, sorted_ids, sorted_probs)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    if sampling.top_p >= 1.0:
+        return inverse_cdf(probs, generator)
+    sorted_probs, sorted_ids = probs.sort(dim=-1, descending=True)
+    before = sorted_probs.cumsum(-1) - sorted_probs  # the mass of the more likely tokens
+    picked = inverse_cdf(sorted_probs.masked_fill(before >= sampling.top_p, 0.0), generator)
+    return sorted_ids.gather(-1, picked[:, None]).squeeze(-1)
+
+
+def inverse_cdf(weights: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One index per row drawn in proportion to `weights` (not normalised), from one uniform per row: the first
+    index whose cumulative weight exceeds it. torch.multinomial draws an exponential per vocabulary entry,
+    which cost a quarter of a decode step's time for SmolLM2's 49k tokens."""
+    cdf = weights.float().cumsum(-1)  # float32, as multinomial's sums: a zero weight is still never drawn
+    u = torch.rand(len(weights), 1, generator=generator, device=weights.device) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp(max=weights.shape[-1] - 1)

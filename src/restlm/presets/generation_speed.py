@@ -24,6 +24,8 @@ from restlm.tasks import build_task
 ENGINES = {  # name -> generation settings
     "hf float32": GenerationConfig(engine="hf", dtype="float32"),
     "hf bfloat16": GenerationConfig(engine="hf", dtype="bfloat16"),
+    "torch float32": GenerationConfig(engine="torch", dtype="float32"),
+    "torch bfloat16": GenerationConfig(engine="torch", dtype="bfloat16"),
     "ctranslate2 int8": GenerationConfig(engine="ctranslate2", compute_type="int8"),
     "ctranslate2 float32": GenerationConfig(engine="ctranslate2", compute_type="float32"),
 }
