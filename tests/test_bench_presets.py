@@ -64,6 +64,25 @@ def test_summarise_cells_gives_seed_means_and_the_paired_difference():
     assert treated["wall_time_s"] == 20.0
 
 
+def test_rest_is_chosen_per_seed_on_validation_and_scored_on_dev_beside_the_optimistic_dev_pick():
+    def with_val(seed, g, i, dev, val):
+        return {**cell(seed, g, i, dev), "val_accuracy": val}
+
+    results = {"cells": [with_val(0, 0, 0, 0.70, 0.7), with_val(1, 0, 0, 0.74, 0.7),
+                         with_val(0, 1, 1, 0.72, 0.9), with_val(0, 1, 2, 0.80, 0.8),   # seed 0: val picks G1I1
+                         with_val(1, 1, 1, 0.78, 0.8), with_val(1, 1, 2, 0.76, 0.8)]}  # seed 1: a tie, the first
+    honest, optimistic = mrpc_grid.chosen_per_seed(results)
+    assert (honest["chosen_on"], honest["steps"]) == ("validation", ["G1I1", "G1I1"])
+    assert honest["dev_accuracy_mean"] == pytest.approx(0.75)
+    assert honest["diff_vs_g0i0_mean"] == pytest.approx(((0.72 - 0.70) + (0.78 - 0.74)) / 2)
+    assert (optimistic["chosen_on"], optimistic["steps"]) == ("dev (optimistic)", ["G1I2", "G1I1"])
+    assert optimistic["dev_accuracy_mean"] == pytest.approx(0.79)
+    text = mrpc_grid.markdown({"model": "m", "machine": "x", "command": "c", "seeds": 2, "train_examples_per_s": 1.0,
+                               "inference_pairs_per_s": 1.0, "peak_memory_mb": 1.0, "cells": [],
+                               "chosen": [honest, optimistic]})
+    assert "| 8 | validation | 2 | 0.7500 |" in text and "| 8 | dev (optimistic) | 2 | 0.7900 |" in text
+
+
 # ---------------------------------------------------------------- multi30k
 def test_paper_step_renumbers_only_after_an_unfiltered_first_step():
     config = ExperimentConfig()

@@ -152,9 +152,9 @@ class GenerationConfig:
     compute_type: str = "auto"
     """ctranslate2's weights: 'int8', 'int8_float32', 'float32' (CPU), 'int8_float16', 'float16', 'bfloat16'
     (CUDA); 'auto': int8 on CPU, int8_float16 on CUDA"""
-    batch_tokens: int = 16384
-    """ctranslate2's and torch's batches: at most this many prompt tokens each (sorted by length; torch counts
-    a prompt's tokens once per sample)"""
+    batch_tokens: int | None = None
+    """at most this many prompt tokens a batch (sorted by length; torch counts a prompt once per sample); None: the
+    engine's own measured default (torch 16384, ctranslate2 4096: each ran slower at the other's)"""
     dtype: str = "float32"
     """the hf and torch engines' weights: 'float32', 'bfloat16' (a copy kept in step with the policy) or 'auto' (bfloat16
     on CPUs with AMX or AVX512-BF16 and on CUDA with bf16)"""

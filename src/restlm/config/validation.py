@@ -35,7 +35,7 @@ def validate(config: ExperimentConfig) -> None:
     positive = ["train.epochs", "train.batch_size", "train.eval_batch_size", "rest.samples_per_input",
                 "rest.improve_epochs", "run.seeds", "generation.batch_tokens"]
     for key in positive:
-        if flat[key] < 1:
+        if flat[key] is not None and flat[key] < 1:  # None: a default chosen elsewhere (generation.batch_tokens)
             raise ConfigError(key, f"must be at least 1; got {flat[key]}")
     if config.model.max_length < MIN_LENGTH:  # the model's own limit is checked when it is loaded
         raise ConfigError("model.max_length", f"must be at least {MIN_LENGTH} (special tokens and some text); "

@@ -14,9 +14,11 @@ CONFIG_FACTS = ("model", "data", "dataset", "task", "policy")
 TABLE1_CAPTION = (
     "*Accuracy and F1 on the dev set, mean over seeds. ± is the sample standard deviation over "
     "seeds; the 95% CI is the Student-t interval over seeds, clipped to [0, 1] (none with one "
-    "seed). \"ReST best\" is the step with the highest mean dev accuracy, picked on the same dev "
-    "set it is scored on, so it is optimistic. Paper accuracy gives the paper's number and the "
-    "row it comes from.*")
+    "seed). \"ReST, chosen on validation\" (when `data.validation_fraction` carves a validation split "
+    "from the training pairs) is the step with the highest mean validation accuracy, scored on dev, "
+    "which did not choose it. \"ReST best on dev\" is the step with the highest mean dev accuracy, "
+    "picked on the same dev set it is scored on, so it is optimistic. Paper accuracy gives the "
+    "paper's number and the row it comes from.*")
 
 TABLE2_CAPTION = (
     "*Change vs G0I0: relative change of the mean accuracy. Paired Δ: mean over seeds of "
