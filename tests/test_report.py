@@ -309,3 +309,19 @@ def test_table1_chooses_rest_on_the_validation_split_and_keeps_the_dev_pick_as_o
     g1i1 = [c["dev_accuracy"] for c in results["cells"] if (c["G"], c["I"]) == (1, 1)]
     assert f"{np.mean(g1i1):.4f} ± {np.std(g1i1, ddof=1):.4f}" in chosen
     assert "ReST, chosen on validation" not in table1_markdown(synthetic_results(seeds=(0,), ns=(100,)))
+
+
+def test_a_run_that_selects_on_validation_keeps_tables_1_and_2_and_plots_dev_accuracy():
+    """The default MRPC config carves a validation split: its report still has the classification tables, and
+    the step figure shows dev accuracy (the reported metric, the paper's), not the selection split's."""
+    from restlm.report.document import report_markdown
+    from restlm.report.figures import accuracy_figure
+
+    results = synthetic_results(seeds=(0, 1), ns=(100,))
+    results["primary_metric"] = "val_accuracy"
+    for cell in results["cells"]:
+        cell["val_accuracy"] = 0.9 if (cell["G"], cell["I"]) == (1, 1) else 0.5
+    md = report_markdown(results, {"accuracy_by_step": "accuracy_by_step.png"})
+    assert "## Table 1: baselines, fine-tuned and ReST" in md and "| ReST, chosen on validation (G1I1, N=100)" in md
+    assert "## Dev accuracy by step" in md
+    assert accuracy_figure(results).axes[0].get_ylabel() == "dev accuracy"

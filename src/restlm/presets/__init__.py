@@ -6,6 +6,7 @@
     reward_models        benchmarks/reward_models.py: Bradley-Terry reward models, probes and ensembles on HH-RLHF
     reward_model_search  benchmarks/reward_model_search.py: reward models chosen on a validation split
     generation_speed     benchmarks/generation_speed.py: sampled tokens/s of every generation engine
+    generation_profile   benchmarks/generation_speed.py --profile: where one engine's sampling time goes
     training_speed       benchmarks/training_speed.py: supervised training steps in bf16 against float32
 """
 from __future__ import annotations

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 from restlm.report.cells import histogram_groups
-from restlm.report.figures import nll_figure_stem
 from restlm.report.steps import guard_table_markdown, steps_table_markdown
+from restlm.report.figures import CLASSIFICATION_SELECTION, nll_figure_stem, reported_metric
 from restlm.report.tables import table1_markdown, table2_markdown
 from restlm.run_sections import config_shown
 
@@ -149,14 +149,14 @@ def report_markdown(results: dict, figures: dict[str, str]) -> str:
     any may be absent.
     """
     lines = _header(results)
-    if results.get("primary_metric", "dev_accuracy") == "dev_accuracy":
+    if results.get("primary_metric", "dev_accuracy") in CLASSIFICATION_SELECTION:
         lines += _classification_tables(results)
     lines += ["", "## Metrics by step", "", steps_table_markdown(results), "", STEPS_CAPTION]
     guard = guard_table_markdown(results)
     if guard:
         lines += ["", "## Reward-hacking guard", "", guard, "", GUARD_CAPTION]
     if "accuracy_by_step" in figures:
-        metric = results.get("primary_metric", "dev_accuracy").replace("_", " ")
+        metric = reported_metric(results).replace("_", " ")
         lines += _figure(f"{metric.capitalize()} by step", figures["accuracy_by_step"],
                          ACCURACY_CAPTION.replace("Dev accuracy", metric.capitalize()))
     for n, seed in histogram_groups(results.get("histograms") or []):

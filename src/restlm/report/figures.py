@@ -103,9 +103,20 @@ def _draw_accuracy_panel(ax, n: int, steps: dict, paper: dict, metric: str = "de
     ax.grid(axis="y", alpha=0.3)
 
 
+CLASSIFICATION_SELECTION = ("dev_accuracy", "val_accuracy")
+"""a classification run's selection metrics: on dev, or on a validation split carved from train"""
+
+
+def reported_metric(results: dict) -> str:
+    """The metric the step figure shows: the selection metric, but dev accuracy where a validation split chose
+    (dev is what the report scores, and what the paper's crosses are)."""
+    metric = results.get("primary_metric", "dev_accuracy")
+    return "dev_accuracy" if metric in CLASSIFICATION_SELECTION else metric
+
+
 def accuracy_figure(results: dict) -> Figure | None:
     """The figure `accuracy_by_step_figure` writes, not yet saved; None without cells."""
-    metric = results.get("primary_metric", "dev_accuracy")
+    metric = reported_metric(results)
     grouped = {n: {k: v for k, v in steps.items() if values(v, metric)}
                for n, steps in group_cells(results.get("cells", [])).items()}
     grouped = {n: steps for n, steps in grouped.items() if steps}
