@@ -47,15 +47,10 @@ class HFEngine(Engine):
     @torch.no_grad()
     def generate(self, examples: list[Example], sampling: Sampling, seed: int, sort_by_length: bool = True,
                  progress=None) -> list[list[list[int]]]:
-        from restlm.policies.generative import count_until_eos
-
         policy = self.policy
         policy.unwrapped.eval()
         model = self.model()
-        settings = {"max_new_tokens": sampling.max_new_tokens, "do_sample": not sampling.greedy, "num_beams": 1,
-                    "num_return_sequences": sampling.n, "use_cache": True}
-        if not sampling.greedy:
-            settings.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+        settings = generate_settings(sampling)
         order = list(range(len(examples)))
         if sort_by_length:
             order.sort(key=lambda i: policy.input_length(examples[i]))
@@ -66,9 +61,26 @@ class HFEngine(Engine):
             with torch.random.fork_rng():  # the caller's random stream goes on as if we had not sampled
                 torch.manual_seed(seed * 1_000_003 + batch_index)  # seeds s and s+1 share no batch seed
                 tokens = policy._generate([examples[i] for i in idx], settings, model)  # (len(idx) * n, new tokens)
-            cut = [row[:c] for row, c in zip(tokens.tolist(), count_until_eos(tokens, policy.eos_ids))]
+            by_prompt = per_prompt(tokens, policy.eos_ids, n)
             for j, i in enumerate(idx):
-                rows[i] = cut[j * n : (j + 1) * n]
+                rows[i] = by_prompt[j]
             if progress:
-                progress(len(idx), sum(len(c) for c in cut))
+                progress(len(idx), sum(len(t) for seqs in by_prompt for t in seqs))
         return rows
+
+
+def generate_settings(sampling: Sampling) -> dict:
+    """`generate` keyword arguments for `sampling`: greedy, or draws from the tempered nucleus without a top-k cut."""
+    settings = {"max_new_tokens": sampling.max_new_tokens, "do_sample": not sampling.greedy, "num_beams": 1,
+                "num_return_sequences": sampling.n, "use_cache": True}
+    if not sampling.greedy:
+        settings.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+    return settings
+
+
+def per_prompt(tokens: torch.Tensor, eos_ids, n: int) -> list[list[list[int]]]:
+    """`generate`'s new tokens (n rows per prompt) as n lists per prompt, each cut after its first EOS."""
+    from restlm.policies.generative import count_until_eos
+
+    cut = [row[:c] for row, c in zip(tokens.tolist(), count_until_eos(tokens, eos_ids))]
+    return [cut[j * n : (j + 1) * n] for j in range(len(cut) // n)]

@@ -19,7 +19,7 @@ import torch
 
 from restlm.data.examples import Example
 from restlm.generation.base import Sampling
-from restlm.generation.hf import HFEngine
+from restlm.generation.hf import HFEngine, generate_settings, per_prompt
 from restlm.generation.registry import register_engine
 
 # prompt tokens x samples a batch unless generation.batch_tokens says: 64 x 4 SmolLM2 samples drew 300 tokens/s at
@@ -63,17 +63,10 @@ class TorchDecodeEngine(HFEngine):
         return rows
 
     def _seq2seq(self, examples: list[Example], sampling: Sampling, model, generator) -> list[list[list[int]]]:
-        from restlm.policies.generative import count_until_eos
-
-        settings = {"max_new_tokens": sampling.max_new_tokens, "do_sample": not sampling.greedy, "num_beams": 1,
-                    "num_return_sequences": sampling.n, "use_cache": True}
-        if not sampling.greedy:
-            settings.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
         with torch.random.fork_rng(devices=[]):  # generate draws from torch's global stream: seed it from ours
             torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-            tokens = self.policy._generate(examples, settings, model)
-        cut = [row[:c] for row, c in zip(tokens.tolist(), count_until_eos(tokens, self.policy.eos_ids))]
-        return [cut[j * sampling.n : (j + 1) * sampling.n] for j in range(len(examples))]
+            tokens = self.policy._generate(examples, generate_settings(sampling), model)
+        return per_prompt(tokens, self.policy.eos_ids, sampling.n)
 
 
 def token_batches(order: list[int], lengths: list[int], n: int, batch_tokens: int) -> list[list[int]]:
