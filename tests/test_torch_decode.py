@@ -47,7 +47,7 @@ def test_rows_that_end_early_leave_the_batch_and_the_others_go_on_as_generate_do
     prompts = [policy.prompt_ids(e) for e in PROMPTS]
     free, none = decode_causal(model, prompts, Sampling(n=1, greedy=True, max_new_tokens=10), [10**6], pad,
                                torch.Generator())
-    assert none is None  # no log-probs for greedy outputs
+    assert none is None  # no log-probs unless asked for
     firsts = [row[0][2] for row in free]  # the third token of each row, as an end token for some rows
     eos = [max(set(firsts), key=firsts.count)]
     ours, _ = decode_causal(model, prompts, Sampling(n=1, greedy=True, max_new_tokens=10), eos, pad, torch.Generator())

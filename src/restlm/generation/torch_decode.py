@@ -42,14 +42,16 @@ class TorchDecodeEngine(HFEngine):
         lengths = [len(p) for p in prompts] if prompts else [policy.input_length(e) for e in examples]
         order = sorted(range(len(examples)), key=lambda i: lengths[i]) if sort_by_length else list(range(len(examples)))
         rows: list = [None] * len(examples)
-        scores: list | None = [None] * len(examples) if prompts is not None and not sampling.greedy else None
+        # the copy's own log-probs only differ from the policy's when it is a bf16 copy: the gap guard reads them
+        with_log_probs = policy.kind == "causal" and not sampling.greedy and model is not policy.unwrapped
+        scores: list | None = [None] * len(examples) if with_log_probs else None
         batches = token_batches(order, lengths, sampling.n, self.options.batch_tokens or BATCH_TOKENS)
         for batch_index, idx in enumerate(batches):
             generator = torch.Generator(device=policy.accelerator.device)
             generator.manual_seed(seed * 1_000_003 + batch_index)  # seeds s and s+1 share no batch seed
-            if prompts is not None:
+            if policy.kind == "causal":
                 out, mean_log_probs = decode_causal(model, [prompts[i] for i in idx], sampling, policy.eos_ids,
-                                                    policy.tokenizer.pad_token_id, generator)
+                                                    policy.tokenizer.pad_token_id, generator, with_log_probs)
             else:
                 out, mean_log_probs = self._seq2seq([examples[i] for i in idx], sampling, model, generator), None
             for j, i in enumerate(idx):
@@ -58,8 +60,7 @@ class TorchDecodeEngine(HFEngine):
                     scores[i] = mean_log_probs[j]
             if progress:
                 progress(len(idx), sum(len(t) for seqs in out for t in seqs))
-        # the copy's own log-probs only differ from the policy's when it is a bf16 copy: the gap guard reads them
-        self.last_mean_log_probs = scores if model is not policy.unwrapped else None
+        self.last_mean_log_probs = scores
         return rows
 
     def _seq2seq(self, examples: list[Example], sampling: Sampling, model, generator) -> list[list[list[int]]]:
@@ -84,10 +85,12 @@ def token_batches(order: list[int], lengths: list[int], n: int, batch_tokens: in
 
 
 def decode_causal(model, prompts: list[list[int]], sampling: Sampling, eos_ids: list[int], pad_id: int,
-                  generator: torch.Generator) -> tuple[list[list[list[int]]], list[list[float]] | None]:
-    """Per prompt, `sampling.n` token lists (new tokens up to and including the first EOS), and when sampling
-    the mean log-prob of each list's tokens at temperature 1 under `model` (None when greedy). One prefill of
-    the left-padded prompts; its KV cache repeated for the n samples; rows leave when they end."""
+                  generator: torch.Generator, with_log_probs: bool = False
+                  ) -> tuple[list[list[list[int]]], list[list[float]] | None]:
+    """Per prompt, `sampling.n` token lists (new tokens up to and including the first EOS), and with
+    `with_log_probs` the mean log-prob of each list's tokens at temperature 1 under `model` (else None: a
+    log-sum-exp over the vocabulary each step that nobody reads). One prefill of the left-padded prompts;
+    its KV cache repeated for the n samples; rows leave when they end."""
     from transformers import DynamicCache
 
     device = next(model.parameters()).device
@@ -112,8 +115,8 @@ def decode_causal(model, prompts: list[list[int]], sampling: Sampling, eos_ids: 
     eos = torch.tensor(eos_ids, device=device)
     for step in range(sampling.max_new_tokens):
         tokens = next_tokens(logits, sampling, generator)
-        log_probs = [0.0] * len(live) if sampling.greedy else \
-            (logits.gather(-1, tokens[:, None]).squeeze(-1) - logits.logsumexp(-1)).tolist()
+        log_probs = (logits.gather(-1, tokens[:, None]).squeeze(-1) - logits.logsumexp(-1)).tolist() \
+            if with_log_probs else [0.0] * len(live)
         for row, token, ended, log_prob in zip(live.tolist(), tokens.tolist(), done.tolist(), log_probs):
             if not ended:
                 outputs[row].append(token)
@@ -132,9 +135,9 @@ def decode_causal(model, prompts: list[list[int]], sampling: Sampling, eos_ids: 
                        past_key_values=cache, use_cache=True).logits[:, -1].float()
         next_position = next_position + 1
     by_prompt = [outputs[j * n : (j + 1) * n] for j in range(len(prompts))]
-    if sampling.greedy:
+    if not with_log_probs:
         return by_prompt, None
-    means = [total / len(tokens) for total, tokens in zip(log_prob_sums, outputs)]
+    means = [total / len(output) for total, output in zip(log_prob_sums, outputs)]
     return by_prompt, [means[j * n : (j + 1) * n] for j in range(len(prompts))]
 
 
