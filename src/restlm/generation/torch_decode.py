@@ -11,7 +11,7 @@ Sampling draws from softmax(logits / T) inside the top_p nucleus (no top-k cut),
 argmax, as the other engines do. Each batch draws from its own torch.Generator seeded from (seed, its
 index): the same seed, inputs, batch_tokens, dtype, process count and hardware give the same tokens
 (other draws than the `hf` engine's). Seq2seq policies decode through `generate` (their encoder runs
-once per source there already), in the same token-sized batches.
+once per source there already), in the same batches sized by their sources' tokens.
 """
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ class TorchDecodeEngine(HFEngine):
         policy = self.policy
         policy.unwrapped.eval()
         model = self.model()
-        prompts = [policy.prompt_ids(e) for e in examples] if policy.kind == "causal" else None
-        lengths = [len(p) for p in prompts] if prompts else [policy.input_length(e) for e in examples]
+        prompts = [policy.prompt_ids(e) for e in examples]  # the encoder's input for a seq2seq policy
+        lengths = [len(p) for p in prompts]
         order = sorted(range(len(examples)), key=lambda i: lengths[i]) if sort_by_length else list(range(len(examples)))
         rows: list = [None] * len(examples)
         # the copy's own log-probs only differ from the policy's when it is a bf16 copy: the gap guard reads them
