@@ -19,7 +19,7 @@ import torch
 from restlm.config import load_config
 from restlm.experiment import Experiment
 from restlm.presets import publish
-from restlm.report.cells import group_cells, values
+from restlm.report.cells import group_cells, step_label, values
 from restlm.results import collect_results
 from restlm.stats import UNIT_INTERVAL, paired_difference, summarise
 
@@ -63,7 +63,7 @@ def chosen_per_seed(results: dict) -> list[dict]:
             chosen = [picked[s]["dev_accuracy"] for s in seeds]
             diff = paired_difference(chosen, [control[s]["dev_accuracy"] for s in seeds])
             rows.append({"N": size, "chosen_on": "validation" if selection == "val_accuracy" else "dev (optimistic)",
-                         "seeds": len(seeds), "steps": [f"G{picked[s]['G']}I{picked[s]['I']}" for s in seeds],
+                         "seeds": len(seeds), "steps": [step_label((picked[s]["G"], picked[s]["I"])) for s in seeds],
                          "dev_accuracy_mean": float(np.mean(chosen)),
                          "dev_accuracy_ci95": summarise(chosen, bounds=UNIT_INTERVAL)["ci95"],
                          "diff_vs_g0i0_mean": diff["mean"], "diff_vs_g0i0_ci95": diff["ci95"],
