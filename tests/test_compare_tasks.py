@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from helpers import set_args, stderr_lines
 from restlm import cli
 from test_translation_task import write_corpus
@@ -15,8 +17,8 @@ FAST = ["baselines.zero_shot.backend=none", "run.histograms=false", "run.tensorb
         "dpo.batch_size=2", "dpo.max_length=256"]
 
 
-def compare(tmp_path, overrides: list[str], methods: str, capfd) -> dict:
-    out = tmp_path / "out"
+def compare(tmp_path, overrides: list[str], methods: str, capfd, out=None) -> dict:
+    out = out or tmp_path / "out"
     (tmp_path / "task.yaml").write_text("{}\n")
     code = cli.main(["compare", "--task", str(tmp_path / "task.yaml"), *set_args(overrides), "--methods", methods,
                      "--eval-samples", "2", "--bootstrap", "100", "--out", str(out)])
@@ -95,3 +97,63 @@ def test_sentiment_on_the_real_sentences_with_tiny_classifiers(tiny_model_dir, t
     by_name = check_methods(summary, ["sft", "rest", "ppo"])
     for m in by_name.values():
         assert 0 <= m["gold"] <= 1 and 0 <= m["proxy"] <= 1
+
+
+def test_bc_matched_copies_rests_optimiser_steps_and_the_controls_summary_pairs_them(tmp_path, capfd):
+    """The translation controls of ReST (benchmarks/multi30k_controls.py on a toy corpus): BC on the references
+    alone for as many optimiser steps, at the same learning rates and KL anchor, as ReST's Improve steps, from a
+    one-epoch start and from a start fine-tuned to its best dev epoch (`train.patience`); then the rows."""
+    from restlm.presets.multi30k_controls import summarise
+
+    from restlm.data.parallel import IWSLT14_VALID_LINES
+
+    model, root = save_tiny(tmp_path / "model"), write_corpus(tmp_path / "data")
+    (root / "iwslt14_deen").mkdir()  # an out-of-domain set of the real file's length; 3 lines are scored
+    for lang, text in (("de", "ein hund"), ("en", "a dog")):
+        (root / "iwslt14_deen" / f"valid.{lang}").write_text(f"{text}\n" * IWSLT14_VALID_LINES)
+    overrides = ["task=translation", f"data.root={root}", "data.path=toy",
+                 "data.dev_split=val", f"model.name={model}", "train.batch_size=2", "train.eval_batch_size=4",
+                 "train.epochs=1", "train.learning_rate=0.01", "translation.out_of_domain_limit=3",
+                 "translation.test_splits=[test]", "translation.max_new_tokens=6",
+                 "translation.system_prompt=null", "rest.grow_steps=2", "rest.improve_steps=1", "rest.grow_sizes=[3]",
+                 "rest.samples_per_input=2", "rest.sampling=sample", "rest.reward=chrf", "rest.normalise_reward=true",
+                 "rest.threshold=percentile", "rest.thresholds=[0.5]", "rest.guard_samples=2",
+                 "rest.improve_kl_coef=0.5", "rest.improve_learning_rate=0.005", *FAST]
+    runs = {}
+    for start, more in (("one_epoch", []), ("converged", ["train.epochs=4", "train.patience=1"])):
+        runs[start] = compare(tmp_path, overrides + more, "sft,rest,bc_matched", capfd, out=tmp_path / "runs" / start)
+    converged = check_methods(runs["converged"], ["sft", "rest", "bc_matched"])["sft"]["by_seed"][0]
+    by_epoch = converged["dev_reward_by_epoch"]
+    assert 1 <= converged["epochs_trained"] == len(by_epoch) <= 4
+    assert by_epoch[converged["best_epoch"] - 1] == max(by_epoch) == converged["steps"][0]["dev_reward"]
+    # the start holds the best epoch's weights: its final greedy decode scores what that epoch's evaluation did
+    assert converged["gold"] == converged["gold_at_chosen_step"]
+    for summary in runs.values():
+        by_name = check_methods(summary, ["sft", "rest", "bc_matched"])
+        rest, matched = by_name["rest"]["by_seed"][0], by_name["bc_matched"]["by_seed"][0]
+        assert [s["step"] for s in matched["steps"]] == [s["step"] for s in rest["steps"]] == ["start", "G1I1", "G2I1"]
+        assert [s["train_steps"] for s in matched["steps"][1:]] == [s["train_steps"] for s in rest["improve"]]
+        assert [s["lr"] for s in rest["improve"]] == [0.005, 0.005]
+        assert matched["sampled_tokens"] == 0 and matched["train_steps"] == sum(s["train_steps"] for s in rest["improve"])
+    rows = {r["method"]: r for r in summarise(tmp_path / "runs", resamples=50)["methods"]}
+    assert list(rows) == ["bc", "rest", "bc_matched", "bc_converged", "rest_from_converged", "bc_matched_from_converged"]
+    for name, row in rows.items():
+        control = "bc_matched_from_converged" if row["start"] == "converged" else "bc_matched"
+        paired = row["test_diff_vs_bc_matched"]
+        if name == control:
+            assert paired is None
+        else:  # a paired difference of the same outputs the rows' means come from
+            assert paired["diff"] == pytest.approx(row["test_bleu_mean"] - rows[control]["test_bleu_mean"])
+        # IWSLT BLEU of the final outputs is the chosen step's (the same greedy decode, lower-cased)
+        chosen = runs[row["start"]]["methods"][["sft", "rest", "bc_matched"].index(row["compare_method"])]["by_seed"][0]
+        step = next(s for s in chosen["steps"] if s["step"] == chosen["chosen_step"])
+        assert row["iwslt_bleu_mean"] == pytest.approx(step["iwslt_bleu"])
+        assert (row["iwslt_diff_vs_bc_matched"] is None) == (name == control)
+    # without rest there is nothing to match: refused before anything is written
+    out = tmp_path / "alone"
+    capfd.readouterr()
+    assert cli.main(["compare", "--task", str(tmp_path / "task.yaml"), *set_args(overrides), "--methods",
+                     "sft,bc_matched", "--out", str(out)]) == 2
+    lines = stderr_lines(capfd.readouterr().err)
+    assert len(lines) == 1 and "--methods: bc_matched reads the records of rest: add it" in lines[0]
+    assert not out.exists()

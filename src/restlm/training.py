@@ -100,6 +100,8 @@ def train_policy(
     on_step: Callable[[int, float], None] | None = None,
     reference: Policy | None = None,
     kl_coef: float = 0.0,
+    max_steps: int | None = None,
+    after_epoch: Callable[[int], bool] | None = None,
 ) -> TrainStats:
     """Fine-tune `policy` in place on `items`; reproducible for a seed whatever the process count.
 
@@ -107,6 +109,9 @@ def train_policy(
     `kl_coef` > 0 adds kl_coef x KL(policy || reference) to the loss: the exact KL of the next-token
     distributions summed over each item's output tokens, averaged over the batch the way the loss is
     (by weight or by item). A generative policy and a frozen `reference` of the same tokenizer only.
+    `max_steps`: exactly this many optimiser steps, the epochs repeated as often as needed (`epochs` is then
+    ignored; the schedule spans the steps). `after_epoch(epoch)` is called after each full epoch (from 1);
+    returning True ends training there (early stopping).
     """
     accelerator = policy.accelerator
     rng = np.random.default_rng(seed)
@@ -117,7 +122,11 @@ def train_policy(
     if kl_coef and (reference is None or not hasattr(policy, "output_token_log_probs_and_kl")):
         raise ValueError("kl_coef needs a generative (causal or seq2seq) policy and a reference policy")
     lengths = [policy.input_length(item.example) for item in items]
-    batches = [b for _ in range(epochs) for b in length_bucketed_batches(lengths, cfg.batch_size, rng)]
+    per_epoch = [length_bucketed_batches(lengths, cfg.batch_size, rng) for _ in range(epochs if max_steps is None else 0)]
+    while max_steps is not None and sum(map(len, per_epoch)) < max_steps:
+        per_epoch.append(length_bucketed_batches(lengths, cfg.batch_size, rng))
+    batches = [b for epoch in per_epoch for b in epoch][:max_steps]
+    ends = np.cumsum([len(epoch) for epoch in per_epoch])  # the step after which each epoch is complete
     # global batches, each cut into one contiguous shard per process; DDP averages the gradients
     loader = DataLoader(items, batch_sampler=batches, collate_fn=_shard_for(accelerator, policy, loss))
 
@@ -139,11 +148,20 @@ def train_policy(
                                            else per_item.mean())
             return value * batch["shard_scale"]
 
+    def step_done(step: int, loss: float) -> bool:
+        if on_step:
+            on_step(step, loss)
+        if after_epoch is None or step + 1 not in ends:
+            return False
+        stop = after_epoch(int(np.searchsorted(ends, step + 1)) + 1)
+        policy.model.train()  # an evaluation in after_epoch leaves the model in eval mode
+        return bool(stop)
+
     params = list(policy.model.parameters())
     losses, elapsed = optimise(accelerator, policy.model, params, loader, batch_loss, learning_rate, cfg.weight_decay,
-                               cfg.warmup_ratio, description, on_step=on_step)
-    return TrainStats(len(loader), sum(len(b) for b in batches), float(np.mean(losses)) if losses else float("nan"),
-                      elapsed, dtype)
+                               cfg.warmup_ratio, description, on_step=step_done)
+    return TrainStats(len(losses), sum(len(b) for b in batches[:len(losses)]),
+                      float(np.mean(losses)) if losses else float("nan"), elapsed, dtype)
 
 
 def optimise(accelerator, model, params: list, batches, batch_loss: Callable[[object], torch.Tensor],
@@ -155,7 +173,8 @@ def optimise(accelerator, model, params: list, batches, batch_loss: Callable[[ob
     batch of `batch_loss(batch)` (this process's share, scaled so DDP's average is the global mean).
     A non-finite loss stops it before its step (NonFiniteError naming `description`).
     prepare(optimizer, scheduler) -> (optimizer, scheduler): accelerate's prepare, when the caller
-    wraps its model there. Returns (each step's loss averaged over processes, seconds)."""
+    wraps its model there. `on_step(step, loss)` returning True stops the loop after that step.
+    Returns (each step's loss averaged over processes, seconds)."""
     optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
     total = len(batches)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total), total)
@@ -176,8 +195,8 @@ def optimise(accelerator, model, params: list, batches, batch_loss: Callable[[ob
             optimizer.zero_grad()
             losses.append(accelerator.reduce(value.detach(), "mean").item())
             bar.set_postfix(loss=f"{losses[-1]:.4f}", **(postfix(step) if postfix else {}))
-            if on_step:
-                on_step(step, losses[-1])
+            if on_step and on_step(step, losses[-1]):
+                break
     finally:
         bar.close()  # also when a loss is not finite: the error line is then the last thing on the terminal
     return losses, time.perf_counter() - start

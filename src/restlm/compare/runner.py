@@ -20,7 +20,7 @@ from restlm import run_layout as layout
 from restlm.config import ExperimentConfig, recorded_config, to_dict
 from restlm.errors import ConfigError, RunDirError
 from restlm.guards import distinct_n, kl_to_reference
-from restlm.methods import MethodRun, build_method, in_run_order
+from restlm.methods import METHODS, MethodRun, build_method, in_run_order
 from restlm.methods.sft import fine_tune, metrics_only
 from restlm.runs import RunDir, StageRunner, write_json
 from restlm.tasks import build_task
@@ -56,6 +56,10 @@ class CompareSettings:
             raise ConfigError("--eval-samples", f"must be at least 1, not {self.eval_samples}")
         if not self.methods:
             raise ConfigError("--methods", "name at least one method")
+        for name in self.methods:
+            missing = [n for n in getattr(METHODS.get(name), "needs", ()) if n not in self.methods]
+            if missing:
+                raise ConfigError("--methods", f"{name} reads the records of {', '.join(missing)}: add it")
         if len(set(self.methods)) != len(self.methods):
             raise ConfigError("--methods", f"names a method twice: {','.join(self.methods)}")
 
@@ -181,6 +185,8 @@ def _final(task, policy, reference, name: str, record: dict, keys: tuple[str, st
     started = time.perf_counter()
     examples = task.heldout()
     outputs = [o[0] for o in policy.sample(examples, greedy=True)]
+    # each set in its own call, as evaluate() decodes them: batched greedy decoding depends on the batch
+    other = {name: [o[0] for o in policy.sample(rows, greedy=True)] for name, rows in task.other_heldout().items()}
     sampled = [o for outs in policy.sample(examples, k=eval_samples, temperature=1.0, seed=EVAL_SEED) for o in outs]
     repeated = [e for e in examples for _ in range(eval_samples)]
     chosen = next(s for s in record["steps"] if s["step"] == record["chosen_step"])
@@ -192,5 +198,5 @@ def _final(task, policy, reference, name: str, record: dict, keys: tuple[str, st
     return {"method": name, **kept, "proxy": chosen[keys[0]], "gold": gold, "gold_at_chosen_step": chosen[keys[1]],
             "kl": kl_to_reference(policy, reference, repeated, sampled) if reference is not None else 0.0,
             "distinct2": distinct_n(sampled, 2) if strings else None,
-            "heldout_outputs": outputs, "gold_scores": gold_scores,
+            "heldout_outputs": outputs, "gold_scores": gold_scores, "other_heldout_outputs": other,
             "final_eval_s": time.perf_counter() - started, "start_metrics": metrics_only(record["steps"][0])}

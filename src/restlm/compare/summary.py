@@ -28,7 +28,8 @@ def summarise_compare(run, task, settings, keys: tuple[str, str, str]) -> dict:
                  "sampled_tokens": _mean(r["sampled_tokens"] for r in rs),
                  "wall_time_s": _mean(r["wall_time_s"] for r in rs),
                  "chosen_steps": [r["chosen_step"] for r in rs],
-                 "by_seed": [{k: v for k, v in r.items() if k not in ("heldout_outputs", "gold_scores", "method")}
+                 "by_seed": [{k: v for k, v in r.items()
+                             if k not in ("heldout_outputs", "gold_scores", "other_heldout_outputs", "method")}
                              for r in rs]}
         if "rest" in records and name != "rest":
             diff = nested_bootstrap(list(zip(gold_of[name], gold_of["rest"])), rows, settings.bootstrap, seed=0)

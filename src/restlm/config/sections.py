@@ -77,6 +77,9 @@ class TrainConfig:
     """fraction of steps with linear warm-up"""
     eval_batch_size: int = 128
     """batch size of inference (evaluation, Grow, rewards)"""
+    patience: int | None = None
+    """early stopping of fine-tuning (G0I0, compare's start): evaluate dev after each epoch, stop after this many
+    epochs without a new best and keep the best epoch's weights (`epochs` is then the most); null: every epoch"""
     dtype: str = "auto"
     """precision of supervised training (fine-tuning, Improve steps): 'bfloat16' autocast (weights and AdamW stay
     float32), 'float32', or 'auto' (bfloat16 on CPUs with AMX or AVX512-BF16 and on CUDA with bf16)"""

@@ -76,6 +76,8 @@ def validate(config: ExperimentConfig) -> None:
             raise ConfigError(f"rest.grow_sizes[{i}]", f"must be at least 1, or null for all inputs; got {size}")
     if config.rest.temperature <= 0:
         raise ConfigError("rest.temperature", f"must be above 0 (use rest.sampling=argmax for greedy); got {config.rest.temperature}")
+    if config.train.patience is not None and (isinstance(config.train.patience, bool) or config.train.patience < 1):
+        raise ConfigError("train.patience", f"must be 1 or more, or null; got {config.train.patience}")
     if config.rest.early_stop_patience is not None and config.rest.early_stop_patience < 0:
         raise ConfigError("rest.early_stop_patience", f"must be 0 or more, or null; got {config.rest.early_stop_patience}")
     if not 0 < config.rest.lr_decay <= 1:

@@ -4,6 +4,8 @@ is one new file (and its import below).
   sft      the start policy: supervised fine-tuning on the task's references (none: the pretrained model)
   rest     ReST (Gulcehre et al. 2023): Grow, then Improve steps at rising thresholds
   rest_em  ReST-EM (Singh et al. 2023): binary reward, each Grow step's Improve from the start
+  rest_gold, rest_bvmpo  ReST with the GOLD or BVMPO loss in its Improve steps (the paper's Table 1)
+  bc_matched  the references alone for as many optimiser steps as ReST's Improve steps (its control)
   ppo      PPO with a value head and a KL penalty to the start (causal policies)
   grpo     GRPO: K samples per prompt, the group's mean as baseline, no critic (every policy kind)
   rloo     RLOO: the leave-one-out baseline in GRPO's loop (every policy kind)
@@ -15,11 +17,11 @@ from restlm.errors import ConfigError
 from restlm.methods.base import METHODS, Method, MethodRun, register_method
 
 # each import registers its method
-from restlm.methods import dpo, grpo, ppo, rest, rest_em, rloo, sft  # noqa: E402,F401  isort: skip
+from restlm.methods import bc_matched, dpo, grpo, ppo, rest, rest_em, rest_losses, rloo, sft  # noqa: E402,F401  isort: skip
 
 
-RUN_ORDER = ("sft", "rest", "rest_em", "dpo", "ppo", "grpo", "rloo")  # online methods last: without --budget
-# they spend what ReST spent
+# online methods last: without --budget they spend what ReST spent; bc_matched after rest, whose steps it copies
+RUN_ORDER = ("sft", "rest", "rest_em", "rest_gold", "rest_bvmpo", "bc_matched", "dpo", "ppo", "grpo", "rloo")
 
 
 def build_method(name: str) -> Method:

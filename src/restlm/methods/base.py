@@ -71,6 +71,8 @@ class Method(ABC):
     """the config sections it reads beyond the task's own (its record is reused only when they match)"""
     summary: ClassVar[str] = ""
     """one line for --help and the report"""
+    needs: ClassVar[tuple[str, ...]] = ()
+    """methods whose records on the same seed it reads (they run before it; compare refuses it without them)"""
     online: ClassVar[bool] = False
     """it samples as it trains and spends a sampled-token budget (compare's --budget, or what ReST spent)"""
 

@@ -49,5 +49,5 @@ class ReSTMethod(Method):
         wall = sum(g["wall_time_s"] for g in grows) + sum(r["wall_time_s"] - r.get("eval_s", 0.0) for r in records)
         return {"steps": steps, "chosen_step": steps[best]["step"], "sampled_tokens": spent, "wall_time_s": wall,
                 "settings": dataclasses.asdict(cfg),
-                "improve": [{k: r.get(k) for k in ("G", "I", "threshold", "kept", "kept_grown", "train_loss")}
+                "improve": [{k: r.get(k) for k in ("G", "I", "threshold", "kept", "kept_grown", "lr", "train_steps", "train_loss")}
                             for r in records]}

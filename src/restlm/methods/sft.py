@@ -19,10 +19,43 @@ def fine_tune(task, config, policy: Policy, seed: int, key: str) -> dict:
         metrics = task.evaluate(policy)
         return {**metrics, "sft": "none (no references)", "wall_time_s": 0.0, "eval_s": time.perf_counter() - start}
     train = config.train
-    stats = train_policy(policy, items, train, train.learning_rate, train.epochs, stage_seed(seed, key), description=key)
+    stopping = EarlyStopping(task, policy, train.patience) if train.patience is not None else None
+    stats = train_policy(policy, items, train, train.learning_rate, train.epochs, stage_seed(seed, key), description=key,
+                         after_epoch=stopping)
+    metrics = stopping.restore_best() if stopping else task.evaluate(policy)
     return {"train_loss": stats.mean_loss, "train_examples_per_s": stats.examples_per_s, "train_dtype": stats.dtype,
-            **task.evaluate(policy),
-            "wall_time_s": stats.wall_time_s, "sft_examples": len(items)}
+            **metrics, "wall_time_s": stats.wall_time_s, "sft_examples": len(items),
+            **(stopping.record() if stopping else {})}
+
+
+class EarlyStopping:
+    """`train_policy`'s after_epoch for `train.patience`: evaluate after each epoch, keep the best epoch's weights
+    (by the task's dev selection metric), stop after `patience` epochs without a new best."""
+
+    def __init__(self, task, policy: Policy, patience: int):
+        self.task, self.policy, self.patience = task, policy, patience
+        self.scores: list[float] = []
+        self.best_epoch, self.best_metrics, self.best_weights = 0, None, None
+
+    def __call__(self, epoch: int) -> bool:
+        metrics = self.task.evaluate(self.policy)
+        score = metrics[self.task.selection_metric]
+        self.scores.append(score)
+        if self.best_metrics is None or score > self.best_metrics[self.task.selection_metric]:
+            self.best_epoch, self.best_metrics = epoch, metrics
+            self.best_weights = {k: v.detach().clone() for k, v in self.policy.unwrapped.state_dict().items()}
+        return epoch - self.best_epoch >= self.patience
+
+    def restore_best(self) -> dict:
+        """Load the best epoch's weights into the policy; its metrics."""
+        self.policy.unwrapped.load_state_dict(self.best_weights)
+        self.best_weights = None  # its memory goes back
+        return self.best_metrics
+
+    def record(self) -> dict:
+        metric = self.task.selection_metric
+        return {"epochs_trained": len(self.scores), "best_epoch": self.best_epoch,
+                f"{metric}_by_epoch": self.scores}
 
 
 @register_method("sft")
@@ -32,7 +65,8 @@ class SFT(Method):
 
     def run(self, run: MethodRun) -> dict:
         start = run.start_metrics
-        about = {k: start[k] for k in ("train_loss", "sft_examples", "sft") if k in start}
+        about = {k: v for k, v in start.items()  # with early stopping, the epochs it trained and their dev scores
+                 if k in ("train_loss", "sft_examples", "sft", "epochs_trained", "best_epoch") or k.endswith("_by_epoch")}
         return {"steps": [{"step": "start", "sampled_tokens": 0, **metrics_only(start)}], "chosen_step": "start",
                 "sampled_tokens": 0, "wall_time_s": start["wall_time_s"], **about}
 

@@ -166,6 +166,10 @@ class Task(ABC):
         """The held-out inputs every method is scored on (never used for selection)."""
         raise ConfigError("task", f"'{self.config.task}' has no held-out set to compare methods on")
 
+    def other_heldout(self) -> dict[str, list[Example]]:
+        """Other held-out sets (out-of-domain) whose greedy outputs compare's final evaluation keeps too, by name."""
+        return {}
+
     def gold_scores(self, policy: Policy, examples: list[Example], outputs: list) -> list[float] | None:
         """The gold of each held-out output, when the gold is a mean over outputs (None: a corpus metric)."""
         return None

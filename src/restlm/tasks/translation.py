@@ -99,6 +99,9 @@ class TranslationTask(Task):
     def heldout(self) -> list[Example]:
         return self.tests[self.config.translation.test_splits[0]]
 
+    def other_heldout(self) -> dict[str, list[Example]]:
+        return {OUT_OF_DOMAIN: self.out_of_domain} if self.out_of_domain else {}
+
     def gold_of_rows(self, examples: list[Example], outputs: list, scores):
         metric = corpus_chrf if self.compare_keys()[2].endswith("chrf") else corpus_bleu
         refs = [e.target for e in examples]

@@ -1,0 +1,46 @@
+"""ReST on Multi30k against BC matched to its optimiser steps and BC trained to convergence (issue 19).
+
+    .venv/bin/python benchmarks/multi30k_controls.py                    # 3 seeds: ReST, BC matched, both starts
+    .venv/bin/python benchmarks/multi30k_controls.py --seeds 1 --extra rest_em,rest_gold,rest_bvmpo
+
+Two `restlm compare` runs of configs/compare_multi30k.yaml: from BC fine-tuned one epoch (`one_epoch/`) and from
+BC fine-tuned to its best dev epoch (`converged/`: train.patience, train.epochs the most). Both resume when rerun
+and add seeds. Rows go into benchmarks/results/multi30k_smollm2.json (`methods`, `controls`) and
+multi30k_smollm2_controls.md (restlm.presets.multi30k_controls).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from restlm import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = "benchmarks/runs/multi30k_controls"
+CONVERGED = ["--set", "train.patience=2", "--set", "train.epochs=8"]  # at most 8 epochs; stop after 2 without a gain
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--extra", default="", help="more methods from the one-epoch start (rest_em,rest_gold,...)")
+    parser.add_argument("--starts", default="one_epoch,converged")
+    args, extra = parser.parse_known_args(argv)  # other flags (--bootstrap, --set KEY=VALUE) pass to compare
+    os.chdir(ROOT)  # the config's paths are relative to the checkout
+    for start in args.starts.split(","):
+        methods = "sft,rest,bc_matched" + (f",{args.extra}" if args.extra and start == "one_epoch" else "")
+        code = cli.main(["compare", "--task", "configs/compare_multi30k.yaml", "--methods", methods,
+                         "--seeds", str(args.seeds), "--eval-samples", "1", "--out", f"{OUT}/{start}",
+                         *(CONVERGED if start == "converged" else []), *extra])
+        if code != 0:
+            return code
+    from restlm.presets.multi30k_controls import publish
+
+    publish(OUT, "benchmarks/results/multi30k_smollm2")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

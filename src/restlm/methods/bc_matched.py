@@ -1,0 +1,58 @@
+"""BC, matched: the control that tells ReST's grown samples from "training longer". From the same start, it
+fine-tunes on the task's references only, for exactly as many optimiser steps as each of ReST's Improve steps
+took on the same seed, at the same learning rates and KL anchor; each matched step is evaluated and the best
+on dev is chosen, as ReST's are. So ReST - bc_matched is what the grown samples add at equal optimisation."""
+from __future__ import annotations
+
+from restlm import run_layout as layout
+from restlm.errors import ConfigError, RunDirError
+from restlm.methods.base import Method, MethodRun, chosen, register_method
+from restlm.methods.sft import metrics_only
+
+
+@register_method("bc_matched")
+class BCMatched(Method):
+    sections = ("rest", "train")
+    needs = ("rest",)
+    summary = "BC on the references for as many optimiser steps (same learning rates) as ReST's Improve steps"
+
+    def run(self, run: MethodRun) -> dict:
+        from restlm.rest import stage_seed
+        from restlm.training import train_policy
+
+        rest = run.stages.run.stage(layout.method_final(run.seed, "rest"))
+        if rest is None:
+            raise ConfigError("--methods", "bc_matched copies the optimiser steps of ReST on the same seed: add rest")
+        improve = rest.get("improve") or []
+        if any(step.get("train_steps") is None for step in improve):
+            raise RunDirError(f"{run.stages.run.path}: seed {run.seed}'s rest record predates its optimiser step "
+                              "counts; run rest again (a new --out) to match it")
+        items = run.task.sft_items()
+        if not items:
+            raise ConfigError("--methods", "bc_matched trains on the task's references, and this task has none")
+        cfg, metric = run.config.rest, run.task.selection_metric
+        reference = None  # the start, frozen: the KL anchor of every Improve step when rest.improve_kl_coef is set
+        steps = [{"step": "start", "sampled_tokens": 0, **metrics_only(run.start_metrics)}]
+        keys, previous, wall = [run.start], run.start, 0.0
+        for step in improve:
+            key = layout.improve_stage(run.prefix, step["G"], step["I"])
+            if cfg.improve_kl_coef and reference is None and run.stages.run.stage(key) is None:
+                reference = run.policy.frozen_copy(run.stages.run.checkpoint_dir(run.start))
+
+            def train(key, step=step):
+                stats = train_policy(run.policy, items, run.config.train, step["lr"], 1, stage_seed(run.seed, key),
+                                     description=key, reference=reference, kl_coef=cfg.improve_kl_coef,
+                                     max_steps=step["train_steps"])
+                return {"lr": step["lr"], "train_steps": stats.steps, "train_loss": stats.mean_loss,
+                        "train_examples_per_s": stats.examples_per_s, "train_dtype": stats.dtype,
+                        **run.evaluate(run.policy), "wall_time_s": stats.wall_time_s}
+
+            record = run.stages(key, train, after=previous, trains=True)
+            wall += record["wall_time_s"]
+            keys.append(previous := key)
+            steps.append({"step": f"G{step['G']}I{step['I']}", "sampled_tokens": 0, **metrics_only(record)})
+        best = chosen(steps, metric)
+        run.hold(keys[best])
+        run.stages.prune(run.prefix, keep={keys[best]})
+        return {"steps": steps, "chosen_step": steps[best]["step"], "sampled_tokens": 0, "wall_time_s": wall,
+                "train_steps": sum(step["train_steps"] for step in improve)}
