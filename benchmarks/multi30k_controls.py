@@ -5,8 +5,7 @@
 
 Two `restlm compare` runs of configs/compare_multi30k.yaml: from BC fine-tuned one epoch (`one_epoch/`) and from
 BC fine-tuned to its best dev epoch (`converged/`: train.patience, train.epochs the most). Both resume when rerun
-and add seeds. Rows go into benchmarks/results/multi30k_smollm2.json (`methods`, `controls`) and
-multi30k_smollm2_controls.md (restlm.presets.multi30k_controls).
+and add seeds. Writes benchmarks/results/multi30k_controls.{json,md} (restlm.presets.multi30k_controls).
 """
 from __future__ import annotations
 
@@ -28,8 +27,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--extra", default="", help="more methods from the one-epoch start (rest_em,rest_gold,...)")
     parser.add_argument("--starts", default="one_epoch,converged")
     args, extra = parser.parse_known_args(argv)  # other flags (--bootstrap, --set KEY=VALUE) pass to compare
+    starts = args.starts.split(",")
+    if not set(starts) <= {"one_epoch", "converged"}:
+        parser.error(f"--starts: one_epoch and/or converged, not {args.starts!r}")  # one line, exit 2
     os.chdir(ROOT)  # the config's paths are relative to the checkout
-    for start in args.starts.split(","):
+    for start in starts:
         methods = "sft,rest,bc_matched" + (f",{args.extra}" if args.extra and start == "one_epoch" else "")
         code = cli.main(["compare", "--task", "configs/compare_multi30k.yaml", "--methods", methods,
                          "--seeds", str(args.seeds), "--eval-samples", "1", "--out", f"{OUT}/{start}",
@@ -38,7 +40,7 @@ def main(argv: list[str]) -> int:
             return code
     from restlm.presets.multi30k_controls import publish
 
-    publish(OUT, "benchmarks/results/multi30k_smollm2")
+    publish(OUT, "benchmarks/results/multi30k_controls")
     return 0
 
 

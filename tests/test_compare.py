@@ -181,6 +181,10 @@ REFUSALS = [
     ("one sample per prompt for dpo", ["--methods", "dpo", "--set", "rest.samples_per_input=1"],
      "config key 'rest.samples_per_input'"),
     ("two grow sizes", ["--methods", "rest", "--set", "rest.grow_sizes=[2,4]"], "config key 'rest.grow_sizes'"),
+    ("bc_matched without rest", ["--methods", "sft,bc_matched"], "--methods: bc_matched reads the records of rest"),
+    ("bc_matched on prompts without references", ["--methods", "sft,rest,bc_matched"],
+     "--methods: bc_matched trains on the task's references, and this task has none"),
+    ("a patience of zero", ["--set", "train.patience=0"], "config key 'train.patience'"),
 ]
 
 

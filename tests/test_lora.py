@@ -117,3 +117,29 @@ def test_classifier_lora_trains_head_and_adapters_and_saves_merged(tiny_model_di
                                               LORA, "SEQ_CLS"), base.tokenizer, Accelerator(), max_length=32)
     resumed.load_weights(tmp_path / "ckpt")
     torch.testing.assert_close(resumed.logits(examples), policy.logits(examples), rtol=0, atol=0)
+
+
+def test_early_stopping_under_lora_keeps_only_the_adapters_and_restores_them(tmp_path):
+    from restlm.methods.sft import EarlyStopping
+
+    class Scored:  # the first epoch is the best
+        selection_metric = "dev_reward"
+        scores = [0.9, 0.1]
+
+        def evaluate(self, policy):
+            return {"dev_reward": self.scores.pop(0)}
+
+    policy = CausalLMPolicy.from_pretrained(str(save_tiny(tmp_path / "base")), Accelerator(), lora=LORA, batch_size=5)
+    stopping = EarlyStopping(Scored(), policy, patience=1)
+    after_first = {}
+
+    def after_epoch(epoch):
+        if epoch == 1:
+            after_first.update({n: p.detach().clone() for n, p in policy.model.named_parameters()})
+        return stopping(epoch)
+
+    assert train_policy(policy, ITEMS, TWO_STEPS, 1e-2, 3, seed=0, after_epoch=after_epoch).steps == 4
+    kept = set(stopping.best_weights)
+    assert kept and all("lora_" in k for k in kept)  # no copy of the frozen base
+    stopping.restore_best()
+    assert all(torch.equal(p, after_first[n]) for n, p in policy.model.named_parameters())

@@ -88,7 +88,9 @@ def test_early_stopping_keeps_the_best_epochs_weights_and_stops_after_patience()
     stats = train_policy(p, ITEMS, CONFIG, 1e-2, 5, seed=0, after_epoch=after_epoch)
     assert stats.steps == 12  # epochs 3 and 4 brought no new best: stopped after epoch 4
     assert stopping.restore_best() == {"dev_reward": 0.5}
-    assert stopping.record() == {"epochs_trained": 4, "best_epoch": 2, "dev_reward_by_epoch": [0.2, 0.5, 0.4, 0.3]}
+    record = stopping.record()
+    assert record.pop("eval_s") >= 0  # kept apart from the training time
+    assert record == {"epochs_trained": 4, "best_epoch": 2, "dev_reward_by_epoch": [0.2, 0.5, 0.4, 0.3]}
     weights = p.model.state_dict()
     assert all(torch.equal(weights[k], snapshot[2][k]) for k in weights)
     assert not all(torch.equal(weights[k], snapshot[4][k]) for k in weights)
@@ -98,3 +100,8 @@ def test_early_stopping_keeps_the_best_epochs_weights_and_stops_after_patience()
 def test_a_patience_below_one_is_refused(value):
     with pytest.raises(ConfigError, match="train.patience"):
         load_config(overrides=[f"train.patience={str(value).lower()}"])
+
+
+def test_max_steps_on_no_items_is_refused():
+    with pytest.raises(ValueError, match="3 optimiser steps asked on no training items"):
+        train_policy(policy(), [], CONFIG, 1e-3, 1, seed=0, max_steps=3)

@@ -121,6 +121,8 @@ def train_policy(
         raise ValueError(f"loss '{loss}' needs TrainItem.ref_log_prob on every item")
     if kl_coef and (reference is None or not hasattr(policy, "output_token_log_probs_and_kl")):
         raise ValueError("kl_coef needs a generative (causal or seq2seq) policy and a reference policy")
+    if max_steps and not items:
+        raise ValueError(f"{description}: {max_steps} optimiser steps asked on no training items")
     lengths = [policy.input_length(item.example) for item in items]
     per_epoch = [length_bucketed_batches(lengths, cfg.batch_size, rng) for _ in range(epochs if max_steps is None else 0)]
     while max_steps is not None and sum(map(len, per_epoch)) < max_steps:
@@ -167,7 +169,8 @@ def train_policy(
 def optimise(accelerator, model, params: list, batches, batch_loss: Callable[[object], torch.Tensor],
              learning_rate: float, weight_decay: float, warmup_ratio: float, description: str,
              max_grad_norm: float | None = None, prepare: Callable | None = None,
-             on_step: Callable[[int, float], None] | None = None, postfix: Callable[[int], dict] | None = None,
+             on_step: Callable[[int, float], bool | None] | None = None,
+             postfix: Callable[[int], dict] | None = None,
              ) -> tuple[list[float], float]:
     """The supervised loop: AdamW on `params`, linear warm-up then decay over the batches, one step per
     batch of `batch_loss(batch)` (this process's share, scaled so DDP's average is the global mean).

@@ -89,8 +89,10 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
     keys = task.compare_keys()  # a task without a held-out proxy and gold is refused here
     policy = task.new_policy(0)
     task.check(run, policy)
-    for method in methods.values():
+    for name, method in methods.items():
         method.check(settings.config, policy)
+        if method.needs_references and not task.sft_items():
+            raise ConfigError("--methods", f"{name} trains on the task's references, and this task has none")
         if method.online and settings.budget is not None:
             method.check_budget(settings.config, settings.budget)
     inputs = task.input_fingerprints()
@@ -186,7 +188,7 @@ def _final(task, policy, reference, name: str, record: dict, keys: tuple[str, st
     examples = task.heldout()
     outputs = [o[0] for o in policy.sample(examples, greedy=True)]
     # each set in its own call, as evaluate() decodes them: batched greedy decoding depends on the batch
-    other = {name: [o[0] for o in policy.sample(rows, greedy=True)] for name, rows in task.other_heldout().items()}
+    other = {split: [o[0] for o in policy.sample(rows, greedy=True)] for split, rows in task.other_heldout().items()}
     sampled = [o for outs in policy.sample(examples, k=eval_samples, temperature=1.0, seed=EVAL_SEED) for o in outs]
     repeated = [e for e in examples for _ in range(eval_samples)]
     chosen = next(s for s in record["steps"] if s["step"] == record["chosen_step"])

@@ -71,6 +71,8 @@ class Method(ABC):
     """the config sections it reads beyond the task's own (its record is reused only when they match)"""
     summary: ClassVar[str] = ""
     """one line for --help and the report"""
+    needs_references: ClassVar[bool] = False
+    """it trains on the task's reference outputs (compare refuses it on a task without them)"""
     needs: ClassVar[tuple[str, ...]] = ()
     """methods whose records on the same seed it reads (they run before it; compare refuses it without them)"""
     online: ClassVar[bool] = False

@@ -5,7 +5,7 @@ on dev is chosen, as ReST's are. So ReST - bc_matched is what the grown samples 
 from __future__ import annotations
 
 from restlm import run_layout as layout
-from restlm.errors import ConfigError, RunDirError
+from restlm.errors import RunDirError
 from restlm.methods.base import Method, MethodRun, chosen, register_method
 from restlm.methods.sft import metrics_only
 
@@ -14,30 +14,35 @@ from restlm.methods.sft import metrics_only
 class BCMatched(Method):
     sections = ("rest", "train")
     needs = ("rest",)
+    needs_references = True
     summary = "BC on the references for as many optimiser steps (same learning rates) as ReST's Improve steps"
 
     def run(self, run: MethodRun) -> dict:
         from restlm.rest import stage_seed
         from restlm.training import train_policy
 
-        rest = run.stages.run.stage(layout.method_final(run.seed, "rest"))
+        folder = run.stages.run
+        rest = folder.stage(layout.method_final(run.seed, "rest"))  # compare runs rest first (`needs`)
         if rest is None:
-            raise ConfigError("--methods", "bc_matched copies the optimiser steps of ReST on the same seed: add rest")
+            raise RunDirError(f"{folder.path}: bc_matched needs seed {run.seed}'s rest record, and it has none")
         improve = rest.get("improve") or []
         if any(step.get("train_steps") is None for step in improve):
-            raise RunDirError(f"{run.stages.run.path}: seed {run.seed}'s rest record predates its optimiser step "
+            raise RunDirError(f"{folder.path}: seed {run.seed}'s rest record predates its optimiser step "
                               "counts; run rest again (a new --out) to match it")
         items = run.task.sft_items()
-        if not items:
-            raise ConfigError("--methods", "bc_matched trains on the task's references, and this task has none")
         cfg, metric = run.config.rest, run.task.selection_metric
         reference = None  # the start, frozen: the KL anchor of every Improve step when rest.improve_kl_coef is set
         steps = [{"step": "start", "sampled_tokens": 0, **metrics_only(run.start_metrics)}]
-        keys, previous, wall = [run.start], run.start, 0.0
+        keys, previous, wall, best = [run.start], run.start, 0.0, 0
         for step in improve:
             key = layout.improve_stage(run.prefix, step["G"], step["I"])
-            if cfg.improve_kl_coef and reference is None and run.stages.run.stage(key) is None:
-                reference = run.policy.frozen_copy(run.stages.run.checkpoint_dir(run.start))
+            # as ReST's: with restart_from 'start', each Grow step's first Improve step trains the start again
+            after = run.start if step["I"] == 1 and cfg.restart_from == "start" else previous
+            if cfg.improve_kl_coef and reference is None and folder.stage(key) is None:
+                checkpoint = folder.checkpoint_dir(run.start)
+                if not checkpoint.exists():
+                    raise RunDirError(f"{folder.path}: bc_matched's KL anchor is the start, and {checkpoint} is gone")
+                reference = run.policy.frozen_copy(checkpoint)
 
             def train(key, step=step):
                 stats = train_policy(run.policy, items, run.config.train, step["lr"], 1, stage_seed(run.seed, key),
@@ -47,11 +52,13 @@ class BCMatched(Method):
                         "train_examples_per_s": stats.examples_per_s, "train_dtype": stats.dtype,
                         **run.evaluate(run.policy), "wall_time_s": stats.wall_time_s}
 
-            record = run.stages(key, train, after=previous, trains=True)
+            record = run.stages(key, train, after=after, trains=True)
             wall += record["wall_time_s"]
             keys.append(previous := key)
             steps.append({"step": f"G{step['G']}I{step['I']}", "sampled_tokens": 0, **metrics_only(record)})
-        best = chosen(steps, metric)
+            best = chosen(steps, metric)
+            if run.stages.ran:  # only after a step that ran: a replay on resume must not prune later steps
+                run.stages.prune(run.prefix, keep={keys[best], key, run.start})
         run.hold(keys[best])
         run.stages.prune(run.prefix, keep={keys[best]})
         return {"steps": steps, "chosen_step": steps[best]["step"], "sampled_tokens": 0, "wall_time_s": wall,

@@ -23,39 +23,50 @@ def fine_tune(task, config, policy: Policy, seed: int, key: str) -> dict:
     stats = train_policy(policy, items, train, train.learning_rate, train.epochs, stage_seed(seed, key), description=key,
                          after_epoch=stopping)
     metrics = stopping.restore_best() if stopping else task.evaluate(policy)
-    return {"train_loss": stats.mean_loss, "train_examples_per_s": stats.examples_per_s, "train_dtype": stats.dtype,
-            **metrics, "wall_time_s": stats.wall_time_s, "sft_examples": len(items),
+    train_s = stats.wall_time_s - (stopping.eval_s if stopping else 0.0)  # the epochs' evaluations are not training
+    return {"train_loss": stats.mean_loss, "train_examples_per_s": stats.examples / max(train_s, 1e-9),
+            "train_dtype": stats.dtype, **metrics, "wall_time_s": train_s, "sft_examples": len(items),
             **(stopping.record() if stopping else {})}
 
 
 class EarlyStopping:
     """`train_policy`'s after_epoch for `train.patience`: evaluate after each epoch, keep the best epoch's weights
-    (by the task's dev selection metric), stop after `patience` epochs without a new best."""
+    (by the task's dev selection metric), stop after `patience` epochs without a new best. The record's train_loss
+    is then the mean over every epoch trained, the ones after the best included."""
 
     def __init__(self, task, policy: Policy, patience: int):
         self.task, self.policy, self.patience = task, policy, patience
         self.scores: list[float] = []
         self.best_epoch, self.best_metrics, self.best_weights = 0, None, None
+        self.eval_s = 0.0  # spent evaluating, inside the training loop's clock
 
     def __call__(self, epoch: int) -> bool:
+        started = time.perf_counter()
         metrics = self.task.evaluate(self.policy)
         score = metrics[self.task.selection_metric]
         self.scores.append(score)
         if self.best_metrics is None or score > self.best_metrics[self.task.selection_metric]:
-            self.best_epoch, self.best_metrics = epoch, metrics
-            self.best_weights = {k: v.detach().clone() for k, v in self.policy.unwrapped.state_dict().items()}
+            self.best_epoch, self.best_metrics, self.best_weights = epoch, metrics, self._trainable()
+        self.eval_s += time.perf_counter() - started
         return epoch - self.best_epoch >= self.patience
+
+    def _trainable(self) -> dict:
+        """A CPU copy of what training changes (under LoRA: the adapters, not the frozen base) and the buffers."""
+        model = self.policy.unwrapped
+        names = {n for n, p in model.named_parameters() if p.requires_grad} | {n for n, _ in model.named_buffers()}
+        return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if k in names}
 
     def restore_best(self) -> dict:
         """Load the best epoch's weights into the policy; its metrics."""
-        self.policy.unwrapped.load_state_dict(self.best_weights)
+        unexpected = self.policy.unwrapped.load_state_dict(self.best_weights, strict=False).unexpected_keys
+        assert not unexpected, unexpected  # every copied key is the model's own
         self.best_weights = None  # its memory goes back
         return self.best_metrics
 
     def record(self) -> dict:
         metric = self.task.selection_metric
         return {"epochs_trained": len(self.scores), "best_epoch": self.best_epoch,
-                f"{metric}_by_epoch": self.scores}
+                f"{metric}_by_epoch": self.scores, "eval_s": self.eval_s}
 
 
 @register_method("sft")

@@ -8,7 +8,9 @@ training longer (issue 19), through `restlm compare` twice on one task config:
 
 Every row: the test_2016_flickr corpus BLEU of the final greedy outputs (mean over seeds, 95% interval over seeds
 and sentences), IWSLT14 BLEU (out of domain, lower-cased), and paired differences against `bc_matched` of the same
-start and against `bc_converged` (the same sentences and seeds in both directories: paired).
+start and against `bc_converged` (the same sentences and seeds in both directories: paired). Written to
+benchmarks/results/multi30k_controls.{json,md}: a file of its own, so that rerunning the Table 1 benchmark
+(multi30k_smollm2.json, presets/multi30k.py) cannot overwrite it.
 """
 from __future__ import annotations
 
@@ -44,8 +46,9 @@ def load(folder: Path):
 
 def summarise(out: str | Path, resamples: int = 2000) -> dict:
     """The rows of both directories, their paired differences and the issue's goal."""
-    from restlm.rewards.generation import corpus_bleu
     from restlm.presets.generation_speed import machine
+    from restlm.rewards.generation import corpus_bleu
+    from restlm.tasks.translation import OUT_OF_DOMAIN
 
     out, rows, gold = Path(out), [], {}  # gold: row name -> (test, iwslt) row-functions per seed
     commands, sizes = {}, {}
@@ -54,13 +57,15 @@ def summarise(out: str | Path, resamples: int = 2000) -> dict:
             continue
         compare, records, task = load(out / start)
         commands[start] = compare["command"]
-        tests, iwslt = task.heldout(), task.other_heldout().get("iwslt", [])
+        tests, iwslt = task.heldout(), task.other_heldout().get(OUT_OF_DOMAIN, [])
+        if iwslt and any(OUT_OF_DOMAIN not in r.get("other_heldout_outputs", {}) for rs in records.values() for r in rs):
+            iwslt = []  # a final record from before compare kept out-of-domain outputs: no IWSLT intervals
         sizes.update(test=len(tests), iwslt=len(iwslt), train=len(task.train), dev=len(task.dev))
         for entry in compare["methods"]:
             name = ROW_NAMES.get((start, entry["method"]), f"{entry['method']}_{start}")
             finals = records[entry["method"]]
             gold[name] = ([task.gold_of_rows(tests, r["heldout_outputs"], None) for r in finals],
-                          [_bleu_of_rows(iwslt, r["other_heldout_outputs"]["iwslt"], corpus_bleu) for r in finals]
+                          [_bleu_of_rows(iwslt, r["other_heldout_outputs"][OUT_OF_DOMAIN], corpus_bleu) for r in finals]
                           if iwslt else None)
             ones = np.arange(len(tests))
             rows.append({"method": name, "compare_method": entry["method"], "start": start, "seeds": compare["seeds"],
@@ -75,12 +80,13 @@ def summarise(out: str | Path, resamples: int = 2000) -> dict:
                          else None})
 
     def paired(a: str, b: str, which: int) -> dict | None:
-        if a == b or b not in gold or gold[a][which] is None or len(gold[a][which]) != len(gold[b][which]):
+        if a == b or b not in gold or gold[a][which] is None or gold[b][which] is None:
             return None
-        pairs = list(zip(gold[a][which], gold[b][which]))
+        pairs = list(zip(gold[a][which], gold[b][which]))  # seed i with seed i: the seeds both have
         n = sizes["test"] if which == 0 else sizes["iwslt"]
         result = nested_bootstrap(pairs, n, resamples, seed=0)
-        return {"diff": result["diff"], "ci95": result["ci95"], "excludes_zero": result["excludes_zero"]}
+        return {"diff": result["diff"], "ci95": result["ci95"], "excludes_zero": result["excludes_zero"],
+                "seeds": len(pairs)}
 
     for row in rows:
         for control in (MATCHED[row["start"]], "bc_converged"):
@@ -109,6 +115,8 @@ def markdown(summary: dict) -> str:
     lines = ["# ReST against matched and converged BC on Multi30k (SmolLM2-135M-Instruct, De→En)", "",
              f"Machine: {summary['machine']}. Sizes: {summary['sizes']}.", "",
              *[f"- `{start}`: `{command}`" for start, command in summary["commands"].items()], "",
+             "Rows: `bc` the one-epoch start, `bc_converged` the start trained to its best dev epoch; `gold`, `bvmpo` "
+             "ReST with those Improve losses.", "",
              "| row | start | seeds | test BLEU | 95% CI | IWSLT BLEU | − BC matched (test) | − BC converged (test) "
              "| − BC matched (IWSLT) | chosen steps |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -127,14 +135,9 @@ def markdown(summary: dict) -> str:
 
 
 def publish(out: str | Path, results: str | Path) -> dict:
-    """Write the rows into RESULTS.json under `controls` (the file's other keys stay) and RESULTS_controls.md."""
-    from restlm.runs import write_atomic, write_json
+    """Summarise the two directories under `out`; write RESULTS.json and RESULTS.md."""
+    from restlm.presets import publish as write
 
-    summary, results = summarise(out), Path(results)
-    existing = json.loads(results.with_suffix(".json").read_text()) if results.with_suffix(".json").exists() else {}
-    controls = {k: v for k, v in summary.items() if k != "methods"}
-    write_json(results.with_suffix(".json"), {**existing, "methods": summary["methods"], "controls": controls})
-    text = markdown(summary)
-    write_atomic(results.parent / f"{results.name}_controls.md", text)
-    print(text)
+    summary = summarise(out)
+    write(results, summary, markdown(summary))
     return summary

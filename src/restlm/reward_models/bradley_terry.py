@@ -68,7 +68,7 @@ class RewardTrainStats:
 
 
 def train_reward_model(reward_model: RewardModel, pairs: Sequence[PreferencePair], cfg: RewardTrainConfig,
-                       on_step: Callable[[int, float], None] | None = None) -> RewardTrainStats:
+                       on_step: Callable[[int, float], bool | None] | None = None) -> RewardTrainStats:
     """Fine-tune `reward_model` in place on `pairs`; the same seed gives the same run on any number of processes.
 
     Under `accelerate launch` every process must call it with the same pairs: each draws the same
