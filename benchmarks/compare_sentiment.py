@@ -1,4 +1,4 @@
-"""ReST against SFT, DPO and PPO on positive movie-review continuations, through `restlm compare`.
+"""ReST against SFT, DPO, PPO and GRPO on positive movie-review continuations, through `restlm compare`.
 
     .venv/bin/python benchmarks/compare_sentiment.py     # about 80 min on a free 2-core machine
 
@@ -18,7 +18,7 @@ from restlm.compare.publish import COMPARED, publish
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = "benchmarks/runs/compare_sentiment"
-COMMAND = ["compare", "--task", "configs/compare_sentiment.yaml", "--methods", "sft,rest,dpo,ppo", "--seeds", "1",
+COMMAND = ["compare", "--task", "configs/compare_sentiment.yaml", "--methods", "sft,rest,dpo,ppo,grpo", "--seeds", "1",
            "--eval-samples", "1", "--out", OUT]
 NOTE = ("'then': the same method, task and settings run by the former benchmarks/rest_vs_ppo.py (session 6). DPO's "
         "pairs there came from ReST's first Grow step; here from the start policy's own samples, drawn alike.")

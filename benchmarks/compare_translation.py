@@ -1,4 +1,4 @@
-"""ReST against SFT, DPO and PPO on Multi30k De->En (proxy chrF, gold BLEU), through `restlm compare`.
+"""ReST against SFT, DPO, PPO and GRPO on Multi30k De->En (proxy chrF, gold BLEU), through `restlm compare`.
 
     .venv/bin/python benchmarks/compare_translation.py    # about 90 min on a free 2-core machine
 
@@ -18,7 +18,7 @@ from restlm.compare.publish import publish
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = "benchmarks/runs/compare_translation"
-COMMAND = ["compare", "--task", "configs/compare_translation.yaml", "--methods", "sft,rest,dpo,ppo", "--seeds", "1",
+COMMAND = ["compare", "--task", "configs/compare_translation.yaml", "--methods", "sft,rest,dpo,ppo,grpo", "--seeds", "1",
            "--eval-samples", "1", "--out", OUT]
 
 
