@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from restlm import zero_shot
 from restlm.data.examples import Example
 from restlm.errors import ConfigError, ModelLoadError, RestlmError
 from restlm.zero_shot import HttpLLMZeroShot, build_zero_shot, check_zero_shot
+from restlm.zero_shot import http as zero_shot_http
 
 PAIR = [Example("alpha", "beta", 1, uid="p")]
 KEY = "sk-secret-123"
@@ -130,7 +130,7 @@ def test_a_same_origin_307_or_308_keeps_the_post_and_the_key(code, endpoints):
                                         ("http://127.0.0.1:8080/v1", False), ("http://localhost:8080/v1", False),
                                         ("http://[::1]:8080/v1", False), ("http://10.0.0.7:8000/v1", True)])
 def test_plain_http_to_another_machine_warns_once(url, warned, capsys, monkeypatch):
-    monkeypatch.setattr(zero_shot, "_WARNED_HOSTS", set())
+    monkeypatch.setattr(zero_shot_http, "_WARNED_HOSTS", set())
     HttpLLMZeroShot(url, "m", api_key=KEY, progress=False)
     HttpLLMZeroShot(url, "m", api_key=KEY, progress=False)
     err = capsys.readouterr().err
@@ -142,7 +142,7 @@ def test_plain_http_to_another_machine_warns_once(url, warned, capsys, monkeypat
 
 
 def big(length_header: bool):
-    data = reply("Yes " + "x" * (zero_shot.MAX_REPLY_BYTES + 10))
+    data = reply("Yes " + "x" * (zero_shot_http.MAX_REPLY_BYTES + 10))
     return lambda handler: send(handler, 200, data, {"Connection": "close"}, length=length_header)
 
 
@@ -154,7 +154,7 @@ def test_an_oversize_reply_is_a_one_line_error(length_header, endpoints):
 
 
 def test_a_reply_just_under_the_cap_is_read(endpoints, monkeypatch):
-    monkeypatch.setattr(zero_shot, "MAX_REPLY_BYTES", len(reply("Yes")))
+    monkeypatch.setattr(zero_shot_http, "MAX_REPLY_BYTES", len(reply("Yes")))
     server = endpoints(chat("Yes"))
     assert HttpLLMZeroShot(server.url(), "m", progress=False).predict(PAIR) == [1]
 
