@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from restlm.cli_flags import ArgumentParser
+from restlm.distributed import process_state
 from restlm.errors import AwaitingRatings, RestlmError
 
 # commands with their own parsers, in src/restlm/reward_models/commands.py and pipeline_commands.py
@@ -109,7 +110,8 @@ def _run_method(config, argv: list[str]) -> None:
     methods = ["sft"] if config.method == "sft" else ["sft", config.method]
     compare(CompareSettings(config, methods, config.run.seeds, command="restlm " + shlex.join(argv)),
             config.run.output_dir)
-    print(f"report: {Path(config.run.output_dir) / 'compare.html'}")
+    if process_state().is_main_process:
+        print(f"report: {Path(config.run.output_dir) / 'compare.html'}")
 
 
 def _recorded_comparison(folder: str):
@@ -180,7 +182,8 @@ def _compare(args) -> None:
                                args.budget, args.eval_samples, args.bootstrap, args.carry,
                                command="restlm " + shlex.join(args.argv))
     compare(settings, args.out)
-    print(f"compare: {Path(args.out) / 'compare.json'}, report {Path(args.out) / 'compare.html'}")
+    if process_state().is_main_process:
+        print(f"compare: {Path(args.out) / 'compare.json'}, report {Path(args.out) / 'compare.html'}")
 
 
 def _inspect(args) -> None:

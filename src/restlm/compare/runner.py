@@ -161,7 +161,9 @@ def _run_seed(run: RunDir, task, settings: CompareSettings, methods: dict, keys:
         budget = settings.budget
         if budget is None and method.online and "rest" in methods:
             budget = run.stage(layout.method_final(seed, "rest"))["sampled_tokens"] or None
-        print(f"== seed {seed}: {name}", flush=True)
+        if run.is_main:  # one line, not one per process
+            processes = policy.accelerator.num_processes
+            print(f"== seed {seed}: {name}" + (f" ({processes} processes)" if processes > 1 else ""), flush=True)
         record = method.run(MethodRun(config, task, policy, stages, layout.method_prefix(seed, name), start_key,
                                       start, seed, budget, evaluate))
         if name != "sft" and reference is None:
