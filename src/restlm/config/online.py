@@ -25,6 +25,9 @@ class OnlineLoopConfig:
     step where it was highest (the start included); None: the last step is the result"""
     seed: int = 0
     """seed of prompt order, sampling and minibatch order"""
+    dtype: str = "float32"
+    """precision of the token passes (scoring the samples, optimising): 'bfloat16' autocast (the weights and the
+    optimiser stay float32), 'float32', or 'auto' (bfloat16 on CPUs with AMX or AVX512-BF16, CUDA with bf16)"""
 
     def check_loop(self, section: str) -> None:
         """ConfigError naming the first bad shared field."""
@@ -43,5 +46,7 @@ class OnlineLoopConfig:
             raise ConfigError(f"{section}.eval_every", f"must be an integer >= 0, not {self.eval_every!r}")
         if self.keep_best is not None and not isinstance(self.keep_best, str):
             raise ConfigError(f"{section}.keep_best", f"must be null or a metric name, not {self.keep_best!r}")
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ConfigError(f"{section}.dtype", f"must be 'auto', 'float32' or 'bfloat16', not {self.dtype!r}")
         if self.lora is not None and not isinstance(self.lora, dict):
             raise ConfigError(f"{section}.lora", f"must be null or a dict of LoRA options, not {self.lora!r}")

@@ -56,7 +56,8 @@ class ValueHead(nn.Module):
         nn.init.zeros_(self.linear.bias)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.linear(hidden.float()).squeeze(-1)
+        with torch.autocast(hidden.device.type, enabled=False):  # values in float32 under a bf16 pass too
+            return self.linear(hidden.float()).squeeze(-1)
 
 
 def token_outputs(model, batch: dict, temperature: float = 1.0, value_head: ValueHead | None = None) -> dict:
@@ -176,7 +177,8 @@ class PPO(OnlineRL):
             return None
         rows = torch.arange(min(self.config.mini_batch_size, len(samples.outputs)))
         part = {k: v.to(self.policy.accelerator.device) for k, v in _rows(batch, rows).items()}
-        out = token_outputs(self.policy.unwrapped, part, 1.0)
+        with self.autocast():
+            out = token_outputs(self.policy.unwrapped, part, 1.0)
         mine = (out["log_probs"] * out["mask"]).sum(-1) / out["mask"].sum(-1).clamp_min(1)
         engine = torch.tensor([samples.engine_mean_log_probs[i] for i in rows.tolist()], device=mine.device)
         return (engine - mine).abs().mean().item()
@@ -189,9 +191,10 @@ class PPO(OnlineRL):
         for start in range(0, len(batch["input_ids"]), cfg.mini_batch_size):
             rows = torch.arange(start, min(start + cfg.mini_batch_size, len(batch["input_ids"])))
             part = _rows(batch, rows)
-            now = token_outputs(self.policy.unwrapped, part, cfg.temperature, self.value_head)
-            with self._reference() as reference:
-                ref = token_outputs(reference, part, cfg.temperature)
+            with self.autocast():
+                now = token_outputs(self.policy.unwrapped, part, cfg.temperature, self.value_head)
+                with self._reference() as reference:
+                    ref = token_outputs(reference, part, cfg.temperature)
             for key, value in (*now.items(), ("ref_log_probs", ref["log_probs"])):
                 parts[key].append(value)
         width = batch["input_ids"].shape[1] - 1
@@ -206,7 +209,8 @@ class PPO(OnlineRL):
         for _ in range(cfg.ppo_epochs):
             for rows in self._minibatches(self.minibatch_rng.permutation(n).tolist()):
                 part = _rows(rollout, torch.as_tensor(rows))
-                now = token_outputs(self.policy.model, part, cfg.temperature, self.value_head)
+                with self.autocast():
+                    now = token_outputs(self.policy.model, part, cfg.temperature, self.value_head)
                 policy_loss, clipfrac, approx_kl = clipped_policy_loss(
                     now["log_probs"], part["log_probs"], part["advantages"], part["mask"], cfg.clip_range)
                 value_loss, value_clipfrac = clipped_value_loss(

@@ -115,7 +115,8 @@ class GRPO(OnlineRL):
         return {k: v.to(self.policy.accelerator.device) for k, v in batch.items()}
 
     def _pass(self, model, batch: dict) -> dict:
-        return token_log_probs(*self.policy.rollout_logits(model, batch), self.config.temperature)
+        with self.autocast():
+            return token_log_probs(*self.policy.rollout_logits(model, batch), self.config.temperature)
 
     @torch.no_grad()
     def _score(self, samples: Samples) -> tuple[list, list, list]:
@@ -151,7 +152,8 @@ class GRPO(OnlineRL):
             mine = [float(old[i].mean()) for i in rows]
         else:
             _, batch = next(self._batches(samples, list(rows)))
-            out = token_log_probs(*self.policy.rollout_logits(self.policy.unwrapped, batch), 1.0)
+            with self.autocast():
+                out = token_log_probs(*self.policy.rollout_logits(self.policy.unwrapped, batch), 1.0)
             mine = ((out["log_probs"].sum(-1)) / out["mask"].sum(-1).clamp_min(1)).tolist()
         return float(np.mean([abs(samples.engine_mean_log_probs[i] - m) for i, m in zip(rows, mine)]))
 

@@ -85,6 +85,12 @@ class OnlineRL(ABC):
         """What `keep_best` snapshots and restores."""
         return {"policy": self.policy.unwrapped}
 
+    def autocast(self):
+        """The context of every token pass (scoring, optimising): bf16 autocast when `dtype` resolves to bfloat16."""
+        from restlm.precision import training_autocast
+
+        return training_autocast(self.config.dtype, self.policy.accelerator.device)[0]
+
     def _sample(self, prompts: Sequence[Example], step: int):
         """This step's K samples per prompt (seeded by step), counted into `sampled_tokens`; (samples, tokens)."""
         cfg = self.config
