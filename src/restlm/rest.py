@@ -224,8 +224,8 @@ class ReST:
                              kl_coef=self.config.improve_kl_coef)
         record = {"threshold": float(threshold), "kept": int(keep.sum()), "kept_grown": int((keep & ~is_original).sum()),
                   "kept_mean_reward": float(grown.rewards[keep].mean()) if keep.any() else None,
-                  "lr": learning_rate, "train_steps": stats.steps, "train_loss": stats.mean_loss, "train_examples_per_s": stats.examples_per_s,
-                  "train_dtype": stats.dtype,
+                  "lr": learning_rate, "train_steps": stats.steps, "train_loss": stats.mean_loss,
+                  "train_examples_per_s": stats.examples_per_s, "train_dtype": stats.dtype,
                   **self.evaluate(self.policy)}
         record.update(self.guards.after_improve(grown, grow_policy, stage_seed(seed, "kl_to_grow_policy")))
         if last and self.record_train_nll:

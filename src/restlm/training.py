@@ -124,8 +124,8 @@ def train_policy(
     if max_steps and not items:
         raise ValueError(f"{description}: {max_steps} optimiser steps asked on no training items")
     lengths = [policy.input_length(item.example) for item in items]
-    per_epoch = [length_bucketed_batches(lengths, cfg.batch_size, rng) for _ in range(epochs if max_steps is None else 0)]
-    while max_steps is not None and sum(map(len, per_epoch)) < max_steps:
+    per_epoch = []  # `epochs` epochs of batches, or as many as `max_steps` reaches into
+    while (len(per_epoch) < epochs) if max_steps is None else (sum(map(len, per_epoch)) < max_steps):
         per_epoch.append(length_bucketed_batches(lengths, cfg.batch_size, rng))
     batches = [b for epoch in per_epoch for b in epoch][:max_steps]
     ends = np.cumsum([len(epoch) for epoch in per_epoch])  # the step after which each epoch is complete

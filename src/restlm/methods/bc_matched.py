@@ -18,6 +18,7 @@ class BCMatched(Method):
     summary = "BC on the references for as many optimiser steps (same learning rates) as ReST's Improve steps"
 
     def run(self, run: MethodRun) -> dict:
+        from restlm.report.cells import step_label  # here: the report package loads matplotlib
         from restlm.rest import stage_seed
         from restlm.training import train_policy
 
@@ -55,7 +56,7 @@ class BCMatched(Method):
             record = run.stages(key, train, after=after, trains=True)
             wall += record["wall_time_s"]
             keys.append(previous := key)
-            steps.append({"step": f"G{step['G']}I{step['I']}", "sampled_tokens": 0, **metrics_only(record)})
+            steps.append({"step": step_label((step["G"], step["I"])), "sampled_tokens": 0, **metrics_only(record)})
             best = chosen(steps, metric)
             if run.stages.ran:  # only after a step that ran: a replay on resume must not prune later steps
                 run.stages.prune(run.prefix, keep={keys[best], key, run.start})

@@ -12,6 +12,10 @@ from restlm.methods.base import Method, MethodRun, chosen, register_method
 from restlm.methods.sft import metrics_only
 
 
+IMPROVE_KEYS = ("G", "I", "threshold", "kept", "kept_grown", "lr", "train_steps", "train_loss")
+"""what a method record keeps of each Improve step (bc_matched reads lr and train_steps)"""
+
+
 @register_method("rest")
 class ReSTMethod(Method):
     sections = ("rest", "train")
@@ -27,6 +31,7 @@ class ReSTMethod(Method):
                               f"{config.rest.grow_sizes}")
 
     def run(self, run: MethodRun) -> dict:
+        from restlm.report.cells import step_label  # here: the report package loads matplotlib
         from restlm.rest import ReST
 
         cfg, metric = self.settings(run.config), run.task.selection_metric
@@ -41,7 +46,7 @@ class ReSTMethod(Method):
             spent += grow.get("sampled_tokens") or 0
             tokens.append(spent)
         steps = [{"step": "start", "sampled_tokens": 0, **metrics_only(run.start_metrics)}]
-        steps += [{"step": f"G{r['G']}I{r['I']}", "sampled_tokens": tokens[r["G"] - 1], **metrics_only(r)}
+        steps += [{"step": step_label((r["G"], r["I"])), "sampled_tokens": tokens[r["G"] - 1], **metrics_only(r)}
                   for r in records]
         best = chosen(steps, metric)
         key = run.start if best == 0 else records[best - 1]["checkpoint"]
@@ -49,5 +54,4 @@ class ReSTMethod(Method):
         wall = sum(g["wall_time_s"] for g in grows) + sum(r["wall_time_s"] - r.get("eval_s", 0.0) for r in records)
         return {"steps": steps, "chosen_step": steps[best]["step"], "sampled_tokens": spent, "wall_time_s": wall,
                 "settings": dataclasses.asdict(cfg),
-                "improve": [{k: r.get(k) for k in ("G", "I", "threshold", "kept", "kept_grown", "lr", "train_steps", "train_loss")}
-                            for r in records]}
+                "improve": [{k: r.get(k) for k in IMPROVE_KEYS} for r in records]}

@@ -177,11 +177,15 @@ class PPO(OnlineRL):
             return None
         rows = torch.arange(min(self.config.mini_batch_size, len(samples.outputs)))
         part = {k: v.to(self.policy.accelerator.device) for k, v in _rows(batch, rows).items()}
-        with self.autocast():
-            out = token_outputs(self.policy.unwrapped, part, 1.0)
+        out = self._outputs(self.policy.unwrapped, part, 1.0)
         mine = (out["log_probs"] * out["mask"]).sum(-1) / out["mask"].sum(-1).clamp_min(1)
         engine = torch.tensor([samples.engine_mean_log_probs[i] for i in rows.tolist()], device=mine.device)
         return (engine - mine).abs().mean().item()
+
+    def _outputs(self, model, part: dict, temperature: float, value_head: ValueHead | None = None) -> dict:
+        """`token_outputs` under the configured precision (`dtype`)."""
+        with self.autocast():
+            return token_outputs(model, part, temperature, value_head)
 
     @torch.no_grad()
     def _rollout(self, batch: dict) -> dict:
@@ -191,10 +195,9 @@ class PPO(OnlineRL):
         for start in range(0, len(batch["input_ids"]), cfg.mini_batch_size):
             rows = torch.arange(start, min(start + cfg.mini_batch_size, len(batch["input_ids"])))
             part = _rows(batch, rows)
-            with self.autocast():
-                now = token_outputs(self.policy.unwrapped, part, cfg.temperature, self.value_head)
-                with self._reference() as reference:
-                    ref = token_outputs(reference, part, cfg.temperature)
+            now = self._outputs(self.policy.unwrapped, part, cfg.temperature, self.value_head)
+            with self._reference() as reference:
+                ref = self._outputs(reference, part, cfg.temperature)
             for key, value in (*now.items(), ("ref_log_probs", ref["log_probs"])):
                 parts[key].append(value)
         width = batch["input_ids"].shape[1] - 1
@@ -209,8 +212,7 @@ class PPO(OnlineRL):
         for _ in range(cfg.ppo_epochs):
             for rows in self._minibatches(self.minibatch_rng.permutation(n).tolist()):
                 part = _rows(rollout, torch.as_tensor(rows))
-                with self.autocast():
-                    now = token_outputs(self.policy.model, part, cfg.temperature, self.value_head)
+                now = self._outputs(self.policy.model, part, cfg.temperature, self.value_head)
                 policy_loss, clipfrac, approx_kl = clipped_policy_loss(
                     now["log_probs"], part["log_probs"], part["advantages"], part["mask"], cfg.clip_range)
                 value_loss, value_clipfrac = clipped_value_loss(

@@ -114,9 +114,10 @@ class GRPO(OnlineRL):
         batch = self.policy.rollout_batch(samples.take(rows))
         return {k: v.to(self.policy.accelerator.device) for k, v in batch.items()}
 
-    def _pass(self, model, batch: dict) -> dict:
+    def _pass(self, model, batch: dict, temperature: float | None = None) -> dict:
+        """The token pass, at the sampling temperature unless another is given."""
         with self.autocast():
-            return token_log_probs(*self.policy.rollout_logits(model, batch), self.config.temperature)
+            return token_log_probs(*self.policy.rollout_logits(model, batch), temperature or self.config.temperature)
 
     @torch.no_grad()
     def _score(self, samples: Samples) -> tuple[list, list, list]:
@@ -152,8 +153,7 @@ class GRPO(OnlineRL):
             mine = [float(old[i].mean()) for i in rows]
         else:
             _, batch = next(self._batches(samples, list(rows)))
-            with self.autocast():
-                out = token_log_probs(*self.policy.rollout_logits(self.policy.unwrapped, batch), 1.0)
+            out = self._pass(self.policy.unwrapped, batch, temperature=1.0)
             mine = ((out["log_probs"].sum(-1)) / out["mask"].sum(-1).clamp_min(1)).tolist()
         return float(np.mean([abs(samples.engine_mean_log_probs[i] - m) for i, m in zip(rows, mine)]))
 

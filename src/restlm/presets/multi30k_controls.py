@@ -6,7 +6,8 @@ training longer (issue 19), through `restlm compare` twice on one task config:
   converged/   the start is BC fine-tuned to its best dev epoch (`train.patience`; row `bc_converged`); ReST from it
                (`rest_from_converged`) and its matched BC (`bc_matched_from_converged`)
 
-Every row: the test_2016_flickr corpus BLEU of the final greedy outputs (mean over seeds, 95% interval over seeds
+Every row (gold: the task's corpus metric, BLEU as configs/compare_multi30k.yaml sets `translation.heldout_metric`):
+the test_2016_flickr corpus BLEU of the final greedy outputs (mean over seeds, 95% interval over seeds
 and sentences), IWSLT14 BLEU (out of domain, lower-cased), and paired differences against `bc_matched` of the same
 start and against `bc_converged` (the same sentences and seeds in both directories: paired). Written to
 benchmarks/results/multi30k_controls.{json,md}: a file of its own, so that rerunning the Table 1 benchmark
@@ -47,7 +48,6 @@ def load(folder: Path):
 def summarise(out: str | Path, resamples: int = 2000) -> dict:
     """The rows of both directories, their paired differences and the issue's goal."""
     from restlm.presets.generation_speed import machine
-    from restlm.rewards.generation import corpus_bleu
     from restlm.tasks.translation import OUT_OF_DOMAIN
 
     out, rows, gold = Path(out), [], {}  # gold: row name -> (test, iwslt) row-functions per seed
@@ -65,7 +65,8 @@ def summarise(out: str | Path, resamples: int = 2000) -> dict:
             name = ROW_NAMES.get((start, entry["method"]), f"{entry['method']}_{start}")
             finals = records[entry["method"]]
             gold[name] = ([task.gold_of_rows(tests, r["heldout_outputs"], None) for r in finals],
-                          [_bleu_of_rows(iwslt, r["other_heldout_outputs"][OUT_OF_DOMAIN], corpus_bleu) for r in finals]
+                          [task.other_gold_of_rows(OUT_OF_DOMAIN, iwslt, r["other_heldout_outputs"][OUT_OF_DOMAIN])
+                           for r in finals]
                           if iwslt else None)
             ones = np.arange(len(tests))
             rows.append({"method": name, "compare_method": entry["method"], "start": start, "seeds": compare["seeds"],
@@ -98,11 +99,6 @@ def summarise(out: str | Path, resamples: int = 2000) -> dict:
     return {"machine": machine(), "commands": commands, "sizes": sizes, "methods": rows,
             "goal": {"rest_minus_bc_matched_test_bleu": goal, "wanted": ">= 2 BLEU, interval excluding 0",
                      "met": bool(goal and goal["diff"] >= 2 and goal["ci95"][0] > 0)}}
-
-
-def _bleu_of_rows(examples, outputs, corpus_bleu):
-    refs = [e.target for e in examples]  # IWSLT14 here is lower-cased: scored lower-cased, as evaluate() does
-    return lambda rows: corpus_bleu([outputs[i] for i in rows], [refs[i] for i in rows], lowercase=True)
 
 
 def markdown(summary: dict) -> str:

@@ -170,6 +170,10 @@ class Task(ABC):
         """Other held-out sets (out-of-domain) whose greedy outputs compare's final evaluation keeps too, by name."""
         return {}
 
+    def other_gold_of_rows(self, split: str, examples: list[Example], outputs: list):
+        """rows -> the gold of those rows of `other_heldout()[split]` (for bootstraps), scored as evaluate() does."""
+        raise NotImplementedError(f"{type(self).__name__} has no other held-out sets")
+
     def gold_scores(self, policy: Policy, examples: list[Example], outputs: list) -> list[float] | None:
         """The gold of each held-out output, when the gold is a mean over outputs (None: a corpus metric)."""
         return None

@@ -103,9 +103,15 @@ class TranslationTask(Task):
         return {OUT_OF_DOMAIN: self.out_of_domain} if self.out_of_domain else {}
 
     def gold_of_rows(self, examples: list[Example], outputs: list, scores):
+        return self._corpus_gold_of_rows(examples, outputs, lowercase=False)
+
+    def other_gold_of_rows(self, split: str, examples: list[Example], outputs: list):
+        return self._corpus_gold_of_rows(examples, outputs, lowercase=split == OUT_OF_DOMAIN)
+
+    def _corpus_gold_of_rows(self, examples: list[Example], outputs: list, lowercase: bool):
         metric = corpus_chrf if self.compare_keys()[2].endswith("chrf") else corpus_bleu
         refs = [e.target for e in examples]
-        return lambda rows: metric([outputs[i] for i in rows], [refs[i] for i in rows])
+        return lambda rows: metric([outputs[i] for i in rows], [refs[i] for i in rows], lowercase=lowercase)
 
     def _name(self, split: str) -> str:
         """The first test split reports as 'test_*'; others under their own names."""
