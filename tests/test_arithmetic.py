@@ -190,9 +190,10 @@ class Oracle:
     """A stand-in policy that answers every problem with its reference (or one fixed reply)."""
 
     def __init__(self, reply=None):
-        self.reply = reply
+        self.reply, self.asked = reply, []
 
     def sample(self, examples, greedy=False):
+        self.asked.append(len(examples))
         return [[self.reply if self.reply is not None else e.target] for e in examples]
 
 
@@ -202,6 +203,10 @@ def test_evaluate_scores_the_reference_as_right_and_a_fixed_reply_as_wrong():
     assert {k: perfect[k] for k in task.compare_keys()} == {k: 1.0 for k in task.compare_keys()}
     bare = task.evaluate(Oracle("12345"))  # no answer line, and never the right number
     assert bare["dev_exact_strict"] == bare["test_exact_lenient"] == 0.0
+    # early stopping's score each epoch: evaluate()'s selection metric, from a decode of dev alone
+    for reply, expected in ((None, 1.0), ("12345", 0.0)):
+        oracle = Oracle(reply)
+        assert task.selection_score(oracle) == expected and oracle.asked == [20]
 
 
 # ---------------------------------------------------------------- end to end

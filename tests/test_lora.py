@@ -126,8 +126,8 @@ def test_early_stopping_under_lora_keeps_only_the_adapters_and_restores_them(tmp
         selection_metric = "dev_reward"
         scores = [0.9, 0.1]
 
-        def evaluate(self, policy):
-            return {"dev_reward": self.scores.pop(0)}
+        def selection_score(self, policy):
+            return self.scores.pop(0)
 
     policy = CausalLMPolicy.from_pretrained(str(save_tiny(tmp_path / "base")), Accelerator(), lora=LORA, batch_size=5)
     stopping = EarlyStopping(Scored(), policy, patience=1)

@@ -22,7 +22,9 @@ def fine_tune(task, config, policy: Policy, seed: int, key: str) -> dict:
     stopping = EarlyStopping(task, policy, train.patience) if train.patience is not None else None
     stats = train_policy(policy, items, train, train.learning_rate, train.epochs, stage_seed(seed, key), description=key,
                          after_epoch=stopping)
-    metrics = stopping.restore_best() if stopping else task.evaluate(policy)
+    if stopping:
+        stopping.restore_best()
+    metrics = task.evaluate(policy)  # with early stopping: the best epoch's, every metric (each epoch scored dev only)
     train_s = stats.wall_time_s - (stopping.eval_s if stopping else 0.0)  # the epochs' evaluations are not training
     return {"train_loss": stats.mean_loss, "train_examples_per_s": stats.examples / max(train_s, 1e-9),
             "train_dtype": stats.dtype, **metrics, "wall_time_s": train_s, "sft_examples": len(items),
@@ -30,23 +32,22 @@ def fine_tune(task, config, policy: Policy, seed: int, key: str) -> dict:
 
 
 class EarlyStopping:
-    """`train_policy`'s after_epoch for `train.patience`: evaluate after each epoch, keep the best epoch's weights
-    (by the task's dev selection metric), stop after `patience` epochs without a new best. The record's train_loss
-    is then the mean over every epoch trained, the ones after the best included."""
+    """`train_policy`'s after_epoch for `train.patience`: score the task's selection metric after each epoch (the
+    selection set alone, not the held-out sets), keep the best epoch's weights, stop after `patience` epochs without
+    a new best. The record's train_loss is then the mean over every epoch trained, the ones after the best included."""
 
     def __init__(self, task, policy: Policy, patience: int):
         self.task, self.policy, self.patience = task, policy, patience
         self.scores: list[float] = []
-        self.best_epoch, self.best_metrics, self.best_weights = 0, None, None
+        self.best_epoch, self.best_weights = 0, None
         self.eval_s = 0.0  # spent evaluating, inside the training loop's clock
 
     def __call__(self, epoch: int) -> bool:
         started = time.perf_counter()
-        metrics = self.task.evaluate(self.policy)
-        score = metrics[self.task.selection_metric]
+        score = self.task.selection_score(self.policy)
+        if not self.scores or score > max(self.scores):
+            self.best_epoch, self.best_weights = epoch, self._trainable()
         self.scores.append(score)
-        if self.best_metrics is None or score > self.best_metrics[self.task.selection_metric]:
-            self.best_epoch, self.best_metrics, self.best_weights = epoch, metrics, self._trainable()
         self.eval_s += time.perf_counter() - started
         return epoch - self.best_epoch >= self.patience
 
@@ -56,12 +57,11 @@ class EarlyStopping:
         names = {n for n, p in model.named_parameters() if p.requires_grad} | {n for n, _ in model.named_buffers()}
         return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if k in names}
 
-    def restore_best(self) -> dict:
-        """Load the best epoch's weights into the policy; its metrics."""
+    def restore_best(self) -> None:
+        """Load the best epoch's weights into the policy."""
         unexpected = self.policy.unwrapped.load_state_dict(self.best_weights, strict=False).unexpected_keys
         assert not unexpected, unexpected  # every copied key is the model's own
         self.best_weights = None  # its memory goes back
-        return self.best_metrics
 
     def record(self) -> dict:
         metric = self.task.selection_metric

@@ -202,6 +202,10 @@ class ArithmeticTask(Task):
             metrics[f"{name}_exact_lenient"] = float(np.mean(self.lenient(policy, examples, outputs)))
         return {**metrics, **speed}
 
+    def selection_score(self, policy: Policy) -> float:
+        outputs = self.decode_greedy(policy, {"dev": self.dev})[0]["dev"]
+        return float(np.mean(self.strict(policy, self.dev, outputs)))
+
     def compare_keys(self) -> tuple[str, str, str]:
         return "dev_exact_strict", "test_exact_strict", "test_exact_lenient"
 

@@ -58,6 +58,11 @@ class Task(ABC):
     def evaluate(self, policy: Policy) -> dict:
         """Metrics of `policy` on the held-out data, flat {name: float}; includes selection_metric."""
 
+    def selection_score(self, policy: Policy) -> float:
+        """The selection metric alone, asked after every epoch by early stopping. A task whose evaluate() decodes
+        more than the selection set overrides it to decode that set only (it must equal evaluate()'s value)."""
+        return self.evaluate(policy)[self.selection_metric]
+
     def generative_policy(self, seed: int, section) -> Policy:
         """A causal or seq2seq policy of the configured model, prompted as `section` (prompt, system_prompt,
         max_new_tokens) says: the policy of every generative task."""

@@ -107,6 +107,10 @@ class PromptsTask(Task):
                 metrics["test_gold"] = float(np.mean(self.gold(policy, examples, outputs)))
         return {**metrics, **speed}
 
+    def selection_score(self, policy: Policy) -> float:
+        outputs = self.decode_greedy(policy, {"dev": self.dev})[0]["dev"]
+        return float(np.mean(self.reward(policy, self.dev, outputs)))
+
     def compare_keys(self) -> tuple[str, str, str]:
         if not self.config.prompts.test:
             raise ConfigError("prompts.test", "restlm compare scores every method on held-out prompts: set prompts.test")

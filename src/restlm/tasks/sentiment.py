@@ -123,6 +123,10 @@ class SentimentTask(Task):
             metrics["dev_reward"] = float(np.mean(self.proxy(policy, self.dev, dev)))
         return {**metrics, **speed}
 
+    def selection_score(self, policy: Policy) -> float:
+        outputs = self.decode_greedy(policy, {"dev": self.dev})[0]["dev"]
+        return float(np.mean(self.proxy(policy, self.dev, outputs)))
+
     def guard(self) -> tuple[str, str]:
         return "test_reward", "test_gold"
 
