@@ -143,11 +143,21 @@ def test_labels_are_masked_to_the_output_tokens(policy, examples):
     assert cut.collate([TrainItem(examples[1], "the dog x")])["labels"][0].tolist() == [-100] * len(p1) + o1[:2]
 
 
-def test_output_log_probs_match_log_probs(policy, examples):
+def test_output_log_probs_match_log_probs(policy, examples, monkeypatch):
     batch = policy.collate([TrainItem(e, o) for e, o in zip(examples, OUTPUTS)])
     values, mask = policy.output_token_log_probs(batch)
-    assert values.shape == mask.shape == (5, batch["input_ids"].shape[1] - 1)
-    assert mask.sum(-1).tolist() == policy.token_counts(batch).tolist()
+    # the logits start at the position before the first output token of any row: the prompt before it is skipped
+    shortest_prompt = min(len(hand_ids(policy.tokenizer, e.text, o)[0]) for e, o in zip(examples, OUTPUTS))
+    assert values.shape == mask.shape == (5, batch["input_ids"].shape[1] - shortest_prompt)
+    assert mask[:, 0].any() and mask.sum(-1).tolist() == policy.token_counts(batch).tolist()
+    # a causal LM without `logits_to_keep` gets every position's logits, and the same values at the outputs
+    monkeypatch.setattr("restlm.policies.causal.keeps_logits", lambda model: False)
+    every, every_mask = policy.output_token_log_probs(batch)
+    assert every.shape[1] == batch["input_ids"].shape[1] - 1
+    cut = every.shape[1] - values.shape[1]
+    assert not every_mask[:, :cut].any() and torch.equal(every_mask[:, cut:], mask)
+    torch.testing.assert_close(every[:, cut:], values, rtol=1e-5, atol=1e-5)
+    monkeypatch.undo()
     summed = policy.output_log_probs(batch)
     assert summed.requires_grad
     np.testing.assert_allclose(summed.detach().numpy(), policy.log_probs(examples, OUTPUTS), rtol=1e-5, atol=1e-4)

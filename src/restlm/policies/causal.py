@@ -1,6 +1,8 @@
 """The causal LM policy (SmolLM2, Llama, GPT-2, ...): a GenerativePolicy with a chat-templated prompt."""
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Sequence
 
 import torch
@@ -65,9 +67,17 @@ class CausalLMPolicy(GenerativePolicy):
         return rollout_batch(samples.prompt_ids, samples.output_ids, self.tokenizer.pad_token_id)
 
     def output_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
         # position t predicts token t + 1
-        return logits[:, :-1], batch["labels"][:, 1:]
+        labels = batch["labels"][:, 1:]
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
+        if not keeps_logits(model):
+            return model(**inputs).logits[:, :-1], labels
+        # the positions before any row's first output token score nothing: the vocabulary-wide head (and the
+        # callers' float32 log-softmax) skip them; on short outputs after long prompts most positions are prompt
+        scored = (labels != -100).any(0).nonzero()
+        first = int(scored[0]) if len(scored) else labels.shape[1]
+        logits = model(**inputs, logits_to_keep=labels.shape[1] - first + 1).logits
+        return logits[:, :-1], labels[:, first:]
 
     def _generate(self, examples: list[Example], settings: dict, model=None) -> torch.Tensor:
         prompts = [self.prompt_ids(e) for e in examples]
@@ -80,6 +90,19 @@ class CausalLMPolicy(GenerativePolicy):
         out = (self.unwrapped if model is None else model).generate(input_ids=input_ids, attention_mask=attention_mask, pad_token_id=pad,
                                       eos_token_id=self.eos_ids, **settings)
         return out[:, width:]
+
+
+@functools.cache
+def _forward_keeps_logits(model_class: type) -> bool:
+    return "logits_to_keep" in inspect.signature(model_class.forward).parameters
+
+
+def keeps_logits(model) -> bool:
+    """Whether the causal LM inside `model` (under DDP or PEFT) computes its logits at the last N positions
+    only when asked (`logits_to_keep`; nearly every transformers causal LM does)."""
+    model = getattr(model, "module", model)  # DDP
+    model = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT
+    return _forward_keeps_logits(type(model))
 
 
 def rollout_batch(prompt_ids: Sequence[list[int]], output_ids: Sequence[list[int]], pad_id: int) -> dict:
