@@ -1,4 +1,4 @@
-"""GRPO's token passes (scoring, optimising) in bf16 autocast against float32, one step of SmolLM2 on arithmetic.
+"""GRPO's token passes (scoring, optimising): bf16 autocast and output-position logits against float32 over every position.
 
     .venv/bin/python benchmarks/online_speed.py                 # a few minutes on a free 2-core machine
     .venv/bin/python benchmarks/online_speed.py --prompts 2 --rounds 1   # a smoke run
