@@ -197,3 +197,14 @@ def assert_one_train_step_changes_every_parameter(policy, examples, outputs):
     unchanged = [n for n, p in policy.model.named_parameters() if n in before and torch.equal(p, before[n])]
     assert unchanged == []
     assert policy.log_probs(examples, outputs).sum() > log_probs_before.sum()
+
+
+def safetensors_dtypes(folder: Path) -> set[str]:
+    """The dtypes ('F32', 'BF16', ...) of every tensor in the safetensors files under `folder`."""
+    from safetensors import safe_open
+
+    found = set()
+    for path in Path(folder).rglob("*.safetensors"):
+        with safe_open(str(path), "pt") as f:
+            found |= {f.get_slice(k).get_dtype() for k in f.keys()}
+    return found

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli_env, restlm_cmd, stderr_lines
+from helpers import cli_env, restlm_cmd, safetensors_dtypes, stderr_lines
 from restlm import cli
 from restlm import run_layout as layout
 from tiny_models import save_tiny
@@ -122,6 +122,11 @@ def test_every_method_runs_on_a_users_task_and_is_reported(finished):
     for name, m in by_name.items():
         for record in m["by_seed"]:
             assert (record["kl"] == 0.0) == (record["chosen_step"] == "start") or name == "sft"
+    # a finished seed keeps its methods' checkpoints in bf16 (run.checkpoint_dtype); the start stays float32
+    for seed in range(2):
+        folder = finished / "checkpoints" / f"seed{seed}"
+        assert safetensors_dtypes(folder / "start") == {"F32"}
+        assert safetensors_dtypes(folder / "ppo") == {"BF16"}  # its kept best step, and its value head
     text = (finished / "compare.md").read_text()
     assert "| ppo |" in text and "proxy_vs_gold.png" in text
     assert (finished / "proxy_vs_gold.png").stat().st_size > 1000

@@ -14,6 +14,7 @@ from accelerate import Accelerator
 
 from restlm.config import ExperimentConfig, recorded_config, to_dict, validate
 from restlm.errors import ConfigError
+from restlm.kept_checkpoints import shrink_checkpoints
 from restlm.methods.sft import fine_tune
 from restlm.policies.base import Policy
 from restlm.rest import ReST, write_train_nll
@@ -114,6 +115,9 @@ class Experiment:
                     keep_checkpoints=self.config.run.keep_checkpoints)
         for size in self.config.rest.grow_sizes:
             rest.fit(size, seed, prefix=layout.trajectory(seed, size), start=sft, start_score=sft_record[metric])
+        for size in self.config.rest.grow_sizes:  # finished: the trajectories' kept checkpoints are only read now
+            shrink_checkpoints(self.run, layout.trajectory(seed, size), self.config.run.checkpoint_dtype)
+        self.accelerator.wait_for_everyone()
 
     def fine_tune(self, policy: Policy, seed: int, key: str, record_nll: bool) -> dict:
         """G0I0: supervised fine-tuning on the gold outputs (the `sft` method's start policy)."""

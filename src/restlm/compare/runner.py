@@ -20,6 +20,7 @@ from restlm import run_layout as layout
 from restlm.config import ExperimentConfig, recorded_config, to_dict
 from restlm.errors import ConfigError, RunDirError
 from restlm.guards import distinct_n, kl_to_reference
+from restlm.kept_checkpoints import shrink_checkpoints
 from restlm.methods import METHODS, MethodRun, build_method, in_run_order
 from restlm.methods.sft import fine_tune, metrics_only
 from restlm.runs import RunDir, StageRunner, write_json
@@ -171,6 +172,9 @@ def _run_seed(run: RunDir, task, settings: CompareSettings, methods: dict, keys:
             reference.load_weights(run.checkpoint_dir(start_key))
         stages(final_key, lambda key: _final(task, policy, None if name == "sft" else reference, name, record,
                                              (proxy, gold), settings.eval_samples), after=stages.in_memory, trains=False)
+    for name in methods:  # the seed is finished: its methods' checkpoints are only read now (the start may be again)
+        shrink_checkpoints(run, layout.method_prefix(seed, name), config.run.checkpoint_dtype)
+    policy.accelerator.wait_for_everyone()
 
 
 def _timed(evaluate):
