@@ -6,6 +6,7 @@ MRPC run reads as if it applied.
 from __future__ import annotations
 
 ALWAYS_READ = ("run",)
+NOT_SECTIONS = ("variants",)  # top-level mappings that are settings of their own, shown like task and method
 
 
 def sections_read(config) -> list[str] | None:
@@ -24,12 +25,12 @@ def sections_read(config) -> list[str] | None:
 
 def config_shown(values: dict, sections: list[str] | None) -> dict:
     """`values` (the config as a dict) with only the `sections` (whole, or the dotted keys of one);
-    scalar keys (task, method, plugins) stay. Every key stays when `sections` is None."""
+    scalar keys (task, method, plugins) and the variants stay. Every key stays when `sections` is None."""
     if sections is None:
         return dict(values)
     shown = {}
     for key, value in values.items():
-        if not isinstance(value, dict) or key in sections:
+        if not isinstance(value, dict) or key in sections or key in NOT_SECTIONS:
             shown[key] = value
         elif inner := [s.split(".", 1)[1] for s in sections if s.startswith(key + ".")]:
             shown[key] = {k: v for k, v in value.items() if k in inner}

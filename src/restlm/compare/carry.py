@@ -23,6 +23,7 @@ def signature(recorded: dict, method, seed: int) -> dict:
         for part in dotted.split("."):
             node = (node or {}).get(part)
         values[dotted] = node
+    values["variant"] = (experiment.get("variants") or {}).get(method.name)  # a variant's own values
     values.update(seed=seed, eval_samples=recorded.get("eval_samples"))
     if method.online:
         values["budget"] = recorded.get("budget")

@@ -42,10 +42,11 @@ def compare_markdown(summary: dict, figure: str | None) -> str:
     if summary.get("command"):
         lines += [f"Command: `{summary['command']}`", ""]
     rows = [[m["method"], _number(m["proxy"]), _number(m["gold"]), _interval(m["gold_ci95"]).replace("+", ""),
-             _interval(m["gold_minus_rest_ci95"]), _number(m["kl"], 3), _number(m["distinct2"], 3),
+             _interval(m["gold_minus_rest_ci95"]), _interval(m.get("gold_minus_sft_ci95")), _number(m["kl"], 3),
+             _number(m["distinct2"], 3),
              f"{m['sampled_tokens']:.0f}" if m["sampled_tokens"] is not None else "—",
              f"{m['wall_time_s']:.0f}", ", ".join(m["chosen_steps"])] for m in summary["methods"]]
-    lines += [markdown_table(["method", "proxy", "gold", "gold 95% CI", "gold − ReST, 95% CI", "KL", "distinct-2",
+    lines += [markdown_table(["method", "proxy", "gold", "gold 95% CI", "gold − ReST, 95% CI", "gold − SFT, 95% CI", "KL", "distinct-2",
                               "sampled tokens", "train time (s)", "chosen step"], rows), ""]
     if figure:
         lines += [f"![proxy against gold]({figure})", "",

@@ -9,6 +9,7 @@ the held-out split is only scored.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from restlm.guards import distinct_n, kl_to_reference
 from restlm.kept_checkpoints import shrink_checkpoints
 from restlm.methods import METHODS, MethodRun, build_method, in_run_order
 from restlm.methods.sft import fine_tune, metrics_only
+from restlm.methods.variants import config_for
 from restlm.runs import RunDir, StageRunner, write_json
 from restlm.tasks import build_task
 
@@ -76,7 +78,7 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
     from restlm.compare.summary import summarise_compare
 
     settings.check()
-    methods = {name: build_method(name) for name in in_run_order(settings.methods)}
+    methods = {name: build_method(name, settings.config) for name in in_run_order(settings.methods)}
     accelerator = Accelerator()
     task = build_task(settings.config, accelerator)
     run = RunDir(out, is_main=accelerator.is_main_process)
@@ -91,15 +93,16 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
     policy = task.new_policy(0)
     task.check(run, policy)
     for name, method in methods.items():
-        method.check(settings.config, policy)
+        method.check(config_for(settings.config, name), policy)
         if method.needs_references and not task.sft_items():
             raise ConfigError("--methods", f"{name} trains on the task's references, and this task has none")
         if method.online and settings.budget is not None:
-            method.check_budget(settings.config, settings.budget)
+            method.check_budget(config_for(settings.config, name), settings.budget)
     inputs = task.input_fingerprints()
     if resume:
         run.resume()
         run.check_inputs(inputs)
+        _record_new_variants(run, settings)
     else:
         run.create(settings.recorded(), inputs)
     try:
@@ -131,10 +134,22 @@ def _check_same(run: RunDir, settings: CompareSettings) -> None:
     except ConfigError as error:
         raise RunDirError(f"{run.path}: its config.json no longer loads ({error})") from None
     now["experiment"]["run"] = recorded["experiment"]["run"]  # seeds, output_dir may differ
+    old = recorded["experiment"]["variants"]  # variants may be added; one that ran may not change
+    now["experiment"]["variants"] = {**old, **{k: v for k, v in now["experiment"]["variants"].items() if k in old}}
     changed = sorted(_differing(recorded, now))
     if changed:
         raise RunDirError(f"{run.path}: holds a comparison with other settings ({', '.join(changed[:5])}); "
                           "pick another --out, or rerun with the same task config and flags to resume it")
+
+
+def _record_new_variants(run: RunDir, settings: CompareSettings) -> None:
+    """config.json gains the variants this rerun adds (a later rerun checks them too)."""
+    recorded = json.loads((run.path / "config.json").read_text())
+    variants = recorded["experiment"].get("variants") or {}
+    added = {k: v for k, v in settings.config.variants.items() if k not in variants}
+    if added:
+        recorded["experiment"]["variants"] = {**variants, **added}
+        run.update_config(recorded)
 
 
 def _differing(old, new, prefix: str = "") -> list[str]:
@@ -165,8 +180,8 @@ def _run_seed(run: RunDir, task, settings: CompareSettings, methods: dict, keys:
         if run.is_main:  # one line, not one per process
             processes = policy.accelerator.num_processes
             print(f"== seed {seed}: {name}" + (f" ({processes} processes)" if processes > 1 else ""), flush=True)
-        record = method.run(MethodRun(config, task, policy, stages, layout.method_prefix(seed, name), start_key,
-                                      start, seed, budget, evaluate))
+        record = method.run(MethodRun(config_for(config, name), task, policy, stages, layout.method_prefix(seed, name),
+                                      start_key, start, seed, budget, evaluate))
         if name != "sft" and reference is None:
             reference = task.new_policy(seed)
             reference.load_weights(run.checkpoint_dir(start_key))

@@ -1,5 +1,5 @@
 """compare.json: per method, its proxy and gold on the held-out inputs (means over seeds), their
-intervals (a bootstrap over seeds and held-out inputs), gold against ReST's, KL to the start,
+intervals (a bootstrap over seeds and held-out inputs), gold against ReST's and SFT's (paired), KL to the start,
 distinct-2, sampled tokens, wall time, and every evaluated step of every seed."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def summarise_compare(run, task, settings, keys: tuple[str, str, str]) -> dict:
         entry = {"method": name,
                  "proxy": _mean(r["proxy"] for r in rs), "gold": _mean(r["gold"] for r in rs),
                  "gold_ci95": nested_bootstrap(zero, rows, settings.bootstrap, seed=0)["ci95"],
-                 "gold_minus_rest_ci95": None,
+                 "gold_minus_rest_ci95": None, "gold_minus_sft_ci95": None,
                  "kl": _mean(r["kl"] for r in rs), "distinct2": _mean(r["distinct2"] for r in rs),
                  "sampled_tokens": _mean(r["sampled_tokens"] for r in rs),
                  "wall_time_s": _mean(r["wall_time_s"] for r in rs),
@@ -31,9 +31,10 @@ def summarise_compare(run, task, settings, keys: tuple[str, str, str]) -> dict:
                  "by_seed": [{k: v for k, v in r.items()
                              if k not in ("heldout_outputs", "gold_scores", "other_heldout_outputs", "method")}
                              for r in rs]}
-        if "rest" in records and name != "rest":
-            diff = nested_bootstrap(list(zip(gold_of[name], gold_of["rest"])), rows, settings.bootstrap, seed=0)
-            entry.update(gold_minus_rest=diff["diff"], gold_minus_rest_ci95=diff["ci95"])
+        for baseline in ("rest", "sft"):  # paired over seeds and held-out inputs
+            if baseline in records and name != baseline:
+                diff = nested_bootstrap(list(zip(gold_of[name], gold_of[baseline])), rows, settings.bootstrap, seed=0)
+                entry.update({f"gold_minus_{baseline}": diff["diff"], f"gold_minus_{baseline}_ci95": diff["ci95"]})
         methods.append(entry)
     selection, proxy, gold = keys
     return {"command": settings.command,

@@ -33,6 +33,11 @@ def _check_type(key: str, value, annotation):
             except ConfigError as error:
                 errors.append(error)
         raise errors[0]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(key, f"expected a mapping, got {type(value).__name__} {value!r}")
+        _, inner = typing.get_args(annotation)
+        return {str(k): _check_type(f"{key}.{k}", v, inner) for k, v in value.items()}
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(key, f"expected a list, got {type(value).__name__} {value!r}")

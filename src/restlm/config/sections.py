@@ -327,6 +327,10 @@ class ExperimentConfig:
     plugins: list[str] = field(default_factory=list)
     """your own modules to import first (beside the config file or in the working folder): each registers a
     task (`@register_task`) or a method (`@register_method`) that `task` / `method` / `--methods` may then name"""
+    variants: dict[str, dict] = field(default_factory=dict)
+    """named variants of a method, for `restlm compare --methods`: `NAME: {method: rest, rest: {reward:
+    correct}}` runs `rest` with those values over this config's (only the sections that method reads may
+    change); compare reports it beside the others under NAME"""
     data: DataConfig = field(default_factory=DataConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

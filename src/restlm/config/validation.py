@@ -67,6 +67,10 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError("task", f"must be one of {', '.join(TASKS)}; got {config.task!r}")
     if config.method not in METHODS:
         raise ConfigError("method", f"must be one of {', '.join(METHODS)}; got {config.method!r}")
+    from restlm.methods.variants import variant_config
+
+    for name in config.variants:
+        variant_config(config, name)  # each variant's values are a valid config of its method
     for key in ["rest.grow_steps", "rest.improve_steps"]:
         if flat[key] < 0:
             raise ConfigError(key, f"must be 0 or more; got {flat[key]}")

@@ -24,11 +24,15 @@ from restlm.methods import bc_matched, dpo, grpo, ppo, rest, rest_em, rest_losse
 RUN_ORDER = ("sft", "rest", "rest_em", "rest_gold", "rest_bvmpo", "bc_matched", "dpo", "ppo", "grpo", "rloo")
 
 
-def build_method(name: str) -> Method:
-    if name not in METHODS:
-        raise ConfigError("--methods", f"unknown method {name!r}; choose from {', '.join(METHODS)} "
-                          "(a method of your own: a module in the config's `plugins`)")
-    return METHODS[name]()
+def build_method(name: str, config=None) -> Method:
+    """The method called `name`, or the variant of `config.variants` called so (its method, named `name`)."""
+    variants = config.variants if config is not None else {}
+    if name not in METHODS and name not in variants:
+        raise ConfigError("--methods", f"unknown method {name!r}; choose from {', '.join([*METHODS, *variants])} "
+                          "(a method of your own: a module in the config's `plugins`; a variant: `variants`)")
+    method = METHODS[variants[name]["method"] if name in variants else name]()
+    method.name = name
+    return method
 
 
 def in_run_order(names) -> list[str]:

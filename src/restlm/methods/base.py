@@ -50,7 +50,7 @@ class MethodRun:
 
     def proxy(self):
         """The task's proxy reward, normalised as `rest.normalise_reward` says (as ReST normalises it)."""
-        reward = self.task.proxy_reward()
+        reward = self.task.proxy_reward(self.config.rest.reward)
         return reward.normalised() if self.config.rest.normalise_reward else reward
 
     def hold(self, key: str) -> None:

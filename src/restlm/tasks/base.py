@@ -157,11 +157,12 @@ class Task(ABC):
         return tuple(dict.fromkeys([self.selection_metric, *(key for key, _ in self.metric_columns())]))
 
     # ---- what `restlm compare` reads: a held-out set, its proxy and its gold
-    def proxy_reward(self):
-        """The reward every method optimises (`rest.reward`, as written; a method normalises it as it needs)."""
+    def proxy_reward(self, spec: str | None = None):
+        """The reward every method optimises: `rest.reward` (or `spec`, a variant's), as written; a method
+        normalises it as it needs."""
         from restlm.rewards import build_reward
 
-        return build_reward(self.config.rest.reward)
+        return build_reward(spec or self.config.rest.reward)
 
     def compare_keys(self) -> tuple[str, str, str]:
         """(dev selection metric, held-out proxy, held-out gold): keys of evaluate() that compare reports."""

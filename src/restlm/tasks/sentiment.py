@@ -104,7 +104,10 @@ class SentimentTask(Task):
     def sft_items(self) -> list[TrainItem]:
         return []  # no references: the instruct model is the start
 
-    def proxy_reward(self):
+    def proxy_reward(self, spec: str | None = None):
+        if spec not in (None, self.config.rest.reward):
+            raise ConfigError("variants", f"the sentiment task's reward is its proxy classifier; a variant's "
+                              f"rest.reward ({spec!r}) cannot replace it")
         return self.proxy_logit
 
     def check(self, run, policy: Policy) -> None:

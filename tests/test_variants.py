@@ -1,0 +1,91 @@
+"""Variants of a method (`variants:`): refused in one line naming the key when the method is unknown, a value
+lies outside the sections the method reads, or is invalid; in `restlm compare`, a variant runs its method with
+its values from the same start, is reported beside it with gold paired against SFT and ReST, and can be added
+to a finished comparison (only it runs), while changing one that ran is refused."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from helpers import set_args, stderr_lines
+from restlm import cli
+from restlm.config import load_config
+from restlm.errors import ConfigError
+from restlm.methods.variants import config_for
+from test_compare_tasks import FAST
+
+
+@pytest.mark.parametrize("variant, key, message", [
+    ({"rest": {"reward": "correct"}}, "variants.v.method", "name the method it varies"),
+    ({"method": "nope"}, "variants.v.method", "name the method it varies"),
+    ({"method": "rest", "data": {"path": "x"}}, "variants.v.data.path", "rest reads only rest, train"),
+    ({"method": "ppo", "train": {"epochs": 2}}, "variants.v.train.epochs", "ppo reads only ppo, rest.reward"),
+    ({"method": "rest", "rest": {"threshold": "bogus"}}, "variants.v.rest.threshold", "must be one of"),
+    ({"method": "rest", "rest": {"improve_steps": "two"}}, "variants.v.rest.improve_steps", "expected int"),
+    ({"method": "rest", "rest": {"nope": 1}}, "variants.v.rest.nope", "unknown key"),
+])
+def test_a_bad_variant_is_one_error_naming_its_key(variant, key, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(overrides=[f"variants.v={json.dumps(variant)}"])
+    assert error.value.key == key and message in error.value.message
+
+
+def test_a_variant_may_not_take_a_methods_name():
+    with pytest.raises(ConfigError, match="'rest' is a method's own name"):
+        load_config(overrides=['variants.rest={"method": "rest"}'])
+
+
+def test_a_variant_changes_only_its_values():
+    config = load_config(overrides=['variants.v={"method": "rest", "rest": {"reward": "correct", "lr_decay": 0.9}}'])
+    varied = config_for(config, "v")
+    assert (varied.rest.reward, varied.rest.lr_decay) == ("correct", 0.9)
+    assert (config.rest.reward, config.rest.lr_decay) == ("nll", 0.5)
+    assert varied.train == config.train and varied.variants == {} and config_for(config, "rest") is config
+
+
+def test_compare_runs_variants_beside_their_method_and_adds_new_ones_later(tiny_model_dir, tiny_data, tmp_path, capfd):
+    variants = {"rest_correct": {"method": "rest", "rest": {"reward": "correct"}},
+                "rest_all": {"method": "rest", "rest": {"original_data": "all"}}}
+    task = tmp_path / "task.yaml"
+    task.write_text(yaml.safe_dump({"variants": {"rest_correct": variants["rest_correct"]}}))
+    overrides = [f"model.name={tiny_model_dir}", "model.max_length=32", "data.source=file",
+                 f"data.train={tiny_data['train']}", f"data.dev={tiny_data['dev']}", "data.validation_fraction=0.25",
+                 "train.epochs=1", "train.batch_size=8", "train.learning_rate=0.01", "rest.grow_steps=1",
+                 "rest.improve_steps=1", "rest.grow_sizes=[8]", "rest.improve_learning_rate=0.01", *FAST]
+    out = tmp_path / "out"
+
+    def compare(methods: str) -> dict:
+        code = cli.main(["compare", "--task", str(task), *set_args(overrides), "--methods", methods,
+                         "--bootstrap", "50", "--eval-samples", "1", "--out", str(out)])
+        assert code == 0, capfd.readouterr().err[-3000:]
+        return {m["method"]: m for m in json.loads((out / "compare.json").read_text())["methods"]}
+
+    first = compare("sft,rest,rest_correct")
+    assert list(first) == ["sft", "rest", "rest_correct"]
+    assert first["rest"]["by_seed"][0]["settings"]["reward"] == "nll"
+    assert first["rest_correct"]["by_seed"][0]["settings"]["reward"] == "correct"
+    for name in ("rest", "rest_correct"):  # the same start, paired against it
+        assert first[name]["by_seed"][0]["steps"][0] == first["sft"]["by_seed"][0]["steps"][0]
+        low, high = first[name]["gold_minus_sft_ci95"]
+        assert low <= first[name]["gold_minus_sft"] <= high
+    assert first["sft"]["gold_minus_sft_ci95"] is None
+    assert "gold − SFT, 95% CI" in (out / "compare.md").read_text()
+
+    # a variant added to the config later runs alone; the finished ones are kept as they were
+    task.write_text(yaml.safe_dump({"variants": variants}))
+    capfd.readouterr()
+    second = compare("sft,rest,rest_correct,rest_all")
+    assert "== seed 0: rest_all" in capfd.readouterr().out
+    assert second["rest_all"]["by_seed"][0]["settings"]["original_data"] == "all"
+    for name in ("sft", "rest", "rest_correct"):
+        assert second[name]["by_seed"][0] == first[name]["by_seed"][0]
+    assert json.loads((out / "config.json").read_text())["experiment"]["variants"] == variants
+    # changing a variant that ran is refused, in one line
+    task.write_text(yaml.safe_dump({"variants": {**variants, "rest_all": {"method": "rest"}}}))
+    capfd.readouterr()
+    assert cli.main(["compare", "--task", str(task), *set_args(overrides), "--methods", "sft,rest_all",
+                     "--bootstrap", "50", "--eval-samples", "1", "--out", str(out)]) == 2
+    (line,) = stderr_lines(capfd.readouterr().err)
+    assert "holds a comparison with other settings (experiment.variants.rest_all.rest)" in line, line
