@@ -82,6 +82,22 @@ def test_compare_runs_variants_beside_their_method_and_adds_new_ones_later(tiny_
     for name in ("sft", "rest", "rest_correct"):
         assert second[name]["by_seed"][0] == first[name]["by_seed"][0]
     assert json.loads((out / "config.json").read_text())["experiment"]["variants"] == variants
+    # benchmarks/mrpc_variants.py's summary of such a comparison
+    from restlm.presets.mrpc_variants import markdown, summarise
+
+    summary = summarise(out)
+    rows = {m["method"]: m for m in summary["methods"]}
+    assert rows["rest_all"]["changes"] == {"rest": {"original_data": "all"}} and rows["rest"]["changes"] == {}
+    for name, row in rows.items():
+        assert row["dev_accuracy"] == second[name]["gold"] and row["minus_sft"] == second[name].get("gold_minus_sft")
+        steps = second[name]["by_seed"][0]["steps"]
+        assert row["dev_picked_dev_accuracy"] == max(s["dev_accuracy"] for s in steps) >= row["dev_accuracy"] - 1e-12
+        assert 0 <= row["predicted_positive"] <= 1
+    rest_steps = second["rest"]["by_seed"][0]["steps"]
+    assert [(g["N"], g["step"], g["dev_accuracy"]) for g in summary["grid"]] == \
+        [(8, s["step"], s["dev_accuracy"]) for s in rest_steps]
+    assert summary["goal"]["met"] is False  # one seed: the goal asks for five
+    assert "| rest_all | rest: {\"original_data\": \"all\"} |" in markdown(summary)
     # changing a variant that ran is refused, in one line
     task.write_text(yaml.safe_dump({"variants": {**variants, "rest_all": {"method": "rest"}}}))
     capfd.readouterr()
