@@ -187,3 +187,24 @@ def test_checkpoint_loads_in_plain_transformers(tiny_model_dir, examples, tmp_pa
     assert not torch.equal(other.logits(examples), fresh.logits(examples))
     other.load_weights(folder)
     torch.testing.assert_close(other.logits(examples), fresh.logits(examples), rtol=0, atol=0)
+
+
+def test_a_decoder_classifier_reads_a_pair_on_two_lines_and_a_bert_keeps_its_separator(policy, examples):
+    """A Llama-style tokenizer has no pair template: left alone it glues the texts ("sat.A cat"). The pair is
+    one text on two lines there; BERT's tokenizer keeps its own [SEP] and segment ids."""
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    from tiny_models import tiny_tokenizer
+
+    tok = tiny_tokenizer(chat=False)
+    tok.pad_token = tok.eos_token
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=4, num_key_value_heads=2, num_labels=2, pad_token_id=tok.pad_token_id)
+    decoder = ClassifierPolicy(LlamaForSequenceClassification(config), tok, Accelerator(), max_length=64)
+    pair = [Example("the cat sat.", "A cat was sitting.", 1), Example("one text", None, 0)]
+    encoded = decoder._encode(pair)
+    assert encoded[0]["input_ids"] == tok("the cat sat.\nA cat was sitting.")["input_ids"]
+    assert encoded[1]["input_ids"] == tok("one text")["input_ids"]
+    assert decoder.predict(pair) and len(decoder.logits(pair)) == 2
+    bert = policy._encode(examples[:1])[0]
+    assert policy.tokenizer.sep_token_id in bert["input_ids"][:-1] and set(bert["token_type_ids"]) == {0, 1}

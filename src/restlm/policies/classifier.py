@@ -17,6 +17,9 @@ from restlm.policies.base import Policy, Samples, TrainItem
 from restlm.policies.lora import LoraCheckpoints, apply_lora
 
 
+PAIR_SEPARATOR = "\n"  # between the two texts of a pair, for tokenizers without a separator token
+
+
 class ClassifierPolicy(LoraCheckpoints, Policy):
     """Policy over class labels. Supports sentence pairs (`text_pair`) and single sentences."""
 
@@ -46,9 +49,14 @@ class ClassifierPolicy(LoraCheckpoints, Policy):
 
     # ---- encoding
     def _encode(self, examples: Sequence[Example]) -> list[dict]:
-        pairs = [e.text_pair for e in examples]
+        texts, pairs = [e.text for e in examples], [e.text_pair for e in examples]
+        if self.tokenizer.sep_token is None:
+            # a decoder's tokenizer (SmolLM2, Llama) has no pair template and would glue the two texts together
+            # ("sat.A cat"): one text, the pair on its own line
+            texts = [t if p is None else f"{t}{PAIR_SEPARATOR}{p}" for t, p in zip(texts, pairs)]
+            pairs = [None] * len(texts)
         encoded = self.tokenizer(
-            [e.text for e in examples],
+            texts,
             pairs if any(p is not None for p in pairs) else None,
             truncation=True,
             max_length=self.max_length,
