@@ -10,32 +10,19 @@ held-out exact answers, paired intervals against SFT, the issue's two goals).
 """
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from pathlib import Path
 
-from restlm import cli
-from restlm.presets import publish
+from restlm.presets import compare_benchmark
 from restlm.presets.arithmetic import markdown, summarise
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = "benchmarks/runs/compare_arithmetic"
 METHODS = "sft,rest,rest_em,ppo,grpo,rloo"
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--methods", default=METHODS)
-    args, extra = parser.parse_known_args(argv)  # other flags (--bootstrap, --set KEY=VALUE) pass to compare
-    os.chdir(ROOT)  # the config's paths are relative to the checkout
-    code = cli.main(["compare", "--task", "configs/compare_arithmetic.yaml", "--methods", args.methods,
-                     "--seeds", str(args.seeds), "--eval-samples", "1", "--out", OUT, *extra])
-    if code == 0:
-        summary = summarise(OUT)
-        publish("benchmarks/results/arithmetic_smollm2", summary, markdown(summary))
-    return code
+    return compare_benchmark(argv, __doc__, Path(__file__).resolve().parent.parent, "configs/compare_arithmetic.yaml",
+                             "benchmarks/runs/compare_arithmetic", METHODS, 3,
+                             "benchmarks/results/arithmetic_smollm2", summarise, markdown)
 
 
 if __name__ == "__main__":

@@ -9,32 +9,19 @@ benchmarks/results/mrpc_variants.{json,md} (restlm.presets.mrpc_variants).
 """
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from pathlib import Path
 
-from restlm import cli
-from restlm.presets import publish
+from restlm.presets import compare_benchmark
 from restlm.presets.mrpc_variants import markdown, summarise
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = "benchmarks/runs/compare_mrpc"
 METHODS = "sft,rest,rest_n1000,rest_correct,rest_sampled,rest_balanced,rest_all_originals,rest_slow_decay"
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--methods", default=METHODS)
-    args, extra = parser.parse_known_args(argv)  # other flags (--bootstrap, --set KEY=VALUE) pass to compare
-    os.chdir(ROOT)  # the config's paths are relative to the checkout
-    code = cli.main(["compare", "--task", "configs/compare_mrpc.yaml", "--methods", args.methods,
-                     "--seeds", str(args.seeds), "--eval-samples", "1", "--out", OUT, *extra])
-    if code == 0:
-        summary = summarise(OUT)
-        publish("benchmarks/results/mrpc_variants", summary, markdown(summary))
-    return code
+    return compare_benchmark(argv, __doc__, Path(__file__).resolve().parent.parent, "configs/compare_mrpc.yaml",
+                             "benchmarks/runs/compare_mrpc", METHODS, 5,
+                             "benchmarks/results/mrpc_variants", summarise, markdown)
 
 
 if __name__ == "__main__":

@@ -83,9 +83,16 @@ def test_compare_runs_variants_beside_their_method_and_adds_new_ones_later(tiny_
         assert second[name]["by_seed"][0] == first[name]["by_seed"][0]
     assert json.loads((out / "config.json").read_text())["experiment"]["variants"] == variants
     # benchmarks/mrpc_variants.py's summary of such a comparison
+    from restlm.presets import compare_benchmark
     from restlm.presets.mrpc_variants import markdown, summarise
 
-    summary = summarise(out)
+    # the benchmark screen's path: the same comparison resumed through `compare_benchmark`, then published
+    code = compare_benchmark([*set_args(overrides), "--bootstrap", "50"], "doc\n", tmp_path,
+                             str(task), str(out), "sft,rest,rest_correct,rest_all", 1, str(tmp_path / "results"),
+                             summarise, markdown)
+    assert code == 0 and "== seed" not in capfd.readouterr().out  # nothing left to run
+    summary = json.loads((tmp_path / "results.json").read_text())
+    assert (tmp_path / "results.md").read_text() == markdown(summary)
     rows = {m["method"]: m for m in summary["methods"]}
     assert rows["rest_all"]["changes"] == {"rest": {"original_data": "all"}} and rows["rest"]["changes"] == {}
     for name, row in rows.items():

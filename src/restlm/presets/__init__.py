@@ -24,3 +24,26 @@ def publish(out: str | Path, summary: dict, markdown: str) -> None:
     write_json(out.with_suffix(".json"), summary)
     write_atomic(out.with_suffix(".md"), markdown)
     print(markdown)
+
+
+def compare_benchmark(argv: list[str], doc: str, root: Path, task: str, out: str, methods: str, seeds: int,
+                      results: str, summarise, markdown) -> int:
+    """A benchmark screen over one `restlm compare` of `task`: `--seeds` and `--methods` (other flags, e.g.
+    --bootstrap or --set KEY=VALUE, pass to compare), run or resumed from the checkout's `root` (the configs'
+    paths are relative to it); then RESULTS.{json,md} from `markdown(summarise(out))`. Its exit code."""
+    import argparse
+    import os
+
+    from restlm import cli
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=seeds)
+    parser.add_argument("--methods", default=methods)
+    args, extra = parser.parse_known_args(argv)
+    os.chdir(root)
+    code = cli.main(["compare", "--task", task, "--methods", args.methods, "--seeds", str(args.seeds),
+                     "--eval-samples", "1", "--out", out, *extra])
+    if code == 0:
+        summary = summarise(out)
+        publish(results, summary, markdown(summary))
+    return code
