@@ -13,7 +13,6 @@ import pytest
 
 from restlm.config import ExperimentConfig
 from restlm.presets import (
-    mrpc_ablation,
     mrpc_grid,
     multi30k,
     reward_model_search,
@@ -23,13 +22,12 @@ from restlm.presets import (
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
 RESULTS = BENCHMARKS / "results"
-THIN = ["mrpc_grid", "mrpc_ablation", "multi30k_smollm2", "reward_models", "reward_model_search"]
+THIN = ["mrpc_grid", "multi30k_smollm2", "reward_models", "reward_model_search"]
 
 
 # ---------------------------------------------------------------- committed results, rendered again
 @pytest.mark.parametrize("results, render", [
     ("mrpc_minilm.json", mrpc_grid.markdown),
-    ("mrpc_minilm_ablations.json", lambda summary: mrpc_ablation.markdown(summary["variants"])),
     ("multi30k_smollm2.json", multi30k.summary_markdown),
     ("reward_models.json", reward_models.markdown),
     ("reward_models_minilm_2_epochs/reward_models.json", reward_models.markdown),

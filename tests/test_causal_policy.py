@@ -150,8 +150,8 @@ def test_output_log_probs_match_log_probs(policy, examples, monkeypatch):
     shortest_prompt = min(len(hand_ids(policy.tokenizer, e.text, o)[0]) for e, o in zip(examples, OUTPUTS))
     assert values.shape == mask.shape == (5, batch["input_ids"].shape[1] - shortest_prompt)
     assert mask[:, 0].any() and mask.sum(-1).tolist() == policy.token_counts(batch).tolist()
-    # a causal LM without `logits_to_keep` gets every position's logits, and the same values at the outputs
-    monkeypatch.setattr("restlm.policies.causal.keeps_logits", lambda model: False)
+    # every position's logits (a causal LM without `logits_to_keep`): the same values at the outputs
+    monkeypatch.setattr(policy, "logits_from_first_output", False)
     every, every_mask = policy.output_token_log_probs(batch)
     assert every.shape[1] == batch["input_ids"].shape[1] - 1
     cut = every.shape[1] - values.shape[1]
@@ -161,6 +161,23 @@ def test_output_log_probs_match_log_probs(policy, examples, monkeypatch):
     summed = policy.output_log_probs(batch)
     assert summed.requires_grad
     np.testing.assert_allclose(summed.detach().numpy(), policy.log_probs(examples, OUTPUTS), rtol=1e-5, atol=1e-4)
+    # a batch that scores no token (every output cut away) gives empty values, not an error
+    empty = {**batch, "labels": torch.full_like(batch["labels"], -100)}
+    values, mask = policy.output_token_log_probs(empty)
+    assert values.shape == (5, 0) and float(policy.output_log_probs(empty).abs().sum()) == 0.0
+
+
+def test_the_head_runs_from_the_first_output_under_lora_and_ddp_wrappers_too():
+    from peft import LoraConfig, get_peft_model
+
+    from restlm.policies.causal import keeps_logits
+
+    tok = tiny_tokenizer()
+    lora = get_peft_model(tiny_llama(len(tok)), LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    wrapped = torch.nn.Module()
+    wrapped.module = lora  # DDP keeps the model as .module
+    assert keeps_logits(lora) and keeps_logits(wrapped) and keeps_logits(tiny_llama(len(tok)))
+    assert not keeps_logits(torch.nn.Linear(2, 2))
 
 
 def test_one_train_step_changes_every_parameter_and_raises_the_likelihood(examples):

@@ -246,6 +246,35 @@ def test_resume_sweeps_the_temp_files_a_kill_left(tmp_path):
     assert sweep_temp_files(path) == 0
 
 
+def test_a_kill_between_the_renames_of_a_folder_replace_loses_nothing(tmp_path, monkeypatch):
+    """replace_folder moves the older folder aside, then renames the new one in: killed between the two, the
+    older folder waits aside and the sweep of the resume puts it back."""
+    import os
+
+    old = tmp_path / "checkpoint"
+    old.mkdir()
+    (old / "model.safetensors").write_text("old weights")
+    renames = []
+    real_replace = os.replace
+
+    def killed_at_the_second(src, dst):
+        renames.append((Path(src).name, Path(dst).name))
+        if len(renames) == 2:
+            raise KeyboardInterrupt  # the process dies here
+        real_replace(src, dst)
+
+    monkeypatch.setattr("restlm.runs.os.replace", killed_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        replace_folder(old, lambda folder: (folder.mkdir(), (folder / "model.safetensors").write_text("new")))
+    monkeypatch.undo()
+    assert renames == [("checkpoint", ".checkpoint.old.tmp"), (".checkpoint.tmp", "checkpoint")]
+    assert not old.exists()
+    assert sweep_temp_files(tmp_path) == 1
+    assert snapshot(tmp_path) == {"checkpoint/model.safetensors": b"old weights"}
+    replace_folder(old, lambda folder: (folder.mkdir(), (folder / "model.safetensors").write_text("new")))
+    assert snapshot(tmp_path) == {"checkpoint/model.safetensors": b"new"}
+
+
 # ---------------------------------------------------------------- the command line itself
 def test_a_closed_pipe_ends_quietly(tmp_path):
     """`restlm config | head`: the reader is gone before restlm writes; no traceback, SIGPIPE's exit code."""

@@ -1,6 +1,7 @@
 """`run.checkpoint_dtype`: a finished seed's kept checkpoints rewritten in bfloat16 (the weights rounded, nothing
-else changed, the config's dtype with them, LoRA adapters inside too, atomically, once), what resume reads left in
-float32; and through `restlm run`, where `restlm evaluate` still scores the best step as the run recorded it."""
+else changed, the config still float32 so loaders compute in float32, LoRA adapters inside too, atomically, once),
+what resume reads left in float32; 'auto' keeps a classifier's float32; and through `restlm run`, where
+`restlm evaluate` still scores the best step as the run recorded it."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from accelerate import Accelerator
 from transformers import AutoModelForCausalLM
 
 from helpers import safetensors_dtypes as dtypes, set_args, tiny_overrides
@@ -31,15 +33,15 @@ def test_a_saved_model_is_rewritten_in_bf16_with_its_adapter_and_loads(tmp_path)
     for key, value in before.items():
         expected = value.to(torch.bfloat16) if value.dtype == torch.float32 else value  # integers stay
         assert after[key].dtype == expected.dtype and torch.equal(after[key], expected), key
-    assert json.loads((folder / "config.json").read_text())["dtype"] == "bfloat16"
+    assert json.loads((folder / "config.json").read_text())["dtype"] == "float32"  # loaders upcast: float32 compute
     assert (folder / "adapter" / "notes.bin").exists() and (folder / "tokenizer.json").exists()
     assert not list(tmp_path.glob(".*"))  # no temp folder left beside it
     assert not shrink_folder(folder, torch.bfloat16)  # nothing float32 left: untouched
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    assert torch.equal(model.model.embed_tokens.weight, after["model.embed_tokens.weight"].float())
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert model.dtype == torch.float32 and torch.equal(model.model.embed_tokens.weight, after["model.embed_tokens.weight"].float())
 
 
-@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32", "auto"])
 def test_a_finished_run_keeps_its_best_step_in_the_dtype_asked_and_the_start_in_float32(
         dtype, tiny_model_dir, tiny_data, tmp_path, capfd):
     path = tmp_path / "run"
@@ -49,8 +51,14 @@ def test_a_finished_run_keeps_its_best_step_in_the_dtype_asked_and_the_start_in_
     assert cli.main(["run", *set_args(overrides)]) == 0
     best = json.loads((path / "results.json").read_text())["best_checkpoints"][0]
     steps = [p.parent for p in (path / "checkpoints" / "seed0" / "n8").rglob("config.json")]
+    # 'auto' keeps a classifier's float32 (its accuracy is read exactly)
     assert len(steps) == 2 and all(dtypes(step) == {"BF16" if dtype == "bfloat16" else "F32"} for step in steps)
     assert dtypes(path / "checkpoints" / "seed0" / "sft") == {"F32"}  # a resume with more grow sizes starts here
     capfd.readouterr()
     assert cli.main(["evaluate", str(path)]) == 0
     assert json.loads(capfd.readouterr().out)["scores"][0]["dev_accuracy"] == pytest.approx(best["dev_accuracy"])
+    if dtype == "bfloat16":  # a shrunk classifier step loads as a float32 model
+        from restlm.policies.classifier import ClassifierPolicy
+
+        loaded = ClassifierPolicy.from_pretrained(str(steps[0]), Accelerator())
+        assert loaded.unwrapped.dtype == torch.float32

@@ -14,6 +14,7 @@ from restlm import cli
 from restlm.config import load_config
 from restlm.errors import ConfigError
 from restlm.methods.variants import config_for
+from restlm.runs import read_jsonl
 from test_compare_tasks import FAST
 
 
@@ -25,6 +26,10 @@ from test_compare_tasks import FAST
     ({"method": "rest", "rest": {"threshold": "bogus"}}, "variants.v.rest.threshold", "must be one of"),
     ({"method": "rest", "rest": {"improve_steps": "two"}}, "variants.v.rest.improve_steps", "expected int"),
     ({"method": "rest", "rest": {"nope": 1}}, "variants.v.rest.nope", "unknown key"),
+    ({"method": "rest_em", "rest": {"max_kept_per_input": 3}}, "variants.v.rest.max_kept_per_input", "sets this itself"),
+    ({"method": "rest_gold", "rest": {"loss": "bc"}}, "variants.v.rest.loss", "sets this itself"),
+    ({"method": "rest", "rest": {"preset": "rest_em"}}, "variants.v.rest.preset", "sets this itself"),
+    ({"method": "sft", "train": {"epochs": 2}}, "variants.v.train.epochs", "sets this itself"),
 ])
 def test_a_bad_variant_is_one_error_naming_its_key(variant, key, message):
     with pytest.raises(ConfigError) as error:
@@ -32,9 +37,12 @@ def test_a_bad_variant_is_one_error_naming_its_key(variant, key, message):
     assert error.value.key == key and message in error.value.message
 
 
-def test_a_variant_may_not_take_a_methods_name():
-    with pytest.raises(ConfigError, match="'rest' is a method's own name"):
-        load_config(overrides=['variants.rest={"method": "rest"}'])
+@pytest.mark.parametrize("name", ["rest", "start", "final", "A", "a/b", "2x"])
+def test_a_variant_may_not_take_a_methods_name_a_stage_name_or_a_path(name, tmp_path):
+    (tmp_path / "task.yaml").write_text(yaml.safe_dump({"variants": {name: {"method": "rest"}}}))
+    with pytest.raises(ConfigError, match="cannot name a variant") as error:
+        load_config(tmp_path / "task.yaml")
+    assert error.value.key == f"variants.{name}"
 
 
 def test_a_variant_changes_only_its_values():
@@ -45,11 +53,13 @@ def test_a_variant_changes_only_its_values():
     assert varied.train == config.train and varied.variants == {} and config_for(config, "rest") is config
 
 
-def test_compare_runs_variants_beside_their_method_and_adds_new_ones_later(tiny_model_dir, tiny_data, tmp_path, capfd):
+def test_compare_runs_variants_beside_their_method_and_adds_new_ones_later(tiny_model_dir, tiny_data, tmp_path, capfd,
+                                                                          monkeypatch):
     variants = {"rest_correct": {"method": "rest", "rest": {"reward": "correct"}},
                 "rest_all": {"method": "rest", "rest": {"original_data": "all"}}}
     task = tmp_path / "task.yaml"
-    task.write_text(yaml.safe_dump({"variants": {"rest_correct": variants["rest_correct"]}}))
+    # rest_all is in the config, not in --methods: not recorded, so it may still change before it runs
+    task.write_text(yaml.safe_dump({"variants": {**variants, "rest_all": {"method": "rest", "rest": {"lr_decay": 0.7}}}}))
     overrides = [f"model.name={tiny_model_dir}", "model.max_length=32", "data.source=file",
                  f"data.train={tiny_data['train']}", f"data.dev={tiny_data['dev']}", "data.validation_fraction=0.25",
                  "train.epochs=1", "train.batch_size=8", "train.learning_rate=0.01", "rest.grow_steps=1",
@@ -66,6 +76,12 @@ def test_compare_runs_variants_beside_their_method_and_adds_new_ones_later(tiny_
     assert list(first) == ["sft", "rest", "rest_correct"]
     assert first["rest"]["by_seed"][0]["settings"]["reward"] == "nll"
     assert first["rest_correct"]["by_seed"][0]["settings"]["reward"] == "correct"
+    state = json.loads((out / "state.json").read_text())["stages"]
+    grown = {name: read_jsonl(out / state[f"seed0/{name}/g1/grow"]["grown_file"]) for name in ("rest", "rest_correct")}
+    assert {row["reward"] for row in grown["rest_correct"]} <= {0.0, 1.0}  # the variant's reward reached its Grow step
+    assert not {row["reward"] for row in grown["rest"]} <= {0.0, 1.0}  # the task's own: nll
+    assert json.loads((out / "config.json").read_text())["experiment"]["variants"] == \
+        {"rest_correct": variants["rest_correct"]}
     for name in ("rest", "rest_correct"):  # the same start, paired against it
         assert first[name]["by_seed"][0]["steps"][0] == first["sft"]["by_seed"][0]["steps"][0]
         low, high = first[name]["gold_minus_sft_ci95"]
@@ -73,7 +89,7 @@ def test_compare_runs_variants_beside_their_method_and_adds_new_ones_later(tiny_
     assert first["sft"]["gold_minus_sft_ci95"] is None
     assert "gold − SFT, 95% CI" in (out / "compare.md").read_text()
 
-    # a variant added to the config later runs alone; the finished ones are kept as they were
+    # a variant named later runs alone, with its values of then; the finished ones are kept as they were
     task.write_text(yaml.safe_dump({"variants": variants}))
     capfd.readouterr()
     second = compare("sft,rest,rest_correct,rest_all")
@@ -87,6 +103,7 @@ def test_compare_runs_variants_beside_their_method_and_adds_new_ones_later(tiny_
     from restlm.presets.mrpc_variants import markdown, summarise
 
     # the benchmark screen's path: the same comparison resumed through `compare_benchmark`, then published
+    monkeypatch.chdir(tmp_path)  # compare_benchmark moves to the root it is given
     code = compare_benchmark([*set_args(overrides), "--bootstrap", "50"], "doc\n", tmp_path,
                              str(task), str(out), "sft,rest,rest_correct,rest_all", 1, str(tmp_path / "results"),
                              summarise, markdown)
@@ -112,3 +129,21 @@ def test_compare_runs_variants_beside_their_method_and_adds_new_ones_later(tiny_
                      "--bootstrap", "50", "--eval-samples", "1", "--out", str(out)]) == 2
     (line,) = stderr_lines(capfd.readouterr().err)
     assert "holds a comparison with other settings (experiment.variants.rest_all.rest)" in line, line
+
+
+def test_a_variant_the_task_cannot_run_or_missing_what_it_needs_is_refused_before_anything_is_written(
+        tiny_model_dir, tiny_data, tmp_path, capfd):
+    task = tmp_path / "task.yaml"
+    task.write_text(yaml.safe_dump({"variants": {"rest_kl": {"method": "rest", "rest": {"improve_kl_coef": 0.1}},
+                                                 "bc_more": {"method": "bc_matched", "rest": {"lr_decay": 0.9}}}}))
+    overrides = [f"model.name={tiny_model_dir}", "model.max_length=32", "data.source=file",
+                 f"data.train={tiny_data['train']}", f"data.dev={tiny_data['dev']}", "data.validation_fraction=0.25",
+                 *FAST]
+    for methods, expected in (("sft,rest_kl", "config key 'variants.rest_kl.rest.improve_kl_coef': needs a causal"),
+                              ("sft,bc_more", "--methods: bc_more reads the records of rest: add it")):
+        out = tmp_path / methods.replace(",", "_")
+        capfd.readouterr()
+        assert cli.main(["compare", "--task", str(task), *set_args(overrides), "--methods", methods,
+                         "--out", str(out)]) == 2
+        (line,) = stderr_lines(capfd.readouterr().err)
+        assert expected in line and not out.exists()

@@ -116,7 +116,7 @@ class Experiment:
         for size in self.config.rest.grow_sizes:
             rest.fit(size, seed, prefix=layout.trajectory(seed, size), start=sft, start_score=sft_record[metric])
         for size in self.config.rest.grow_sizes:  # finished: the trajectories' kept checkpoints are only read now
-            shrink_checkpoints(self.run, layout.trajectory(seed, size), self.config.run.checkpoint_dtype)
+            shrink_checkpoints(self.run, layout.trajectory(seed, size), self.config.run.checkpoint_dtype, policy.kind)
         self.accelerator.wait_for_everyone()
 
     def fine_tune(self, policy: Policy, seed: int, key: str, record_nll: bool) -> dict:

@@ -120,7 +120,10 @@ def load_pretrained(name: str, model_class, quiet: bool = False, **kwargs):
 
 
 def load_classifier(name: str, num_labels: int = 2):
-    """(model, tokenizer) for a sequence classifier (a new head when the model has none)."""
+    """(model, tokenizer) for a sequence classifier (a new head when the model has none), in float32 whatever
+    dtype the checkpoint is stored in (training keeps float32 weights; bf16 is autocast)."""
+    import torch
     from transformers import AutoModelForSequenceClassification
 
-    return load_pretrained(name, AutoModelForSequenceClassification, quiet=True, num_labels=num_labels)
+    return load_pretrained(name, AutoModelForSequenceClassification, quiet=True, num_labels=num_labels,
+                           dtype=torch.float32)

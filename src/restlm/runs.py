@@ -21,6 +21,7 @@ from pathlib import Path
 from restlm.errors import DiskFullError, RunDirError
 
 TMP_SUFFIX = ".tmp"  # every temp file and folder restlm writes is `.NAME.*.tmp`: resume sweeps them
+ASIDE_SUFFIX = f".old{TMP_SUFFIX}"  # a folder being replaced, moved aside: put back by the sweep if it is alone
 LOCK_FILE = ".lock"
 INPUTS_FILE = "inputs.json"  # a fingerprint of every input the run reads
 
@@ -95,23 +96,33 @@ def replace_folder(path: Path, write: Callable[[Path], None]) -> None:
     `staged_folder`, which never replaces anything.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}{TMP_SUFFIX}")
+    tmp, aside = path.with_name(f".{path.name}{TMP_SUFFIX}"), _aside(path)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         with _disk_full_is_one_line(path):
             write(tmp)
+            # the older folder moves aside before the new one takes its name: a kill between the two renames
+            # leaves it there, and `sweep_temp_files` puts it back
             if path.exists():
-                shutil.rmtree(path)
+                os.replace(path, aside)
             os.replace(tmp, path)
+            shutil.rmtree(aside, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _aside(path: Path) -> Path:
+    return path.with_name(f".{path.name}{ASIDE_SUFFIX}")
 
 
 def sweep_temp_files(folder: Path) -> int:
     """Remove the temp files and folders a killed process left under `folder`; returns how many."""
     swept = 0
     for stale in sorted(Path(folder).rglob(f".*{TMP_SUFFIX}"), key=lambda p: len(p.parts), reverse=True):
-        if stale.is_dir() and not stale.is_symlink():
+        original = stale.with_name(stale.name[1 : -len(ASIDE_SUFFIX)]) if stale.name.endswith(ASIDE_SUFFIX) else None
+        if original is not None and stale.is_dir() and not original.exists():
+            os.replace(stale, original)  # killed between replace_folder's renames: the older folder is the one
+        elif stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)
         else:
             stale.unlink(missing_ok=True)

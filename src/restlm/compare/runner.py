@@ -22,9 +22,9 @@ from restlm.config import ExperimentConfig, recorded_config, to_dict
 from restlm.errors import ConfigError, RunDirError
 from restlm.guards import distinct_n, kl_to_reference
 from restlm.kept_checkpoints import shrink_checkpoints
-from restlm.methods import METHODS, MethodRun, build_method, in_run_order
+from restlm.methods import MethodRun, build_method, in_run_order
 from restlm.methods.sft import fine_tune, metrics_only
-from restlm.methods.variants import config_for
+from restlm.methods.variants import check_variants, config_for
 from restlm.runs import RunDir, StageRunner, write_json
 from restlm.tasks import build_task
 
@@ -60,15 +60,18 @@ class CompareSettings:
         if not self.methods:
             raise ConfigError("--methods", "name at least one method")
         for name in self.methods:
-            missing = [n for n in getattr(METHODS.get(name), "needs", ()) if n not in self.methods]
+            missing = [n for n in build_method(name, self.config).needs if n not in self.methods]
             if missing:
                 raise ConfigError("--methods", f"{name} reads the records of {', '.join(missing)}: add it")
         if len(set(self.methods)) != len(self.methods):
             raise ConfigError("--methods", f"names a method twice: {','.join(self.methods)}")
 
     def recorded(self) -> dict:
-        """What config.json holds: everything a finished stage depends on (methods and seeds may grow)."""
-        return {"experiment": to_dict(self.config), "budget": self.budget, "eval_samples": self.eval_samples}
+        """What config.json holds: everything a finished stage depends on (methods and seeds may grow); of the
+        variants, those in `methods` (the others are not run, so they may still change)."""
+        experiment = to_dict(self.config)
+        experiment["variants"] = {k: v for k, v in experiment["variants"].items() if k in self.methods}
+        return {"experiment": experiment, "budget": self.budget, "eval_samples": self.eval_samples}
 
 
 def compare(settings: CompareSettings, out: str | Path) -> dict:
@@ -92,6 +95,7 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
     keys = task.compare_keys()  # a task without a held-out proxy and gold is refused here
     policy = task.new_policy(0)
     task.check(run, policy)
+    check_variants(task, settings.config, methods, policy)
     for name, method in methods.items():
         method.check(config_for(settings.config, name), policy)
         if method.needs_references and not task.sft_items():
@@ -134,21 +138,33 @@ def _check_same(run: RunDir, settings: CompareSettings) -> None:
     except ConfigError as error:
         raise RunDirError(f"{run.path}: its config.json no longer loads ({error})") from None
     now["experiment"]["run"] = recorded["experiment"]["run"]  # seeds, output_dir may differ
-    old = recorded["experiment"]["variants"]  # variants may be added; one that ran may not change
-    now["experiment"]["variants"] = {**old, **{k: v for k, v in now["experiment"]["variants"].items() if k in old}}
+    # variants may be added, or changed until they have run; one with a stage may not change
+    ran = _variants_run(run, recorded["experiment"]["variants"])
+    recorded["experiment"]["variants"] = {k: v for k, v in recorded["experiment"]["variants"].items() if k in ran}
+    now["experiment"]["variants"] = {k: now["experiment"]["variants"].get(k, v)
+                                     for k, v in recorded["experiment"]["variants"].items()}
     changed = sorted(_differing(recorded, now))
     if changed:
         raise RunDirError(f"{run.path}: holds a comparison with other settings ({', '.join(changed[:5])}); "
                           "pick another --out, or rerun with the same task config and flags to resume it")
 
 
+def _variants_run(run: RunDir, variants: dict) -> set[str]:
+    """The variants among `variants` with a stage recorded in the run's state.json (`seedS/NAME/...`)."""
+    state = run.path / "state.json"
+    stages = json.loads(state.read_text())["stages"] if state.exists() else {}
+    return {key.split("/")[1] for key in stages if key.count("/") >= 1} & set(variants)
+
+
 def _record_new_variants(run: RunDir, settings: CompareSettings) -> None:
-    """config.json gains the variants this rerun adds (a later rerun checks them too)."""
+    """config.json records the variants this rerun runs (added, or changed before they ran), beside the ones
+    that ran before: a later rerun checks them too."""
     recorded = json.loads((run.path / "config.json").read_text())
     variants = recorded["experiment"].get("variants") or {}
-    added = {k: v for k, v in settings.config.variants.items() if k not in variants}
-    if added:
-        recorded["experiment"]["variants"] = {**variants, **added}
+    now = settings.recorded()["experiment"]["variants"]
+    merged = {**variants, **now}
+    if merged != variants:
+        recorded["experiment"]["variants"] = merged
         run.update_config(recorded)
 
 
@@ -188,7 +204,7 @@ def _run_seed(run: RunDir, task, settings: CompareSettings, methods: dict, keys:
         stages(final_key, lambda key: _final(task, policy, None if name == "sft" else reference, name, record,
                                              (proxy, gold), settings.eval_samples), after=stages.in_memory, trains=False)
     for name in methods:  # the seed is finished: its methods' checkpoints are only read now (the start may be again)
-        shrink_checkpoints(run, layout.method_prefix(seed, name), config.run.checkpoint_dtype)
+        shrink_checkpoints(run, layout.method_prefix(seed, name), config.run.checkpoint_dtype, policy.kind)
     policy.accelerator.wait_for_everyone()
 
 

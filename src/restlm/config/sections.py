@@ -304,10 +304,11 @@ class RunConfig:
     """the run directory"""
     keep_checkpoints: str = "best"
     """'best' (best per trajectory + what resume needs) or 'all'"""
-    checkpoint_dtype: str = "bfloat16"
-    """the dtype of the checkpoints a finished seed keeps for reading (each trajectory's best, each compared
-    method's chosen step): 'bfloat16' (half the disk) or 'float32' (exactly as trained). What resume reads, the
-    fine-tuned start included, stays float32"""
+    checkpoint_dtype: str = "auto"
+    """the dtype of the checkpoints a finished seed keeps for reading (each trajectory's kept steps, each compared
+    method's chosen step): 'bfloat16' (half the disk), 'float32' (exactly as trained) or 'auto' (bfloat16 for
+    causal and seq2seq policies, float32 for classifiers). What resume reads, the fine-tuned start included,
+    stays float32"""
     histograms: bool = True
     """compute Figure 2's per-example training NLL at the fine-tuned and end-of-Grow stages"""
     tensorboard: bool = True

@@ -18,7 +18,7 @@ _CHOICES = {
     "translation.heldout_metric": ("bleu", "chrf", None),
     "baselines.zero_shot.backend": ("local", "http", "none"),
     "run.keep_checkpoints": ("best", "all"),
-    "run.checkpoint_dtype": ("float32", "bfloat16"),
+    "run.checkpoint_dtype": ("auto", "float32", "bfloat16"),
     "generation.engine": ("auto", "hf", "torch", "ctranslate2"),
     "generation.dtype": ("auto", "float32", "bfloat16"),
     "train.dtype": ("auto", "float32", "bfloat16"),

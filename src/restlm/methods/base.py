@@ -48,9 +48,13 @@ class MethodRun:
     budget: int | None  # sampled tokens a method may spend (None: as its config says)
     evaluate: Callable[[Policy], dict]  # the task's step metrics (dev selection, held-out proxy and gold)
 
+    def reward(self):
+        """The reward this method run optimises: the task's proxy, with a variant's `rest.reward` if it has one."""
+        return self.task.proxy_reward(self.config.rest.reward)
+
     def proxy(self):
-        """The task's proxy reward, normalised as `rest.normalise_reward` says (as ReST normalises it)."""
-        reward = self.task.proxy_reward(self.config.rest.reward)
+        """`reward()`, normalised as `rest.normalise_reward` says (as ReST normalises it)."""
+        reward = self.reward()
         return reward.normalised() if self.config.rest.normalise_reward else reward
 
     def hold(self, key: str) -> None:
@@ -75,6 +79,8 @@ class Method(ABC):
     """it trains on the task's reference outputs (compare refuses it on a task without them)"""
     needs: ClassVar[tuple[str, ...]] = ()
     """methods whose records on the same seed it reads (they run before it; compare refuses it without them)"""
+    fixed: ClassVar[tuple[str, ...]] = ()
+    """config keys (or sections) the method sets itself, whatever the config says: a variant may not change them"""
     online: ClassVar[bool] = False
     """it samples as it trains and spends a sampled-token budget (compare's --budget, or what ReST spent)"""
 

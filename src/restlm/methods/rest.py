@@ -35,7 +35,7 @@ class ReSTMethod(Method):
         from restlm.rest import ReST
 
         cfg, metric = self.settings(run.config), run.task.selection_metric
-        rest = ReST(run.policy, run.task.proxy_reward(run.config.rest.reward), run.task.train, run.evaluate, cfg, run.config.train,
+        rest = ReST(run.policy, run.reward(), run.task.train, run.evaluate, cfg, run.config.train,
                     run.stages, selection_metric=metric, keep_checkpoints="best")
         records = rest.fit(cfg.grow_sizes[0], run.seed, prefix=run.prefix, start=run.start,
                            start_score=run.start_metrics[metric])

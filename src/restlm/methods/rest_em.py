@@ -12,6 +12,7 @@ from restlm.methods.rest import ReSTMethod
 @register_method("rest_em")
 class ReSTEM(ReSTMethod):
     summary = "ReST-EM: binary reward, every Grow step's Improve restarts from the start policy"
+    fixed = tuple(f"rest.{key}" for key in PRESETS["rest_em"])
 
     def settings(self, config) -> RestConfig:
         return dataclasses.replace(config.rest, **PRESETS["rest_em"])

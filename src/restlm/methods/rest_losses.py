@@ -13,6 +13,7 @@ from restlm.methods.rest import ReSTMethod
 @register_method("rest_gold")
 class ReSTGold(ReSTMethod):
     summary = "ReST with the GOLD loss in its Improve steps (kept samples weighted by their reward)"
+    fixed = ("rest.loss",)
 
     def settings(self, config) -> RestConfig:
         return dataclasses.replace(config.rest, loss="gold")
@@ -21,6 +22,7 @@ class ReSTGold(ReSTMethod):
 @register_method("rest_bvmpo")
 class ReSTBVMPO(ReSTMethod):
     summary = "ReST with the BVMPO loss in its Improve steps (importance-weighted against the Grow policy)"
+    fixed = ("rest.loss",)
 
     def settings(self, config) -> RestConfig:
         return dataclasses.replace(config.rest, loss="bvmpo")

@@ -72,6 +72,7 @@ class EarlyStopping:
 @register_method("sft")
 class SFT(Method):
     sections = ("train",)
+    fixed = ("train",)  # the start is fine-tuned once per seed, from the config's `train`: a variant cannot vary it
     summary = "the start policy: fine-tuned on the task's references (none: the pretrained model)"
 
     def run(self, run: MethodRun) -> dict:

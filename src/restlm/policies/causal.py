@@ -26,6 +26,9 @@ class CausalLMPolicy(GenerativePolicy):
 
     kind = "causal"
     lora_task_type = "CAUSAL_LM"
+    logits_from_first_output = True
+    """the token pass computes logits from the first output position on (False: at every position, as before;
+    benchmarks/online_speed.py measures the two)"""
 
     def __init__(self, model, tokenizer, accelerator, chat_template: bool | None = None,
                  system_prompt: str | None = None, **kwargs):
@@ -70,7 +73,7 @@ class CausalLMPolicy(GenerativePolicy):
         # position t predicts token t + 1
         labels = batch["labels"][:, 1:]
         inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
-        if not keeps_logits(model):
+        if not (self.logits_from_first_output and keeps_logits(model)):
             return model(**inputs).logits[:, :-1], labels
         # the positions before any row's first output token score nothing: the vocabulary-wide head (and the
         # callers' float32 log-softmax) skip them; on short outputs after long prompts most positions are prompt

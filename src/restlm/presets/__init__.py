@@ -1,7 +1,8 @@
 """What the scripts in benchmarks/ run: each script is argparse and a call into one module here.
 
     mrpc_grid            benchmarks/mrpc_grid.py: the Table 2 grid on MRPC over seeds, its summary and markdown
-    mrpc_ablation        benchmarks/mrpc_ablation.py: ReST variants from one fine-tuned MRPC checkpoint
+    mrpc_variants        benchmarks/mrpc_variants.py: ReST, its Table 2 grid and its variants against fine-tuning on MRPC
+    arithmetic, mrpc_variants and the others over one comparison: `compare_benchmark` below
     multi30k             benchmarks/multi30k_smollm2.py: the Table 1 rows on Multi30k, other losses, sampling speed
     multi30k_controls    benchmarks/multi30k_controls.py: ReST against BC matched and BC converged on Multi30k
     arithmetic           benchmarks/arithmetic_smollm2.py: every method on generated arithmetic (issue 18's schema)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from unittest import mock
 
 from accelerate import Accelerator
 
@@ -25,7 +24,7 @@ from restlm.tasks import build_task
 
 DTYPES = ("float32", "bfloat16")
 LOGITS = ("every position", "output positions")
-VARIANTS = [(d, logits) for logits in LOGITS for d in DTYPES]
+SETTINGS = [(d, logits) for logits in LOGITS for d in DTYPES]
 BASELINE = ("float32", "every position")
 PASSES = ("time/score_s", "time/optimise_s")
 
@@ -36,21 +35,21 @@ def run(config_path: str, prompts: int, rounds: int, command: str) -> dict:
     task.load_data()
     policy, examples = task.new_policy(0), task.train[:prompts]
     grpo = dataclasses.replace(config.grpo, batch_size=prompts, learning_rate=1e-12, total_steps=1, eval_every=0)
-    times = {v: {p: [] for p in (*PASSES, "time/generate_s")} for v in VARIANTS}
+    times = {v: {p: [] for p in (*PASSES, "time/generate_s")} for v in SETTINGS}
     clip = {}
     for _ in range(rounds):
-        for dtype, logits in VARIANTS:
+        for dtype, logits in SETTINGS:
+            policy.logits_from_first_output = logits != LOGITS[0]
             step = GRPO(policy, task.proxy_reward(), examples, GRPOConfig(**{**dataclasses.asdict(grpo), "dtype": dtype}))
-            with mock.patch("restlm.policies.causal.keeps_logits", lambda model, keep=logits != LOGITS[0]: keep):
-                (metrics,) = step.train(verbose=False)
+            (metrics,) = step.train(verbose=False)
             for name in times[dtype, logits]:
                 times[dtype, logits][name].append(metrics[name])
             clip[dtype, logits] = metrics["grpo/clip_frac"]
-    median = {v: {p: statistics.median(t) for p, t in times[v].items()} for v in VARIANTS}
-    passes = {v: sum(median[v][p] for p in PASSES) for v in VARIANTS}
+    median = {v: {p: statistics.median(t) for p, t in times[v].items()} for v in SETTINGS}
+    passes = {v: sum(median[v][p] for p in PASSES) for v in SETTINGS}
     rows = [{"dtype": d, "logits": logits, "median_s": median[d, logits], "passes_s": passes[d, logits],
              "speedup": passes[BASELINE] / passes[d, logits], "first_step_clip_frac": clip[d, logits]}
-            for d, logits in VARIANTS]
+            for d, logits in SETTINGS]
     return {"machine": machine(), "command": command, "rounds": rounds, "samples": prompts * grpo.samples_per_prompt,
             "auto_chooses": "bfloat16" if bf16_pays() else "float32", "baseline": dict(zip(("dtype", "logits"), BASELINE)),
             "variants": rows}

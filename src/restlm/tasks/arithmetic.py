@@ -187,9 +187,9 @@ class ArithmeticTask(Task):
     def sft_items(self) -> list[TrainItem]:
         return [TrainItem(e, e.target) for e in self.train]
 
-    def check(self, run, policy: Policy) -> None:
-        super().check(run, policy)
-        if self.config.rest.reward == "correct":
+    def check_rest(self, rest, policy: Policy) -> None:
+        super().check_rest(rest, policy)
+        if rest.reward == "correct":
             raise ConfigError("rest.reward", "'correct' is a classifier's reward; use exact_answer or exact_answer_lenient")
 
     def evaluate(self, policy: Policy) -> dict:
@@ -198,13 +198,16 @@ class ArithmeticTask(Task):
         metrics = {}
         for name, examples in sets.items():
             outputs = decoded[name]
-            metrics[f"{name}_exact_strict"] = float(np.mean(self.strict(policy, examples, outputs)))
-            metrics[f"{name}_exact_lenient"] = float(np.mean(self.lenient(policy, examples, outputs)))
+            metrics[f"{name}_exact_strict"] = self._rate(self.strict, policy, examples, outputs)
+            metrics[f"{name}_exact_lenient"] = self._rate(self.lenient, policy, examples, outputs)
         return {**metrics, **speed}
 
-    def selection_score(self, policy: Policy) -> float:
-        outputs = self.decode_greedy(policy, {"dev": self.dev})[0]["dev"]
-        return float(np.mean(self.strict(policy, self.dev, outputs)))
+    def score_dev(self, policy: Policy, outputs: list) -> float:
+        return self._rate(self.strict, policy, self.dev, outputs)
+
+    @staticmethod
+    def _rate(reward, policy: Policy, examples: list[Example], outputs: list) -> float:
+        return float(np.mean(reward(policy, examples, outputs)))
 
     def compare_keys(self) -> tuple[str, str, str]:
         return "dev_exact_strict", "test_exact_strict", "test_exact_lenient"

@@ -46,6 +46,13 @@ class Task(ABC):
         self.train: list[Example] = []
         self.dev: list[Example] = []
 
+    def check_rest(self, rest, policy: Policy) -> None:
+        """Raise ConfigError (naming `rest.*`) for a `rest` section this task cannot run: the config's own, and
+        each compared variant's (`restlm compare` checks those before anything is written)."""
+        from restlm.rest import check_rest_config
+
+        check_rest_config(rest, policy)
+
     @abstractmethod
     def load_data(self) -> None:
         """Read every split the task uses (bad files raise DataError) into self.train, self.dev, ..."""
@@ -59,9 +66,16 @@ class Task(ABC):
         """Metrics of `policy` on the held-out data, flat {name: float}; includes selection_metric."""
 
     def selection_score(self, policy: Policy) -> float:
-        """The selection metric alone, asked after every epoch by early stopping. A task whose evaluate() decodes
-        more than the selection set overrides it to decode that set only (it must equal evaluate()'s value)."""
-        return self.evaluate(policy)[self.selection_metric]
+        """The selection metric alone, asked after every epoch by early stopping: from the greedy dev outputs
+        alone when the task scores them (`score_dev`), else from a whole evaluate()."""
+        if type(self).score_dev is Task.score_dev:
+            return self.evaluate(policy)[self.selection_metric]
+        return self.score_dev(policy, self.decode_greedy(policy, {"dev": self.dev})[0]["dev"])
+
+    def score_dev(self, policy: Policy, outputs: list) -> float:
+        """The selection metric of `outputs`, the greedy outputs on dev: evaluate() reports it through this too,
+        and a generative task that defines it spares early stopping the decoding of the held-out sets."""
+        raise NotImplementedError
 
     def generative_policy(self, seed: int, section) -> Policy:
         """A causal or seq2seq policy of the configured model, prompted as `section` (prompt, system_prompt,
@@ -115,9 +129,7 @@ class Task(ABC):
 
         `policy` is the first policy, built: checks that need the model (its kind, its positions) use it.
         """
-        from restlm.rest import check_rest_config
-
-        check_rest_config(self.config.rest, policy)
+        self.check_rest(self.config.rest, policy)
         model = getattr(policy.model, "module", policy.model)  # under DDP, the model inside
         positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
         if isinstance(positions, int) and self.config.model.max_length > positions:

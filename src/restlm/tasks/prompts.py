@@ -23,7 +23,6 @@ from restlm.errors import ConfigError
 from restlm.policies.base import Policy, TrainItem
 from restlm.rewards import build_reward
 from restlm.rewards.generation import generation_reward
-from restlm.runs import RunDir
 from restlm.tasks.base import Task, register_task
 
 
@@ -83,17 +82,17 @@ class PromptsTask(Task):
         """The references, when the prompts have them; none: the pretrained model is the start."""
         return [TrainItem(e, e.target) for e in self.train if e.target is not None]
 
-    def check(self, run: RunDir, policy: Policy) -> None:
-        super().check(run, policy)
+    def check_rest(self, rest, policy: Policy) -> None:
+        super().check_rest(rest, policy)
         if self.config.prompts.reference_column is None:
-            if self.config.rest.original_data != "none":
+            if rest.original_data != "none":
                 raise ConfigError("rest.original_data", "the prompts have no references (prompts.reference_column), "
                                   "so there is no original data to mix in: set rest.original_data=none")
-            if generation_reward(self.config.rest.reward) is not None:
-                raise ConfigError("rest.reward", f"'{self.config.rest.reward}' scores outputs against references; "
+            if generation_reward(rest.reward) is not None:
+                raise ConfigError("rest.reward", f"'{rest.reward}' scores outputs against references; "
                                   "set prompts.reference_column, or use a reward that needs none")
-            if self.config.rest.reward in ("nll", "correct"):
-                raise ConfigError("rest.reward", f"'{self.config.rest.reward}' is a classifier's reward")
+            if rest.reward in ("nll", "correct"):
+                raise ConfigError("rest.reward", f"'{rest.reward}' is a classifier's reward")
 
     # ---- evaluation
     def evaluate(self, policy: Policy) -> dict:
@@ -102,14 +101,16 @@ class PromptsTask(Task):
         metrics = {}
         for name, examples in sets.items():
             outputs = decoded[name]
-            metrics[f"{name}_reward"] = float(np.mean(self.reward(policy, examples, outputs)))
+            metrics[f"{name}_reward"] = self._mean_reward(policy, examples, outputs)
             if self.gold is not None and name == "test":  # the gold sees held-out prompts only
                 metrics["test_gold"] = float(np.mean(self.gold(policy, examples, outputs)))
         return {**metrics, **speed}
 
-    def selection_score(self, policy: Policy) -> float:
-        outputs = self.decode_greedy(policy, {"dev": self.dev})[0]["dev"]
-        return float(np.mean(self.reward(policy, self.dev, outputs)))
+    def score_dev(self, policy: Policy, outputs: list) -> float:
+        return self._mean_reward(policy, self.dev, outputs)
+
+    def _mean_reward(self, policy: Policy, examples: list[Example], outputs: list) -> float:
+        return float(np.mean(self.reward(policy, examples, outputs)))
 
     def compare_keys(self) -> tuple[str, str, str]:
         if not self.config.prompts.test:

@@ -105,14 +105,14 @@ class SentimentTask(Task):
         return []  # no references: the instruct model is the start
 
     def proxy_reward(self, spec: str | None = None):
-        if spec not in (None, self.config.rest.reward):
-            raise ConfigError("variants", f"the sentiment task's reward is its proxy classifier; a variant's "
-                              f"rest.reward ({spec!r}) cannot replace it")
-        return self.proxy_logit
+        return self.proxy_logit  # check_rest refuses another spec
 
-    def check(self, run, policy: Policy) -> None:
-        super().check(run, policy)
-        if not self.config.rest.normalise_reward:
+    def check_rest(self, rest, policy: Policy) -> None:
+        super().check_rest(rest, policy)
+        if rest.reward != self.config.rest.reward:
+            raise ConfigError("rest.reward", "the sentiment task's reward is its proxy classifier; a variant "
+                              "cannot change it")
+        if not rest.normalise_reward:
             raise ConfigError("rest.normalise_reward", "the sentiment proxy is a logit: set it to true, so that "
                               "rewards (and rising thresholds) are p(positive) in [0, 1]")
 
@@ -123,11 +123,10 @@ class SentimentTask(Task):
         metrics = {"test_reward": float(np.mean(self.proxy(policy, self.heldout_set, held))),
                    "test_gold": float(np.mean(self.gold(policy, self.heldout_set, held)))}
         if self.dev:
-            metrics["dev_reward"] = float(np.mean(self.proxy(policy, self.dev, dev)))
+            metrics["dev_reward"] = self.score_dev(policy, dev)
         return {**metrics, **speed}
 
-    def selection_score(self, policy: Policy) -> float:
-        outputs = self.decode_greedy(policy, {"dev": self.dev})[0]["dev"]
+    def score_dev(self, policy: Policy, outputs: list) -> float:
         return float(np.mean(self.proxy(policy, self.dev, outputs)))
 
     def guard(self) -> tuple[str, str]:

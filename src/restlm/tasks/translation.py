@@ -84,16 +84,13 @@ class TranslationTask(Task):
             lowercase = name == OUT_OF_DOMAIN
             metrics[f"{name}_bleu"] = corpus_bleu(hyps, refs, lowercase=lowercase)
             metrics[f"{name}_chrf"] = corpus_chrf(hyps, refs, lowercase=lowercase)
-        metrics["dev_reward"] = self._dev_reward(policy, decoded["dev"])
+        metrics["dev_reward"] = self.score_dev(policy, decoded["dev"])
         if self.tests:  # the held-out proxy, for compare's proxy-against-gold picture
             split = self.config.translation.test_splits[0]
             metrics["test_reward"] = float(self.reward(policy, self.tests[split], decoded[self._name(split)]).mean())
         return {**metrics, **speed}
 
-    def selection_score(self, policy: Policy) -> float:
-        return self._dev_reward(policy, self.decode_greedy(policy, {"dev": self.dev})[0]["dev"])
-
-    def _dev_reward(self, policy: Policy, outputs: list[str]) -> float:
+    def score_dev(self, policy: Policy, outputs: list) -> float:
         return float(self.reward(policy, self.dev, outputs).mean())
 
     # ---- compare: proxy and corpus BLEU (or chrF, the metric the reward is not) on the first test split
