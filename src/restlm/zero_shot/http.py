@@ -145,8 +145,7 @@ class HttpLLMZeroShot:
         worker.start()
         worker.join(self.timeout_s)
         if worker.is_alive():
-            raise RestlmError(f"zero-shot endpoint {self.url}: no complete reply within {self.timeout_s:g} s "
-                              f"(baselines.zero_shot.timeout_s)")
+            raise RestlmError(self._timed_out())
         if "error" in outcome:
             raise outcome["error"]
         return outcome["value"]
@@ -166,10 +165,15 @@ class HttpLLMZeroShot:
                               f"{exc.reason}{_error_detail(exc)}") from None
         except urllib.error.URLError as exc:
             raise RestlmError(f"zero-shot endpoint {self.url}: cannot connect ({exc.reason})") from None
-        except (TimeoutError, OSError) as exc:
+        except TimeoutError:  # a silent socket, timed out by urllib before the worker's join did
+            raise RestlmError(self._timed_out()) from None
+        except OSError as exc:
             raise RestlmError(f"zero-shot endpoint {self.url}: {type(exc).__name__} {exc}") from None
         except ValueError:
             raise RestlmError(f"zero-shot endpoint {self.url}: reply is not JSON") from None
+
+    def _timed_out(self) -> str:
+        return f"zero-shot endpoint {self.url}: no complete reply within {self.timeout_s:g} s (baselines.zero_shot.timeout_s)"
 
     def _too_big(self) -> str:
         return f"zero-shot endpoint {self.url}: reply larger than {MAX_REPLY_BYTES // (1 << 20)} MiB; not read"
