@@ -124,9 +124,9 @@ def test_every_method_runs_on_a_users_task_and_is_reported(finished):
             assert (record["kl"] == 0.0) == (record["chosen_step"] == "start") or name == "sft"
     # a finished seed keeps its methods' checkpoints in bf16 (run.checkpoint_dtype); the start stays float32
     for seed in range(2):
-        folder = finished / "checkpoints" / f"seed{seed}"
-        assert safetensors_dtypes(folder / "start") == {"F32"}
-        assert safetensors_dtypes(folder / "ppo") == {"BF16"}  # its kept best step, and its value head
+        assert safetensors_dtypes(finished / layout.checkpoint_dir(layout.compare_start(seed))) == {"F32"}
+        ppo = finished / layout.checkpoint_dir(layout.method_prefix(seed, "ppo"))
+        assert safetensors_dtypes(ppo) == {"BF16"}  # its kept best step, and its value head
     text = (finished / "compare.md").read_text()
     assert "| ppo |" in text and "proxy_vs_gold.png" in text
     assert (finished / "proxy_vs_gold.png").stat().st_size > 1000

@@ -14,6 +14,7 @@ from transformers import AutoModelForCausalLM
 
 from helpers import safetensors_dtypes as dtypes, set_args, tiny_overrides
 from restlm import cli
+from restlm import run_layout as layout
 from restlm.kept_checkpoints import shrink_folder
 from tiny_models import save_tiny
 
@@ -50,10 +51,12 @@ def test_a_finished_run_keeps_its_best_step_in_the_dtype_asked_and_the_start_in_
                                run__keep_checkpoints="all")
     assert cli.main(["run", *set_args(overrides)]) == 0
     best = json.loads((path / "results.json").read_text())["best_checkpoints"][0]
-    steps = [p.parent for p in (path / "checkpoints" / "seed0" / "n8").rglob("config.json")]
+    trajectory = path / layout.checkpoint_dir(layout.trajectory(0, 8))
+    steps = [p.parent for p in trajectory.rglob("config.json")]
     # 'auto' keeps a classifier's float32 (its accuracy is read exactly)
     assert len(steps) == 2 and all(dtypes(step) == {"BF16" if dtype == "bfloat16" else "F32"} for step in steps)
-    assert dtypes(path / "checkpoints" / "seed0" / "sft") == {"F32"}  # a resume with more grow sizes starts here
+    sft = path / layout.checkpoint_dir(layout.seed_stage(0, "sft"))
+    assert dtypes(sft) == {"F32"}  # a resume with more grow sizes starts here
     capfd.readouterr()
     assert cli.main(["evaluate", str(path)]) == 0
     assert json.loads(capfd.readouterr().out)["scores"][0]["dev_accuracy"] == pytest.approx(best["dev_accuracy"])

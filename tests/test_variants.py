@@ -11,6 +11,7 @@ import yaml
 
 from helpers import set_args, stderr_lines
 from restlm import cli
+from restlm import run_layout as layout
 from restlm.config import load_config
 from restlm.errors import ConfigError
 from restlm.methods.variants import config_for
@@ -77,7 +78,8 @@ def test_compare_runs_variants_beside_their_method_and_adds_new_ones_later(tiny_
     assert first["rest"]["by_seed"][0]["settings"]["reward"] == "nll"
     assert first["rest_correct"]["by_seed"][0]["settings"]["reward"] == "correct"
     state = json.loads((out / "state.json").read_text())["stages"]
-    grown = {name: read_jsonl(out / state[f"seed0/{name}/g1/grow"]["grown_file"]) for name in ("rest", "rest_correct")}
+    grown = {name: read_jsonl(out / state[layout.grow_stage(layout.method_prefix(0, name), 1)]["grown_file"])
+             for name in ("rest", "rest_correct")}
     assert {row["reward"] for row in grown["rest_correct"]} <= {0.0, 1.0}  # the variant's reward reached its Grow step
     assert not {row["reward"] for row in grown["rest"]} <= {0.0, 1.0}  # the task's own: nll
     assert json.loads((out / "config.json").read_text())["experiment"]["variants"] == \
