@@ -157,6 +157,12 @@ def test_output_log_probs_match_log_probs(policy, examples, monkeypatch):
     cut = every.shape[1] - values.shape[1]
     assert not every_mask[:, :cut].any() and torch.equal(every_mask[:, cut:], mask)
     torch.testing.assert_close(every[:, cut:], values, rtol=1e-5, atol=1e-5)
+    # a causal LM without `logits_to_keep`: every position computed, the same ones read
+    monkeypatch.setattr("restlm.policies.causal.keeps_logits", lambda model: False)
+    monkeypatch.setattr(policy, "logits_from_first_output", True)
+    fallback, fallback_mask = policy.output_token_log_probs(batch)
+    assert torch.equal(fallback_mask, mask)
+    torch.testing.assert_close(fallback, values, rtol=1e-5, atol=1e-5)
     monkeypatch.undo()
     summed = policy.output_log_probs(batch)
     assert summed.requires_grad
@@ -206,3 +212,24 @@ def test_smollm2_samples_translations():
     assert len(samples) == 2 and all(len(s) == 2 and all(isinstance(x, str) and x.strip() for x in s) for s in samples)
     assert 0 < policy.last_generated_tokens <= 2 * 2 * 16
     print(samples)
+
+
+def test_a_model_whose_logits_are_not_its_head_of_the_last_states_gets_every_positions_logits():
+    """Gemma 2 soft-caps its logits after the head: the head applied here would not reproduce them, so the
+    token pass falls back to the model's own logits (checked once per model class)."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    from restlm.policies.causal import causal_forward, first_scored_column, rollout_batch
+
+    torch.manual_seed(0)
+    config = Gemma2Config(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, head_dim=8, final_logit_softcapping=0.5)
+    model = Gemma2ForCausalLM(config).eval()
+    batch = rollout_batch([[1, 2, 3, 4, 5], [6, 7]], [[8, 9], [10, 11, 12]], 0)
+    first = first_scored_column(batch["labels"])
+    with torch.no_grad():
+        logits, states = causal_forward(model, batch, first, hidden=True)
+        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
+    torch.testing.assert_close(logits, full.logits[:, first:-1])
+    torch.testing.assert_close(states, full.hidden_states[-1][:, first:-1])
+    assert logits.abs().max() <= 0.5  # soft-capped

@@ -70,17 +70,13 @@ class CausalLMPolicy(GenerativePolicy):
         return rollout_batch(samples.prompt_ids, samples.output_ids, self.tokenizer.pad_token_id)
 
     def output_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        # position t predicts token t + 1
-        labels = batch["labels"][:, 1:]
-        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
-        if not (self.logits_from_first_output and keeps_logits(model)):
-            return model(**inputs).logits[:, :-1], labels
-        # the positions before any row's first output token score nothing: the vocabulary-wide head (and the
-        # callers' float32 log-softmax) skip them; on short outputs after long prompts most positions are prompt
-        scored = (labels != -100).any(0).nonzero()
-        first = int(scored[0]) if len(scored) else labels.shape[1]
-        logits = model(**inputs, logits_to_keep=labels.shape[1] - first + 1).logits
-        return logits[:, :-1], labels[:, first:]
+        first = self.first_scored(batch)
+        return causal_forward(model, batch, first)[0], batch["labels"][:, 1 + first :]
+
+    def first_scored(self, batch: dict) -> int:
+        """Where a token pass over `batch` starts: `first_scored_column`, or 0 (every position) when
+        `logits_from_first_output` is off."""
+        return first_scored_column(batch["labels"]) if self.logits_from_first_output else 0
 
     def _generate(self, examples: list[Example], settings: dict, model=None) -> torch.Tensor:
         prompts = [self.prompt_ids(e) for e in examples]
@@ -103,9 +99,61 @@ def _forward_keeps_logits(model_class: type) -> bool:
 def keeps_logits(model) -> bool:
     """Whether the causal LM inside `model` (under DDP or PEFT) computes its logits at the last N positions
     only when asked (`logits_to_keep`; nearly every transformers causal LM does)."""
+    return _forward_keeps_logits(type(_inner(model)))
+
+
+def first_scored_column(labels: torch.Tensor) -> int:
+    """The first column of the shifted labels (`labels[:, 1:]`, position t scoring token t + 1) that any row
+    scores: the positions before it hold prompt only, so the token pass skips their vocabulary-wide logits
+    (and the float32 log-softmax over them); on short outputs after long prompts that is most positions."""
+    scored = (labels[:, 1:] != -100).any(0).nonzero()
+    return int(scored[0]) if len(scored) else labels.shape[1] - 1
+
+
+def causal_forward(model, batch: dict, first: int = 0, hidden: bool = False):
+    """The token pass's forward of a causal LM over a right-padded batch: (logits at positions first .. W-2,
+    aligned with `batch["labels"][:, 1 + first:]`; the last hidden states at the same positions when `hidden`,
+    else None).
+
+    Where the model's head is a plain map of its last hidden states (`head_reads_last_states`), the body runs
+    with the logits of one position only and the head is applied here to a contiguous copy of the positions read:
+    the same numbers as every position's logits, for the policy and for a frozen copy alike (a strided slice, as
+    `logits_to_keep` takes, sends the matmul down a path that depends on whether the weights require grad)."""
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
+    head = _output_head(model)
+    if head is not None and keeps_logits(model):
+        out = model(**inputs, logits_to_keep=1, output_hidden_states=True)
+        states = out.hidden_states[-1]
+        if head_reads_last_states(model, head, states[:, -1], out.logits[:, -1]):
+            kept = states[:, first:-1].contiguous()
+            return head(kept), kept if hidden else None
+    out = model(**inputs, output_hidden_states=hidden)  # every position's logits
+    return out.logits[:, first:-1], out.hidden_states[-1][:, first:-1] if hidden else None
+
+
+_HEAD_READS_LAST_STATES: dict[type, bool] = {}
+
+
+def head_reads_last_states(model, head, last_states: torch.Tensor, logits: torch.Tensor) -> bool:
+    """Whether the model's logits are its output head applied to its last hidden states (checked on the
+    first batch of each model class against the logits it returned: no soft-capping or scaling after it)."""
+    key = type(_inner(model))
+    if key not in _HEAD_READS_LAST_STATES:
+        with torch.no_grad():
+            mine = head(last_states).float()
+        _HEAD_READS_LAST_STATES[key] = bool(torch.allclose(mine, logits.float(), rtol=1e-2, atol=1e-2))
+    return _HEAD_READS_LAST_STATES[key]
+
+
+def _output_head(model):
+    inner = getattr(model, "module", model)  # DDP
+    get = getattr(inner, "get_output_embeddings", None)
+    return get() if callable(get) else None
+
+
+def _inner(model):
     model = getattr(model, "module", model)  # DDP
-    model = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT
-    return _forward_keeps_logits(type(model))
+    return model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT
 
 
 def rollout_batch(prompt_ids: Sequence[list[int]], output_ids: Sequence[list[int]], pad_id: int) -> dict:

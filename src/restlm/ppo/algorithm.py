@@ -14,7 +14,7 @@ from restlm.config.ppo import PPOConfig
 from restlm.data.examples import Example
 from restlm.guards import distinct_n
 from restlm.policies.base import Samples, token_log_probs
-from restlm.policies.causal import rollout_batch  # noqa: F401  (re-exported by restlm.ppo)
+from restlm.policies.causal import causal_forward, rollout_batch  # noqa: F401  (rollout_batch: re-exported by restlm.ppo)
 from restlm.ppo.online import OnlineRL
 from restlm.ppo.objectives import (
     KLController,
@@ -60,26 +60,28 @@ class ValueHead(nn.Module):
             return self.linear(hidden.float()).squeeze(-1)
 
 
-def token_outputs(model, batch: dict, temperature: float = 1.0, value_head: ValueHead | None = None) -> dict:
-    """One forward pass of a causal LM over prompt + output, read at the output tokens.
+def token_outputs(model, batch: dict, temperature: float = 1.0, value_head: ValueHead | None = None,
+                  first: int = 0) -> dict:
+    """One forward pass of a causal LM over prompt + output, read at the output tokens (`causal_forward`).
 
-    In: a right-padded causal batch (input_ids, attention_mask, labels with -100 off the output).
+    In: a right-padded causal batch (input_ids, attention_mask, labels with -100 off the output); `first`: the
+    first position read (`first_scored_column` of the whole rollout; 0: every position).
     Out: `token_log_probs`'s 'log_probs', 'entropy' and 'mask', and 'values' (None without a head);
-    each [B, T - 1], position t scoring token t + 1.
+    each [B, W - 1 - first], column t scoring token first + t + 1.
     """
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
-                output_hidden_states=value_head is not None)
-    values = value_head(out.hidden_states[-1][:, :-1]) if value_head is not None else None
-    return {**token_log_probs(out.logits[:, :-1], batch["labels"][:, 1:], temperature), "values": values}
+    logits, hidden = causal_forward(model, batch, first, hidden=value_head is not None)
+    values = value_head(hidden) if value_head is not None else None
+    return {**token_log_probs(logits, batch["labels"][:, 1 + first :], temperature), "values": values}
 
 
-_SEQUENCE_KEYS = ("input_ids", "attention_mask", "labels")  # [B, W]; every other 2-D tensor is per token, [B, W - 1]
+_SEQUENCE_KEYS = ("input_ids", "attention_mask", "labels")  # [B, W]; every other 2-D tensor is per token
 
 
-def _rows(tensors: dict, rows: torch.Tensor) -> dict:
-    """Some rows of a right-padded batch and of its token tensors, cut to those rows' own width."""
+def _rows(tensors: dict, rows: torch.Tensor, first: int) -> dict:
+    """Some rows of a right-padded batch and of its token tensors ([B, W - 1 - first], from position `first`),
+    cut to those rows' own width."""
     width = int(tensors["attention_mask"][rows].sum(-1).max())
-    return {key: value[rows, : width if key in _SEQUENCE_KEYS else width - 1]
+    return {key: value[rows, : width if key in _SEQUENCE_KEYS else width - 1 - first]
             for key, value in tensors.items() if isinstance(value, torch.Tensor) and value.dim() == 2}
 
 
@@ -113,6 +115,7 @@ class PPO(OnlineRL):
         self.optimizer = torch.optim.Adam([{"params": trainable, "lr": cfg.learning_rate},
                                            {"params": list(self.value_head.parameters()), "lr": cfg.value_learning_rate}])
         self.kl = KLController(cfg.kl_coef, cfg.kl_target if cfg.adaptive_kl else None, cfg.kl_horizon)
+        self._first = 0  # the first position the token passes of the current step read (`first_scored`)
 
     def modules(self) -> dict[str, nn.Module]:
         return {**super().modules(), "value_head": self.value_head}
@@ -135,6 +138,7 @@ class PPO(OnlineRL):
         device = self.policy.accelerator.device
         scores = self._rewards(samples)
         batch = self.policy.rollout_batch(samples)
+        self._first = self.policy.first_scored(batch)  # every token pass of this step reads from here
         rollout = self._rollout({k: v.to(device) for k, v in batch.items()})
         scores = scores.to(device)
         gap = self._engine_gap(batch, samples)
@@ -176,7 +180,7 @@ class PPO(OnlineRL):
         if samples.engine_mean_log_probs is None:
             return None
         rows = torch.arange(min(self.config.mini_batch_size, len(samples.outputs)))
-        part = {k: v.to(self.policy.accelerator.device) for k, v in _rows(batch, rows).items()}
+        part = {k: v.to(self.policy.accelerator.device) for k, v in _rows(batch, rows, self._first).items()}
         out = self._outputs(self.policy.unwrapped, part, 1.0)
         mine = (out["log_probs"] * out["mask"]).sum(-1) / out["mask"].sum(-1).clamp_min(1)
         engine = torch.tensor([samples.engine_mean_log_probs[i] for i in rows.tolist()], device=mine.device)
@@ -185,7 +189,7 @@ class PPO(OnlineRL):
     def _outputs(self, model, part: dict, temperature: float, value_head: ValueHead | None = None) -> dict:
         """`token_outputs` under the configured precision (`dtype`)."""
         with self.autocast():
-            return token_outputs(model, part, temperature, value_head)
+            return token_outputs(model, part, temperature, value_head, self._first)
 
     @torch.no_grad()
     def _rollout(self, batch: dict) -> dict:
@@ -194,13 +198,13 @@ class PPO(OnlineRL):
         parts = defaultdict(list)
         for start in range(0, len(batch["input_ids"]), cfg.mini_batch_size):
             rows = torch.arange(start, min(start + cfg.mini_batch_size, len(batch["input_ids"])))
-            part = _rows(batch, rows)
+            part = _rows(batch, rows, self._first)
             now = self._outputs(self.policy.unwrapped, part, cfg.temperature, self.value_head)
             with self._reference() as reference:
                 ref = self._outputs(reference, part, cfg.temperature)
             for key, value in (*now.items(), ("ref_log_probs", ref["log_probs"])):
                 parts[key].append(value)
-        width = batch["input_ids"].shape[1] - 1
+        width = batch["input_ids"].shape[1] - 1 - self._first
         rollout = {k: torch.cat([nn.functional.pad(v, (0, width - v.shape[1])) for v in vs]) for k, vs in parts.items()}
         return {**batch, **rollout}
 
@@ -211,7 +215,7 @@ class PPO(OnlineRL):
         n = len(rollout["input_ids"])
         for _ in range(cfg.ppo_epochs):
             for rows in self._minibatches(self.minibatch_rng.permutation(n).tolist()):
-                part = _rows(rollout, torch.as_tensor(rows))
+                part = _rows(rollout, torch.as_tensor(rows), self._first)
                 now = self._outputs(self.policy.model, part, cfg.temperature, self.value_head)
                 policy_loss, clipfrac, approx_kl = clipped_policy_loss(
                     now["log_probs"], part["log_probs"], part["advantages"], part["mask"], cfg.clip_range)
