@@ -69,6 +69,11 @@ def test_compare_keys():
     assert layout.compare_start(0) == "seed0/start"
     assert layout.method_prefix(0, "rest") == "seed0/rest"
     assert layout.method_final(1, "ppo") == "seed1/ppo/final"
+    assert layout.method_of_stage("seed0/rest/g1/i2") == "rest"
+    assert layout.method_of_stage("seed12/rest_em/final") == "rest_em"
+    assert layout.method_of_stage(layout.compare_start(3)) == "start"
+    assert layout.method_of_stage(layout.MAJORITY) is None
+    assert layout.method_of_stage("rest/g1/i2") is None
 
 
 # ---------------------------------------------------------------- nobody else spells them
@@ -84,6 +89,7 @@ HAND_BUILT = re.compile("|".join(f"(?:{p})" for p in (
     r"""["']grown["']\s*/|["']grown/""",   # the grown folder by hand (layout.grown_file)
     r"""["']baselines/""",                 # layout.MAJORITY, layout.ZERO_SHOT
     r"""["']/(?:grow|i|g)["']""",          # keys parsed by hand: endswith("/grow"), "/i" in key
+    r"""split\(["']/["']""",               # key.split("/")[1] (layout.method_of_stage)
 )))
 
 EXCLUDED = {
@@ -117,6 +123,7 @@ def scanned_files() -> list[Path]:
     'majority = run.stage("baselines/majority")',
     'if key.endswith("/grow"):',
     'i = int(key.rsplit("/i", 1)[1])',
+    'names = {key.split("/")[1] for key in stages}',
 ])
 def test_the_scan_catches_hand_built_keys(line):
     assert hand_built_lines(f"x = 1\n{line}\n") == [(2, line)]

@@ -93,6 +93,16 @@ def method_final(seed: int, method: str) -> str:
     return f"{method_prefix(seed, method)}/final"
 
 
+_SEED_PART = re.compile(r"seed[0-9]+/(?P<name>[^/]+)(/.*)?")
+
+
+def method_of_stage(key: str) -> str | None:
+    """The name after a stage key's seed part (`seed0/rest/g1/i2` -> 'rest', `seed0/start` -> 'start'): for a
+    compare stage, its method or variant; None for keys outside any seed (`baselines/majority`)."""
+    match = _SEED_PART.fullmatch(key)
+    return match["name"] if match else None
+
+
 def online_state(key: str) -> Path:
     """An online method's state at its last saved step (weights, optimiser, random generators, history),
     from which a killed run resumes mid-way; deleted when the method finishes."""

@@ -9,6 +9,7 @@ the held-out split is only scored.
 """
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass, field
@@ -88,7 +89,8 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
     run.shown_metrics = task.stage_line_metrics()
     resume = run.holds_run()
     if resume:
-        _check_same(run, settings)
+        recorded = _recorded_config(run)
+        _check_same(run, recorded, settings)
     else:
         run.check_new()
     task.load_data()
@@ -106,7 +108,7 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
     if resume:
         run.resume()
         run.check_inputs(inputs)
-        _record_new_variants(run, settings)
+        _record_new_variants(run, recorded, settings)
     else:
         run.create(settings.recorded(), inputs)
     try:
@@ -122,14 +124,17 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
         run.close()
 
 
-def _check_same(run: RunDir, settings: CompareSettings) -> None:
-    """A rerun into a compare directory must be the same comparison (more methods or seeds are fine)."""
-    import json
-
+def _recorded_config(run: RunDir) -> dict:
+    """The run's config.json as written."""
     try:
-        recorded = json.loads((run.path / "config.json").read_text())
+        return json.loads((run.path / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise RunDirError(f"{run.path}: unreadable config.json ({error})") from None
+
+
+def _check_same(run: RunDir, recorded: dict, settings: CompareSettings) -> None:
+    """A rerun into a compare directory must be the same comparison (more methods or seeds are fine)."""
+    recorded = copy.deepcopy(recorded)  # compared as loading gives it; the caller keeps the file's text
     if "experiment" not in recorded:
         raise RunDirError(f"{run.path}: holds a `restlm run`, not a comparison; pick another --out")
     now = settings.recorded()
@@ -153,13 +158,12 @@ def _variants_run(run: RunDir, variants: dict) -> set[str]:
     """The variants among `variants` with a stage recorded in the run's state.json (`seedS/NAME/...`)."""
     state = run.path / "state.json"
     stages = json.loads(state.read_text())["stages"] if state.exists() else {}
-    return {key.split("/")[1] for key in stages if key.count("/") >= 1} & set(variants)
+    return {layout.method_of_stage(key) for key in stages} & set(variants)
 
 
-def _record_new_variants(run: RunDir, settings: CompareSettings) -> None:
+def _record_new_variants(run: RunDir, recorded: dict, settings: CompareSettings) -> None:
     """config.json records the variants this rerun runs (added, or changed before they ran), beside the ones
     that ran before: a later rerun checks them too."""
-    recorded = json.loads((run.path / "config.json").read_text())
     variants = recorded["experiment"].get("variants") or {}
     now = settings.recorded()["experiment"]["variants"]
     merged = {**variants, **now}
@@ -177,7 +181,7 @@ def _differing(old, new, prefix: str = "") -> list[str]:
 
 def _run_seed(run: RunDir, task, settings: CompareSettings, methods: dict, keys: tuple[str, str, str], seed: int,
               policy) -> None:
-    config, (selection, proxy, gold) = settings.config, keys
+    config, (_, proxy, gold) = settings.config, keys
     init, start_key = layout.seed_stage(seed, "init"), layout.compare_start(seed)
     stages = StageRunner(run, policy, in_memory=init)
     evaluate = _timed(task.evaluate)

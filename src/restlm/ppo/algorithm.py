@@ -115,7 +115,6 @@ class PPO(OnlineRL):
         self.optimizer = torch.optim.Adam([{"params": trainable, "lr": cfg.learning_rate},
                                            {"params": list(self.value_head.parameters()), "lr": cfg.value_learning_rate}])
         self.kl = KLController(cfg.kl_coef, cfg.kl_target if cfg.adaptive_kl else None, cfg.kl_horizon)
-        self._first = 0  # the first position the token passes of the current step read (`first_scored`)
 
     def modules(self) -> dict[str, nn.Module]:
         return {**super().modules(), "value_head": self.value_head}
@@ -138,10 +137,10 @@ class PPO(OnlineRL):
         device = self.policy.accelerator.device
         scores = self._rewards(samples)
         batch = self.policy.rollout_batch(samples)
-        self._first = self.policy.first_scored(batch)  # every token pass of this step reads from here
-        rollout = self._rollout({k: v.to(device) for k, v in batch.items()})
+        first = self.policy.first_scored(batch)  # every token pass of this step reads from here
+        rollout = self._rollout({k: v.to(device) for k, v in batch.items()}, first)
         scores = scores.to(device)
-        gap = self._engine_gap(batch, samples)
+        gap = self._engine_gap(batch, samples, first)
         scored = clock()
 
         # step 3. advantages: KL-shaped per-token rewards, GAE, whitened advantages
@@ -154,7 +153,7 @@ class PPO(OnlineRL):
         advantaged = clock()
 
         # step 4. optimise: ppo_epochs passes of minibatches over the rollouts
-        losses = self._optimise(rollout, step)
+        losses = self._optimise(rollout, step, first)
         kl_per_sample = kl.sum(-1)
         self.kl.update(kl_per_sample.mean().item(), len(samples.outputs))
         done = clock()
@@ -173,50 +172,50 @@ class PPO(OnlineRL):
         }
 
     @torch.no_grad()
-    def _engine_gap(self, batch: dict, samples: Samples) -> float | None:
+    def _engine_gap(self, batch: dict, samples: Samples, first: int) -> float | None:
         """Mean |engine - policy| of the per-token mean log-prob (temperature 1) of the first minibatch's
         samples: how far the engine that sampled (int8, another kernel) is from the policy that trains.
         None when the policy's own model sampled. The losses use the policy's log-probs only."""
         if samples.engine_mean_log_probs is None:
             return None
         rows = torch.arange(min(self.config.mini_batch_size, len(samples.outputs)))
-        part = {k: v.to(self.policy.accelerator.device) for k, v in _rows(batch, rows, self._first).items()}
-        out = self._outputs(self.policy.unwrapped, part, 1.0)
+        part = {k: v.to(self.policy.accelerator.device) for k, v in _rows(batch, rows, first).items()}
+        out = self._outputs(self.policy.unwrapped, part, 1.0, first)
         mine = (out["log_probs"] * out["mask"]).sum(-1) / out["mask"].sum(-1).clamp_min(1)
         engine = torch.tensor([samples.engine_mean_log_probs[i] for i in rows.tolist()], device=mine.device)
         return (engine - mine).abs().mean().item()
 
-    def _outputs(self, model, part: dict, temperature: float, value_head: ValueHead | None = None) -> dict:
-        """`token_outputs` under the configured precision (`dtype`)."""
+    def _outputs(self, model, part: dict, temperature: float, first: int, value_head: ValueHead | None = None) -> dict:
+        """`token_outputs` under the configured precision (`dtype`), read from position `first` on."""
         with self.autocast():
-            return token_outputs(model, part, temperature, value_head, self._first)
+            return token_outputs(model, part, temperature, value_head, first)
 
     @torch.no_grad()
-    def _rollout(self, batch: dict) -> dict:
+    def _rollout(self, batch: dict, first: int) -> dict:
         """The batch with, per token, the policy's log-probs, entropy and values and the reference's log-probs."""
         cfg = self.config
         parts = defaultdict(list)
         for start in range(0, len(batch["input_ids"]), cfg.mini_batch_size):
             rows = torch.arange(start, min(start + cfg.mini_batch_size, len(batch["input_ids"])))
-            part = _rows(batch, rows, self._first)
-            now = self._outputs(self.policy.unwrapped, part, cfg.temperature, self.value_head)
+            part = _rows(batch, rows, first)
+            now = self._outputs(self.policy.unwrapped, part, cfg.temperature, first, self.value_head)
             with self._reference() as reference:
-                ref = self._outputs(reference, part, cfg.temperature)
+                ref = self._outputs(reference, part, cfg.temperature, first)
             for key, value in (*now.items(), ("ref_log_probs", ref["log_probs"])):
                 parts[key].append(value)
-        width = batch["input_ids"].shape[1] - 1 - self._first
+        width = batch["input_ids"].shape[1] - 1 - first
         rollout = {k: torch.cat([nn.functional.pad(v, (0, width - v.shape[1])) for v in vs]) for k, vs in parts.items()}
         return {**batch, **rollout}
 
-    def _optimise(self, rollout: dict, step: int) -> dict[str, float]:
+    def _optimise(self, rollout: dict, step: int, first: int) -> dict[str, float]:
         """ppo_epochs passes over the rollouts in minibatches; returns the mean losses and fractions."""
         cfg, stats = self.config, defaultdict(list)
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         n = len(rollout["input_ids"])
         for _ in range(cfg.ppo_epochs):
             for rows in self._minibatches(self.minibatch_rng.permutation(n).tolist()):
-                part = _rows(rollout, torch.as_tensor(rows), self._first)
-                now = self._outputs(self.policy.model, part, cfg.temperature, self.value_head)
+                part = _rows(rollout, torch.as_tensor(rows), first)
+                now = self._outputs(self.policy.model, part, cfg.temperature, first, self.value_head)
                 policy_loss, clipfrac, approx_kl = clipped_policy_loss(
                     now["log_probs"], part["log_probs"], part["advantages"], part["mask"], cfg.clip_range)
                 value_loss, value_clipfrac = clipped_value_loss(
