@@ -43,6 +43,21 @@ def reward_llama_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tied_llama_dir(tmp_path_factory) -> Path:
+    """A random 2-layer Llama causal LM whose LM head is its input embeddings (as SmolLM2's), and its tokenizer."""
+    from tiny_models import tiny_llama, tiny_tokenizer
+
+    folder = tmp_path_factory.mktemp("tied_llama")
+    tokenizer = tiny_tokenizer(True)
+    model = tiny_llama(len(tokenizer))
+    model.config.tie_word_embeddings = True
+    model.tie_weights()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> dict:
     """train.tsv (40 pairs), dev.tsv (16 pairs) and the same train rows as JSONL."""
     train, dev = pair_rows(40, seed=1), pair_rows(16, seed=2)

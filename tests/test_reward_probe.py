@@ -21,8 +21,8 @@ from restlm.reward_models.probe import (
     apply_probe,
     default_layers,
     fit_probe,
-    layer_features,
 )
+from restlm.reward_models.probe_features import layer_features
 from restlm.reward_models.probe_runs import nested_cv, run_probe_model
 from restlm.rewards import build_reward
 

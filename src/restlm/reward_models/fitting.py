@@ -199,15 +199,22 @@ def fit_reward_model(model: str, train_pairs, eval_pairs, cfg, lora: dict | None
     return reward_model, metrics, np.concatenate([chosen, rejected])
 
 
-def load_hh_split(path: str | None, train_pairs: int | None, eval_pairs: int, seed: int = 0):
-    """(train, eval) preference pairs: a seeded split of the JSONL file, eval first, train capped."""
+def load_hh_pairs(path: str | None):
+    """(every preference pair of the JSONL file in file order, the file): HH-RLHF helpful-base by default; a
+    relative path is looked up under the data folder."""
     from restlm.data.location import data_root, resolve_data_path
     from restlm.data.preferences import read_preferences
-    from restlm.data.splits import train_eval_split
 
     given = Path(path or HH_PAIRS)
     file = given if given.is_absolute() else resolve_data_path(given, data_root())
-    pairs = read_preferences(file)
+    return read_preferences(file), file
+
+
+def load_hh_split(path: str | None, train_pairs: int | None, eval_pairs: int, seed: int = 0):
+    """(train, eval) preference pairs: a seeded split of the JSONL file, eval first, train capped."""
+    from restlm.data.splits import train_eval_split
+
+    pairs, file = load_hh_pairs(path)
     if len(pairs) <= eval_pairs:
         raise ConfigError("--eval-pairs", f"holds out {eval_pairs} of the {len(pairs)} pairs in {file}, "
                           "leaving none to train on")

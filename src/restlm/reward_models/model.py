@@ -85,27 +85,37 @@ class RewardModel:
     # ---- inputs
     def encode(self, prompts: Sequence[str], responses: Sequence[str]) -> dict[str, torch.Tensor]:
         """A right-padded batch for `forward`, one row per (prompt, response), at most max_length tokens."""
+        return self.encode_marking_responses(prompts, responses)[0]
+
+    def encode_marking_responses(self, prompts: Sequence[str],
+                                 responses: Sequence[str]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """(`encode`'s batch, a 0/1 mask of the same shape marking each row's response tokens)."""
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         budget = (self.max_length - self._specials_pair) * 3 // 4
         if self.kind == "encoder":
             responses = [self._first_tokens(r, budget) for r in responses]
-            return dict(self.tokenizer(list(prompts), responses, truncation="only_first", max_length=self.max_length,
-                                       padding=True, return_tensors="pt"))
+            encoded = self.tokenizer(list(prompts), responses, truncation="only_first", max_length=self.max_length,
+                                     padding=True, return_tensors="pt")
+            marks = [[int(s == 1) for s in encoded.sequence_ids(i)] for i in range(len(responses))]
+            return dict(encoded), torch.tensor(marks, dtype=torch.long)
         prompt_ids = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
         response_ids = self.tokenizer(list(responses), add_special_tokens=False)["input_ids"]
-        rows = []
+        rows, response_lengths = [], []
         for p, r in zip(prompt_ids, response_ids):
             r = r[:budget]
             room = self.max_length - len(self._specials) - len(r)
             rows.append(self._specials + p[max(0, len(p) - room):] + r)
+            response_lengths.append(len(r))
         width = max(len(row) for row in rows)
         input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id)
         attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
+        response_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, (row, n) in enumerate(zip(rows, response_lengths)):
             input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
             attention_mask[i, : len(row)] = 1
-        return {"input_ids": input_ids, "attention_mask": attention_mask}
+            response_mask[i, len(row) - n : len(row)] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask}, response_mask
 
     def _first_tokens(self, text: str, n: int) -> str:
         """The start of `text` that holds its first n tokens (cut at a token's end)."""

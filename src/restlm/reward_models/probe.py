@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from restlm.reward_models.model import RewardModel
 
@@ -28,21 +27,22 @@ DEFAULT_CS = tuple(float(c) for c in np.logspace(-6, 1, 15))  # inverse L2 stren
 
 @dataclass
 class ProbeFit:
-    """A fitted head: the layer it reads, its weights on that layer's raw features, and how it was chosen."""
-    layer: int
+    """A fitted head: the layer it reads (or the feature set, `probe_features.probe_candidates`), its weights on
+    those raw features, and how it was chosen."""
+    layer: int | str
     weights: np.ndarray
     c: float
     cv_accuracy: float
-    cv_accuracy_by_layer: dict[int, float] = field(default_factory=dict)
+    cv_accuracy_by_layer: dict[int | str, float] = field(default_factory=dict)
 
 
 # ---- the backbone
-def _backbone(reward_model: RewardModel):
+def backbone(reward_model: RewardModel):
     return reward_model.model.base_model
 
 
 def _layer_list(reward_model: RewardModel) -> torch.nn.ModuleList:
-    base = _backbone(reward_model)
+    base = backbone(reward_model)
     layers = getattr(base, "layers", None)
     if layers is None and hasattr(base, "encoder"):
         layers = getattr(base.encoder, "layer", None)
@@ -61,7 +61,7 @@ def default_layers(count: int, tried: int = 8) -> list[int]:
     return sorted({*range(step, count + 1, step), count})
 
 
-def _head(reward_model: RewardModel) -> torch.nn.Linear:
+def one_output_head(reward_model: RewardModel) -> torch.nn.Linear:
     model = reward_model.model
     head = getattr(model, "score", None) or getattr(model, "classifier", None)
     if not isinstance(head, torch.nn.Linear) or head.out_features != 1:
@@ -69,52 +69,13 @@ def _head(reward_model: RewardModel) -> torch.nn.Linear:
     return head
 
 
-def layer_features(reward_model: RewardModel, prompts: Sequence[str], responses: Sequence[str],
-                   layers: Sequence[int], batch_size: int = 16) -> dict[int, np.ndarray]:
-    """For each L in `layers`, one row per (prompt, response): what the head reads from an L-layer backbone.
-
-    One forward pass per batch gives every layer's features (float32, in input order).
-    """
-    count = layer_count(reward_model)
-    if bad := [layer for layer in layers if not 1 <= layer <= count]:
-        raise ValueError(f"layers {bad} are outside 1..{count}")
-    base = _backbone(reward_model)
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(responses[i]))
-    width = _head(reward_model).in_features
-    out = {layer: np.zeros((len(prompts), width), dtype=np.float32) for layer in layers}
-    was_training = reward_model.model.training
-    reward_model.model.eval()
-    with torch.no_grad():
-        for start in tqdm(range(0, len(order), batch_size), desc="probe features", leave=False):
-            idx = order[start : start + batch_size]
-            batch = {k: v.to(reward_model.device) for k, v in
-                     reward_model.encode([prompts[i] for i in idx], [responses[i] for i in idx]).items()}
-            extra = {"use_cache": False} if reward_model.kind == "causal" else {}
-            hidden = base(**batch, output_hidden_states=True, **extra).hidden_states
-            for layer in layers:
-                out[layer][idx] = _head_input(reward_model, hidden[layer], batch["attention_mask"],
-                                              last=layer == count).float().cpu().numpy()
-    reward_model.model.train(was_training)
-    return out
-
-
-def _head_input(reward_model: RewardModel, hidden: torch.Tensor, mask: torch.Tensor, last: bool) -> torch.Tensor:
-    base = _backbone(reward_model)
-    if reward_model.kind == "causal":
-        # the last layer's hidden states come out already normed; the head reads the last real token
-        normed = hidden if last else base.norm(hidden)
-        return normed[torch.arange(len(hidden)), mask.sum(dim=1) - 1]
-    if getattr(base, "pooler", None) is None:
-        raise ValueError(f"{type(base).__name__} has no pooler; probes support BERT-like encoders with one")
-    return base.pooler(hidden)
-
-
 # ---- the fit
-def fit_probe(chosen: dict[int, np.ndarray], rejected: dict[int, np.ndarray], folds: int = 5,
+def fit_probe(chosen: dict[int | str, np.ndarray], rejected: dict[int | str, np.ndarray], folds: int = 5,
               cs: Sequence[float] = DEFAULT_CS, seed: int = 0) -> ProbeFit:
-    """The layer and L2 strength of best cross-validated pairwise accuracy, refitted on all the pairs.
+    """The layer (or feature set) and L2 strength of best cross-validated pairwise accuracy, refitted on all pairs.
 
-    chosen / rejected: `layer_features` of the pairs' chosen and rejected responses, by layer.
+    chosen / rejected: `layer_features` of the pairs' chosen and rejected responses, by layer, or
+    `probe_candidates` by name. Ties go to the smaller layer, or to the set named first.
     Each pair enters twice, as (d, 1) and (-d, 0), and both copies always fall in the same fold.
     Features are scaled by the std of d (the weights are returned on the raw scale). scikit-learn's
     LogisticRegressionCV walks the C path with warm starts, fold by fold; Newton-Cholesky suits many
@@ -125,8 +86,8 @@ def fit_probe(chosen: dict[int, np.ndarray], rejected: dict[int, np.ndarray], fo
         raise ValueError(f"{n} preference pairs are too few for {folds}-fold cross-validation")
     splits = _pair_folds(n, folds, seed)
     fits = {layer: _fit_layer(chosen[layer] - rejected[layer], splits, cs) for layer in chosen}
-    # ties go to the shallower (cheaper) backbone
-    layer = max(fits, key=lambda k: (fits[k][2], -k))
+    order = sorted(fits) if all(isinstance(k, int) for k in fits) else list(fits)  # shallower: cheaper
+    layer = max(fits, key=lambda k: (fits[k][2], -order.index(k)))
     weights, c, accuracy = fits[layer]
     return ProbeFit(layer, weights, c, accuracy, {k: v[2] for k, v in fits.items()})
 
@@ -166,7 +127,7 @@ def apply_probe(reward_model: RewardModel, fit: ProbeFit) -> RewardModel:
     config.num_hidden_layers = fit.layer
     if isinstance(getattr(config, "layer_types", None), list):
         config.layer_types = config.layer_types[: fit.layer]
-    head = _head(reward_model)
+    head = one_output_head(reward_model)
     with torch.no_grad():
         head.weight.copy_(torch.as_tensor(fit.weights, dtype=head.weight.dtype).reshape(1, -1))
         if head.bias is not None:

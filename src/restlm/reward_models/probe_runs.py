@@ -78,23 +78,31 @@ def run_probe_model(model: str, train_pairs, eval_pairs, layers: Sequence[int] |
 
 def _cached_features(cache, reward_model, pairs, layers, batch_size):
     """(features by layer, seconds the backbone took), from `cache` when it holds these pairs and layers."""
-    from restlm.reward_models.probe import layer_features
+    from restlm.reward_models.probe_features import layer_features
 
     rows = both_responses(pairs)
-    key = np.array([hash_rows(rows), ",".join(map(str, layers))])
+    arrays, seconds = cached_arrays(cache, [hash_rows(rows), ",".join(map(str, layers))], lambda: {
+        f"layer_{k}": v for k, v in layer_features(reward_model, *rows, layers, batch_size).items()})
+    return {layer: arrays[f"layer_{layer}"] for layer in layers}, seconds
+
+
+def cached_arrays(cache: str | Path | None, key: Sequence[str], compute) -> tuple[dict[str, np.ndarray], float]:
+    """(arrays by name, seconds `compute()` took): read from the .npz `cache` when it was written with this `key`
+    (the seconds then are those recorded when it was made), else computed and written there whole or not at all."""
+    key = np.array(list(key))
     if cache is not None and Path(cache).is_file():
         saved = np.load(cache)
         if list(saved["key"]) == list(key):
-            return {layer: saved[f"layer_{layer}"] for layer in layers}, float(saved["seconds"])
+            return {name: saved[name] for name in saved.files if name not in ("key", "seconds")}, float(saved["seconds"])
     start = time.perf_counter()
-    features = layer_features(reward_model, *rows, layers, batch_size)
+    arrays = compute()
     seconds = time.perf_counter() - start
     if cache is not None:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
         part = Path(str(cache) + ".part.npz")
-        np.savez(part, key=key, seconds=seconds, **{f"layer_{k}": v for k, v in features.items()})
+        np.savez(part, key=key, seconds=seconds, **arrays)
         part.replace(cache)
-    return features, seconds
+    return arrays, seconds
 
 
 def hash_rows(rows) -> str:
