@@ -1,4 +1,5 @@
-"""ReST, ReST-EM, GRPO, RLOO and PPO from one SFT start on generated arithmetic, through `restlm compare`.
+"""ReST, ReST-EM, GRPO, RLOO and PPO from one SFT start on generated arithmetic, through `restlm compare`, and BC
+matched (the references alone for as many optimiser steps as ReST's Improve steps) as the control of ReST's gain.
 
     .venv/bin/python benchmarks/arithmetic_smollm2.py              # 3 seeds; about 80 min a seed on a free 2-core CPU
     .venv/bin/python benchmarks/arithmetic_smollm2.py --seeds 1    # what a shorter session can finish
@@ -16,7 +17,7 @@ from pathlib import Path
 from restlm.presets import compare_benchmark
 from restlm.presets.arithmetic import markdown, summarise
 
-METHODS = "sft,rest,rest_em,ppo,grpo,rloo"
+METHODS = "sft,rest,rest_em,ppo,grpo,rloo,bc_matched"  # bc_matched: the control added in session 18
 
 
 def main(argv: list[str]) -> int:
