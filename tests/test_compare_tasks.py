@@ -135,6 +135,21 @@ def test_bc_matched_copies_rests_optimiser_steps_and_the_controls_summary_pairs_
         assert [s["train_steps"] for s in matched["steps"][1:]] == [s["train_steps"] for s in rest["improve"]]
         assert [s["lr"] for s in rest["improve"]] == [0.005, 0.005]
         assert matched["sampled_tokens"] == 0 and matched["train_steps"] == sum(s["train_steps"] for s in rest["improve"])
+    # a rest record from before train_steps and lr were kept (session 16): counted from its stage records alike
+    from restlm.config import load_config
+    from restlm.methods.bc_matched import _with_steps
+    from restlm.errors import RunDirError
+    from restlm.runs import RunDir
+
+    folder = RunDir(tmp_path / "runs" / "one_epoch", is_main=True)
+    folder.state = json.loads((folder.path / "state.json").read_text())
+    config = load_config(tmp_path / "task.yaml", overrides)
+    for step in runs["one_epoch"]["methods"][1]["by_seed"][0]["improve"]:
+        old = {k: v for k, v in step.items() if k not in ("train_steps", "lr")}
+        assert _with_steps(folder, 0, old, config) == step
+    folder.state = {"stages": {}}
+    with pytest.raises(RunDirError, match="nor a stage record of G1I1 to count them from"):
+        _with_steps(folder, 0, {"G": 1, "I": 1, "kept": 4}, config)
     rows = {r["method"]: r for r in summarise(tmp_path / "runs", resamples=50)["methods"]}
     assert list(rows) == ["bc", "rest", "bc_matched", "bc_converged", "rest_from_converged", "bc_matched_from_converged"]
     for name, row in rows.items():

@@ -33,6 +33,12 @@ class TrainStats:
         return self.examples / max(self.wall_time_s, 1e-9)
 
 
+def steps_per_epoch(items: int, batch_size: int) -> int:
+    """The batches of one epoch of `length_bucketed_batches`: its windows hold whole batches, so only the last
+    batch may be short."""
+    return -(-items // batch_size)
+
+
 def length_bucketed_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
     """One epoch of batches whose inputs have similar lengths (less padding), in shuffled order.
 

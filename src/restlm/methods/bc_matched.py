@@ -26,10 +26,7 @@ class BCMatched(Method):
         rest = folder.stage(layout.method_final(run.seed, "rest"))  # compare runs rest first (`needs`)
         if rest is None:
             raise RunDirError(f"{folder.path}: bc_matched needs seed {run.seed}'s rest record, and it has none")
-        improve = rest.get("improve") or []
-        if any(step.get("train_steps") is None for step in improve):
-            raise RunDirError(f"{folder.path}: seed {run.seed}'s rest record predates its optimiser step "
-                              "counts; run rest again (a new --out) to match it")
+        improve = [_with_steps(folder, run.seed, step, run.config) for step in rest.get("improve") or []]
         items = run.task.sft_items()
         cfg, metric = run.config.rest, run.task.selection_metric
         reference = None  # the start, frozen: the KL anchor of every Improve step when rest.improve_kl_coef is set
@@ -64,3 +61,21 @@ class BCMatched(Method):
         run.stages.prune(run.prefix, keep={keys[best]})
         return {"steps": steps, "chosen_step": steps[best]["step"], "sampled_tokens": 0, "wall_time_s": wall,
                 "train_steps": sum(step["train_steps"] for step in improve)}
+
+
+def _with_steps(folder, seed: int, step: dict, config) -> dict:
+    """One of ReST's Improve steps with its learning rate and optimiser steps. A record written before they were
+    kept (session 16) gets them from the step's own stage record: its lr, and improve_epochs passes over its kept
+    rows in batches of train.batch_size, which is how train_policy cuts them (`steps_per_epoch`)."""
+    from restlm.training import steps_per_epoch
+
+    if step.get("train_steps") is not None and step.get("lr") is not None:
+        return step
+    stage = folder.stage(layout.improve_stage(layout.method_prefix(seed, "rest"), step["G"], step["I"]))
+    if stage is None or stage.get("lr") is None or stage.get("kept") is None:
+        raise RunDirError(f"{folder.path}: seed {seed}'s rest record has no optimiser step counts, nor a stage "
+                          f"record of G{step['G']}I{step['I']} to count them from; run rest again (a new --out)")
+    steps = stage.get("train_steps") or config.rest.improve_epochs * steps_per_epoch(stage["kept"],
+                                                                                      config.train.batch_size)
+    return {**step, "lr": stage["lr"], "train_steps": steps}
+
