@@ -176,3 +176,20 @@ def test_sft_of_smollm2_on_multi30k_lowers_the_completion_nll():
     after = policy.log_probs(pairs, [e.target for e in pairs])
     assert stats.steps == 4 and all(math.isfinite(v) for v in stats.losses)
     assert after.mean() > before.mean() + 1.0  # the references got more likely (log-prob per sentence)
+
+
+@pytest.mark.parametrize("engine", ["hf", "torch"])
+def test_an_engines_bf16_copy_follows_the_weights_dpo_trained(engine):
+    """TRL's trainer moves no tensor version counter; the copy a bf16 engine generates with must still be
+    refreshed after DPO (it was not: compare's DPO row evaluated the start policy)."""
+    from restlm.config import GenerationConfig
+
+    policy = make_policy()
+    policy.use_engine(GenerationConfig(engine=engine, dtype="bfloat16"))
+    policy.sample([Example("the cat sat")], k=1, greedy=True, seed=0)  # the copy is made from the start
+    syncs = policy.engine.syncs
+    dpo(policy, PAIRS, DpoConfig(learning_rate=1e-2, warmup_ratio=0.0, epochs=2, batch_size=3))
+    copy = policy.engine.model()
+    assert policy.engine.syncs == syncs + 1
+    for name, weight in policy.unwrapped.state_dict().items():
+        assert torch.equal(copy.state_dict()[name], weight.to(torch.bfloat16)), name

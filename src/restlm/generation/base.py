@@ -2,9 +2,8 @@
 
 The policy owns prompts, decoding to strings, log-probabilities and training; an engine only
 generates token ids, from the policy's current weights. An engine that keeps its own copy of the
-weights (CTranslate2) refreshes it when the policy's weights changed since its last call (an
-optimiser step or a loaded checkpoint changes the parameters' version counters), so samples always
-come from the policy as it is. Rewards and losses never read an engine's numbers: they use the
+weights (CTranslate2, a bf16 copy) refreshes it when the policy's weights changed since its last call
+(`weights_version`: the tensors' version counters and sums), so samples always come from the policy as it is. Rewards and losses never read an engine's numbers: they use the
 torch policy's own log-probabilities of the sampled tokens.
 """
 from __future__ import annotations
@@ -29,9 +28,16 @@ class Sampling:
 
 
 def weights_version(model) -> tuple:
-    """A key that changes whenever a parameter or buffer of `model` is written in place (optimiser
-    steps, load_state_dict) or replaced: torch's per-tensor version counters, read in O(#tensors)."""
-    return tuple((id(t), t._version) for t in [*model.parameters(), *model.buffers()])
+    """A key that changes whenever a parameter or buffer of `model` is written in place or replaced: each
+    tensor's identity, its version counter, and its sum. The counters alone miss writes that bypass them:
+    TRL's trainers (DPO, SFT) update the weights and move no counter, and a copy kept by the sums' absence
+    generated from the start policy after DPO had trained it. The sums cost one read of the weights."""
+    import torch
+
+    tensors = [*model.parameters(), *model.buffers()]
+    with torch.no_grad():
+        sums = torch.stack([t.detach().sum(dtype=torch.float64) for t in tensors]).tolist() if tensors else []
+    return tuple((id(t), t._version, total) for t, total in zip(tensors, sums))
 
 
 class Engine(ABC):
