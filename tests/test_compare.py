@@ -169,6 +169,29 @@ def test_a_finished_method_is_carried_when_its_settings_match(user_folder, finis
     assert len(summary["ppo"]["by_seed"][0]["steps"]) == 3  # start and two steps
 
 
+def test_rerun_forgets_one_method_and_runs_it_again_keeping_the_others(user_folder, finished, tmp_path):
+    import shutil
+
+    out = tmp_path / "rerun"
+    shutil.copytree(finished, out)
+    before = json.loads((out / "state.json").read_text())["stages"]
+    stale = out / layout.checkpoint_dir(layout.method_prefix(1, "dpo")) / "stale"
+    stale.write_text("from the first run")
+    result = run_compare(user_folder, out, "--methods", METHODS, "--seeds", "2", "--eval-samples", "2",
+                         "--bootstrap", "200", "--rerun", "dpo")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [line for line in result.stdout.splitlines() if line.startswith("==")] == \
+        ["== seed 0: dpo", "== seed 1: dpo"]
+    after = json.loads((out / "state.json").read_text())["stages"]
+    assert set(after) == set(before)
+    for key in before:  # the others untouched; dpo's records written again (equal but for times: seeds are fixed)
+        assert (before[key] == after[key]) != (layout.method_of_stage(key) == "dpo"), key
+    assert not stale.exists()
+    assert without_times(after[layout.method_final(1, "dpo")]) == without_times(before[layout.method_final(1, "dpo")])
+    metrics = [json.loads(line)["stage"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert sorted(metrics) == sorted(after)
+
+
 # ---------------------------------------------------------------- refusals
 REFUSALS = [
     ("a missing prompts file", ["--set", "prompts.train=nothere.jsonl"], "nothere.jsonl"),
@@ -190,6 +213,9 @@ REFUSALS = [
     ("bc_matched on prompts without references", ["--methods", "sft,rest,bc_matched"],
      "--methods: bc_matched trains on the task's references, and this task has none"),
     ("a patience of zero", ["--set", "train.patience=0"], "config key 'train.patience'"),
+    ("a rerun of a method not run", ["--methods", "sft,rest", "--rerun", "ppo"], "--rerun: ppo is not among --methods"),
+    ("a rerun of rest without what reads it", ["--methods", "sft,rest,bc_matched", "--rerun", "rest"],
+     "--rerun: bc_matched reads the records of rest: rerun it too"),
 ]
 
 

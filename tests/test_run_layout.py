@@ -74,6 +74,8 @@ def test_compare_keys():
     assert layout.method_of_stage(layout.compare_start(3)) == "start"
     assert layout.method_of_stage(layout.MAJORITY) is None
     assert layout.method_of_stage("rest/g1/i2") is None
+    assert layout.is_under("seed0/rest/g1/i2", "seed0/rest") and layout.is_under("seed0/rest", "seed0/rest")
+    assert not layout.is_under("seed0/rest_em/final", "seed0/rest")
 
 
 # ---------------------------------------------------------------- nobody else spells them

@@ -62,6 +62,12 @@ def grow_stage_of(key: str) -> str | None:
     return grow_stage(match["prefix"], int(match["g"])) if match else None
 
 
+def is_under(key: str, prefix: str) -> bool:
+    """Whether a stage key is `prefix` or a stage inside it (`seed0/rest/g1/i2` is under `seed0/rest`, and
+    `seed0/rest_em/final` is not)."""
+    return key == prefix or key.startswith(prefix + "/")
+
+
 def grown_file(key: str) -> Path:
     """A Grow stage's set, relative to the run directory."""
     return Path("grown") / f"{key.replace('/', '_')}.jsonl"

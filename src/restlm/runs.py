@@ -317,6 +317,24 @@ class RunDir:
                 self._writer.add_scalar(f"{group or key}/{name}", value, len(self.state["stages"]))
         self._writer.flush()
 
+    def forget(self, prefix: str) -> list[str]:
+        """Drop the records of `prefix` and of every stage under it, with their checkpoints, Grow sets and saved
+        online state, so that they run again; returns the keys dropped. People's ratings files stay."""
+        from restlm import run_layout as layout
+
+        keys = [key for key in self.state["stages"] if layout.is_under(key, prefix)]
+        for key in keys:
+            del self.state["stages"][key]
+        if self.is_main:
+            shutil.rmtree(self.checkpoint_dir(prefix), ignore_errors=True)
+            for key in {prefix, *keys}:
+                (self.path / layout.online_state(key)).unlink(missing_ok=True)
+                (self.path / layout.grown_file(key)).unlink(missing_ok=True)
+            if keys:
+                write_jsonl(self.path / "metrics.jsonl", ({"stage": k, **v} for k, v in self.state["stages"].items()))
+                self._save_state()
+        return keys
+
     def _save_state(self) -> None:
         write_json(self.path / "state.json", self.state)
 

@@ -45,6 +45,8 @@ def carry_records(run, settings, methods: dict) -> None:
             raise RunDirError(f"--carry {folder}: holds a `restlm run`, not a comparison")
         for seed in range(settings.seeds):
             for name, method in methods.items():
+                if name in settings.rerun:  # asked to run again, not to be copied
+                    continue
                 key = layout.method_final(seed, name)
                 if run.stage(key) is None and key in stages and \
                         signature(other, method, seed) == signature(recorded, method, seed):

@@ -50,6 +50,8 @@ class CompareSettings:
     """other compare directories whose finished method runs are reused when their settings match"""
     command: str | None = None
     """the command line, for the record"""
+    rerun: list[str] = field(default_factory=list)
+    """methods whose finished records (every seed) are forgotten, so that they run again: after a fix, say"""
 
     def check(self) -> None:
         if self.seeds < 1:
@@ -66,6 +68,12 @@ class CompareSettings:
                 raise ConfigError("--methods", f"{name} reads the records of {', '.join(missing)}: add it")
         if len(set(self.methods)) != len(self.methods):
             raise ConfigError("--methods", f"names a method twice: {','.join(self.methods)}")
+        if unknown := [n for n in self.rerun if n not in self.methods]:
+            raise ConfigError("--rerun", f"{', '.join(unknown)} is not among --methods ({','.join(self.methods)})")
+        for name in self.methods:
+            if name not in self.rerun and (stale := [n for n in build_method(name, self.config).needs
+                                                     if n in self.rerun]):
+                raise ConfigError("--rerun", f"{name} reads the records of {', '.join(stale)}: rerun it too")
 
     def recorded(self) -> dict:
         """What config.json holds: everything a finished stage depends on (methods and seeds may grow); of the
@@ -109,6 +117,9 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
         run.resume()
         run.check_inputs(inputs)
         _record_new_variants(run, recorded, settings)
+        for seed in range(settings.seeds):
+            for name in settings.rerun:
+                run.forget(layout.method_prefix(seed, name))
     else:
         run.create(settings.recorded(), inputs)
     try:
