@@ -193,3 +193,25 @@ def test_an_engines_bf16_copy_follows_the_weights_dpo_trained(engine):
     assert policy.engine.syncs == syncs + 1
     for name, weight in policy.unwrapped.state_dict().items():
         assert torch.equal(copy.state_dict()[name], weight.to(torch.bfloat16)), name
+
+
+@pytest.mark.parametrize("train", ["dpo", "sft"])
+def test_a_copy_made_after_trl_trained_the_policy_is_its_own_model(train):
+    """TRL's DPOTrainer patches model.forward with a closure over the model; left in place, a deepcopy (PPO's
+    frozen reference, an engine's bf16 copy) ran the original model: PPO after DPO had KL 0 to itself."""
+    import copy
+
+    policy = make_policy()
+    if train == "dpo":
+        dpo(policy, PAIRS, DpoConfig(learning_rate=1e-2, warmup_ratio=0.0, epochs=1, batch_size=3))
+    else:
+        sft(policy, EXAMPLES, SftConfig(learning_rate=1e-2, warmup_ratio=0.0, epochs=1, batch_size=4))
+    assert "forward" not in vars(policy.unwrapped)
+    frozen = copy.deepcopy(policy.unwrapped)
+    ids = torch.tensor([[1, 5, 7, 9]])
+    with torch.no_grad():
+        before = policy.unwrapped(ids).logits
+        for p in frozen.parameters():
+            p.zero_()
+        assert torch.equal(policy.unwrapped(ids).logits, before)  # zeroing the copy leaves the policy alone
+        assert not torch.equal(frozen(ids).logits, before)  # and the copy computes with its own weights

@@ -20,7 +20,7 @@ from restlm.data.examples import Example
 from restlm.data.preferences import PreferencePair, read_preferences
 from restlm.errors import RestlmError
 from restlm.config.trl import DpoConfig
-from restlm.trl_runs import TrlRunStats, causal_model, finish, trl_arguments
+from restlm.trl_runs import TrlRunStats, causal_model, finish, own_forwards, trl_arguments
 
 
 def dpo(model, pairs: Sequence[PreferencePair] | str | Path, cfg: DpoConfig | None = None,
@@ -48,7 +48,8 @@ def dpo(model, pairs: Sequence[PreferencePair] | str | Path, cfg: DpoConfig | No
     rows = Dataset.from_list([{"prompt": prompt(Example(text=p.prompt)), "chosen": p.chosen, "rejected": p.rejected}
                               for p in pairs])
     args = trl_arguments(DPOConfig, cfg, beta=cfg.beta, loss_type=[cfg.loss_type])
-    trainer = DPOTrainer(model=model, ref_model=reference, args=args, train_dataset=rows, processing_class=tokenizer)
-    start = time.perf_counter()
-    trainer.train()
+    with own_forwards(model):  # TRL's patch of model.forward must not outlive the run
+        trainer = DPOTrainer(model=model, ref_model=reference, args=args, train_dataset=rows, processing_class=tokenizer)
+        start = time.perf_counter()
+        trainer.train()
     return finish(trainer, model, tokenizer, len(pairs) * cfg.epochs, time.perf_counter() - start, out)

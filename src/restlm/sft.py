@@ -19,7 +19,7 @@ from restlm.data.completions import read_completions
 from restlm.data.examples import Example
 from restlm.errors import RestlmError
 from restlm.config.trl import SftConfig
-from restlm.trl_runs import TrlRunStats, causal_model, finish, trl_arguments
+from restlm.trl_runs import TrlRunStats, causal_model, finish, own_forwards, trl_arguments
 
 
 def sft(model, data: Sequence[Example] | str | Path, cfg: SftConfig | None = None,
@@ -42,7 +42,8 @@ def sft(model, data: Sequence[Example] | str | Path, cfg: SftConfig | None = Non
     model, tokenizer, prompt = causal_model(model, cfg.lora)
     rows = Dataset.from_list([{"prompt": prompt(e), "completion": e.target} for e in examples])
     args = trl_arguments(SFTConfig, cfg, completion_only_loss=True)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer)
-    start = time.perf_counter()
-    trainer.train()
+    with own_forwards(model):  # a trainer's patch of model.forward must not outlive the run (trl_runs)
+        trainer = SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer)
+        start = time.perf_counter()
+        trainer.train()
     return finish(trainer, model, tokenizer, len(examples) * cfg.epochs, time.perf_counter() - start, out)

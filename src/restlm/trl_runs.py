@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,30 @@ def causal_model(model, lora: dict | None) -> tuple[object, object, Callable[[Ex
 
     loaded, tokenizer = load_causal_lm(str(model))
     return apply_lora(loaded, lora, "CAUSAL_LM"), tokenizer, lambda example: example.text
+
+
+@contextmanager
+def own_forwards(model):
+    """Put back each submodule's `forward` as it was once a TRL trainer is done with `model`.
+
+    TRL's DPOTrainer patches `model.forward` in place (its fused LM head: a closure over this very model's
+    original forward; accelerate's mixed precision wraps it alike). The patch outlives the trainer, and a copy of
+    the model made later (a bf16 generation copy, PPO's and GRPO's frozen reference) would run the ORIGINAL
+    model through it: PPO after DPO in one comparison had a KL penalty of 0 to a reference that was the policy."""
+    before = {module: {name: module.__dict__[name] for name in _PATCHED if name in module.__dict__}
+              for module in model.modules()}
+    try:
+        yield
+    finally:
+        for module, kept in before.items():
+            for name in _PATCHED:
+                if name in kept:
+                    module.__dict__[name] = kept[name]
+                else:
+                    module.__dict__.pop(name, None)
+
+
+_PATCHED = ("forward", "_original_forward")
 
 
 def trl_arguments(config_class, cfg, **extra):
