@@ -215,7 +215,9 @@ REFUSALS = [
     ("a patience of zero", ["--set", "train.patience=0"], "config key 'train.patience'"),
     ("a rerun of a method not run", ["--methods", "sft,rest", "--rerun", "ppo"], "--rerun: ppo is not among --methods"),
     ("a rerun of rest without what reads it", ["--methods", "sft,rest,bc_matched", "--rerun", "rest"],
-     "--rerun: bc_matched reads the records of rest: rerun it too"),
+     "--rerun: bc_matched reads the records of rest"),
+    ("a rerun of rest while ppo spends its budget", ["--methods", "sft,rest,ppo", "--rerun", "rest"],
+     "--rerun: ppo reads the records of rest (its runs, or without --budget its token budget): rerun it too"),
 ]
 
 

@@ -112,3 +112,10 @@ def test_cached_arrays_are_read_back_for_the_same_key_and_recomputed_for_another
     other, _ = cached_arrays(cache, ["rows", "y"], compute)
     assert len(calls) == 2 and other["a"].tolist() == [2.0, 3.0, 4.0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.npz"]  # no part file left behind
+
+
+def test_a_probe_on_a_feature_set_is_not_saved_as_a_classifier(reward_bert_dir):
+    from restlm.reward_models.probe import ProbeFit, apply_probe
+
+    with pytest.raises(ValueError, match="only a probe of one layer's head input"):
+        apply_probe(RewardModel.from_pretrained(str(reward_bert_dir)), ProbeFit("last+mean@1", np.zeros(4), 1.0, 0.5))

@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
                             help="reuse the finished method runs of another compare directory whose settings match")
     comparison.add_argument("--rerun", default="", metavar="METHODS",
                             help="comma-separated methods of --methods whose finished runs (every seed) are "
-                            "forgotten and run again, e.g. after a fix; the start and the other methods are kept")
+                            "forgotten and run again, e.g. after a fix; the start and the other methods are kept "
+                            "(drop it to resume a killed rerun)")
     comparison.add_argument("--out", required=True, help="the compare directory (rerun the same command to resume)")
     for name, text in DELEGATED_HELP.items():
         commands.add_parser(name, help=text, add_help=False)  # listed here; main() hands their argv over whole

@@ -48,7 +48,7 @@ def dpo(model, pairs: Sequence[PreferencePair] | str | Path, cfg: DpoConfig | No
     rows = Dataset.from_list([{"prompt": prompt(Example(text=p.prompt)), "chosen": p.chosen, "rejected": p.rejected}
                               for p in pairs])
     args = trl_arguments(DPOConfig, cfg, beta=cfg.beta, loss_type=[cfg.loss_type])
-    with own_forwards(model):  # TRL's patch of model.forward must not outlive the run
+    with own_forwards(model, reference):  # TRL's patches of their forwards must not outlive the run
         trainer = DPOTrainer(model=model, ref_model=reference, args=args, train_dataset=rows, processing_class=tokenizer)
         start = time.perf_counter()
         trainer.train()

@@ -222,7 +222,7 @@ class RunDir:
             write_json(self.path / "config.json", config)
             if inputs is not None:
                 write_json(self.path / INPUTS_FILE, inputs)
-            self._save_state()
+            write_json(self.path / "state.json", self.state)  # no stage yet: no metrics.jsonl
         return self
 
     def resume(self) -> dict:
@@ -300,8 +300,6 @@ class RunDir:
         if self.is_main:
             print(_log_line(key, record, self.shown_metrics), flush=True)
             self._log_tensorboard(key, record)
-            # rewritten whole from the state, so it never holds a half line or a lost stage
-            write_jsonl(self.path / "metrics.jsonl", ({"stage": k, **v} for k, v in self.state["stages"].items()))
             self._save_state()
 
     def _log_tensorboard(self, key: str, record: dict) -> None:
@@ -325,17 +323,18 @@ class RunDir:
         keys = [key for key in self.state["stages"] if layout.is_under(key, prefix)]
         for key in keys:
             del self.state["stages"][key]
+        self.remove_checkpoint(prefix)
         if self.is_main:
-            shutil.rmtree(self.checkpoint_dir(prefix), ignore_errors=True)
             for key in {prefix, *keys}:
                 (self.path / layout.online_state(key)).unlink(missing_ok=True)
                 (self.path / layout.grown_file(key)).unlink(missing_ok=True)
             if keys:
-                write_jsonl(self.path / "metrics.jsonl", ({"stage": k, **v} for k, v in self.state["stages"].items()))
                 self._save_state()
         return keys
 
     def _save_state(self) -> None:
+        """state.json, and metrics.jsonl rewritten whole from it (never a half line or a lost stage)."""
+        write_jsonl(self.path / "metrics.jsonl", ({"stage": k, **v} for k, v in self.state["stages"].items()))
         write_json(self.path / "state.json", self.state)
 
     # ---- files

@@ -57,7 +57,7 @@ def causal_model(model, lora: dict | None) -> tuple[object, object, Callable[[Ex
 
 
 @contextmanager
-def own_forwards(model):
+def own_forwards(*models):
     """Put back each submodule's `forward` as it was once a TRL trainer is done with `model`.
 
     TRL's DPOTrainer patches `model.forward` in place (its fused LM head: a closure over this very model's
@@ -65,7 +65,7 @@ def own_forwards(model):
     the model made later (a bf16 generation copy, PPO's and GRPO's frozen reference) would run the ORIGINAL
     model through it: PPO after DPO in one comparison had a KL penalty of 0 to a reference that was the policy."""
     before = {module: {name: module.__dict__[name] for name in _PATCHED if name in module.__dict__}
-              for module in model.modules()}
+              for model in models if model is not None for module in model.modules()}
     try:
         yield
     finally:

@@ -71,9 +71,11 @@ class CompareSettings:
         if unknown := [n for n in self.rerun if n not in self.methods]:
             raise ConfigError("--rerun", f"{', '.join(unknown)} is not among --methods ({','.join(self.methods)})")
         for name in self.methods:
-            if name not in self.rerun and (stale := [n for n in build_method(name, self.config).needs
-                                                     if n in self.rerun]):
-                raise ConfigError("--rerun", f"{name} reads the records of {', '.join(stale)}: rerun it too")
+            method = build_method(name, self.config)
+            reads = [*method.needs, *(["rest"] if method.online and self.budget is None else [])]
+            if name not in self.rerun and (stale := [n for n in reads if n in self.rerun]):
+                raise ConfigError("--rerun", f"{name} reads the records of {', '.join(stale)} (its runs, or without "
+                                  "--budget its token budget): rerun it too")
 
     def recorded(self) -> dict:
         """What config.json holds: everything a finished stage depends on (methods and seeds may grow); of the
@@ -120,6 +122,7 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
         for seed in range(settings.seeds):
             for name in settings.rerun:
                 run.forget(layout.method_prefix(seed, name))
+        accelerator.wait_for_everyone()  # no process may read what the main one is still deleting
     else:
         run.create(settings.recorded(), inputs)
     try:
@@ -155,7 +158,7 @@ def _check_same(run: RunDir, recorded: dict, settings: CompareSettings) -> None:
         raise RunDirError(f"{run.path}: its config.json no longer loads ({error})") from None
     now["experiment"]["run"] = recorded["experiment"]["run"]  # seeds, output_dir may differ
     # variants may be added, or changed until they have run; one with a stage may not change
-    ran = _variants_run(run, recorded["experiment"]["variants"])
+    ran = _variants_run(run, recorded["experiment"]["variants"]) - set(settings.rerun)  # a rerun may change
     recorded["experiment"]["variants"] = {k: v for k, v in recorded["experiment"]["variants"].items() if k in ran}
     now["experiment"]["variants"] = {k: now["experiment"]["variants"].get(k, v)
                                      for k, v in recorded["experiment"]["variants"].items()}

@@ -11,6 +11,7 @@ import json
 import time
 from pathlib import Path
 
+FEATURES_VERSION = "1"  # raise when restlm.reward_models.probe_features computes other numbers: caches are redone
 MAX_LENGTH = 512  # 96% of the pairs fit whole with SmolLM2's tokenizer
 OUTER_FOLDS, INNER_FOLDS = 5, 5
 # backbone -> (depths whose features are kept, as fractions of its layers: MiniLM 3 and 6 of 6, SmolLM2 12, 21
@@ -49,11 +50,12 @@ def run(runs: Path, data: str | None, procedures: list[str], command: str, model
     features, layers, seconds = {}, {}, {}
     for name in sorted({m[0] for p in procedures for m in PROCEDURES[p]}):
         depths, pools, scalars = BACKBONES[name]
-        model = RewardModel.from_pretrained((models or {}).get(name, name), max_length=MAX_LENGTH)
+        source = (models or {}).get(name, name)
+        model = RewardModel.from_pretrained(source, max_length=MAX_LENGTH)
         count = layer_count(model)
         layers[name] = sorted({max(1, round(d * count)) for d in depths})
-        key = [hash_rows(rows), name, str(model.max_length), ",".join(map(str, layers[name])), ",".join(pools),
-               ",".join(scalars)]
+        key = [hash_rows(rows), FEATURES_VERSION, str(source), str(model.max_length), ",".join(map(str, layers[name])),
+               ",".join(pools), ",".join(scalars)]
         features[name], seconds[name] = cached_arrays(
             runs / f"{name}_{model.max_length}.features.npz", key,
             lambda model=model, name=name, pools=pools, scalars=scalars:

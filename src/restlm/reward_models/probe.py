@@ -121,6 +121,9 @@ def _fit_layer(diff: np.ndarray, splits, cs: Sequence[float]) -> tuple[np.ndarra
 # ---- the model
 def apply_probe(reward_model: RewardModel, fit: ProbeFit) -> RewardModel:
     """Cut the backbone to `fit.layer` layers and load the fitted weights into its head, in place."""
+    if not isinstance(fit.layer, int):
+        raise ValueError(f"a probe on {fit.layer!r} reads more than its head's input; only a probe of one layer's "
+                         "head input (layer_features) is an HF classifier that can be saved")
     layers = _layer_list(reward_model)
     del layers[fit.layer :]
     config = reward_model.model.config
