@@ -1,6 +1,6 @@
 """ReST against SFT, DPO, PPO and GRPO on positive movie-review continuations, through `restlm compare`.
 
-    .venv/bin/python benchmarks/compare_sentiment.py     # about 80 min on a free 2-core machine
+    .venv/bin/python benchmarks/compare_sentiment.py     # about 70 min on a free 2-core machine
 
 A preset: the task and every method's settings are configs/compare_sentiment.yaml (those of the
 sentiment task of benchmarks/results/rest_vs_ppo.json); the comparison resumes when rerun. Writes
