@@ -3,8 +3,9 @@
 The policy owns prompts, decoding to strings, log-probabilities and training; an engine only
 generates token ids, from the policy's current weights. An engine that keeps its own copy of the
 weights (CTranslate2, a bf16 copy) refreshes it when the policy's weights changed since its last call
-(`weights_version`: the tensors' version counters and sums), so samples always come from the policy as it is. Rewards and losses never read an engine's numbers: they use the
-torch policy's own log-probabilities of the sampled tokens.
+(`weights_version`: the tensors' version counters and sums), so samples always come from the policy as
+it is. Rewards and losses never read an engine's numbers: they use the torch policy's own
+log-probabilities of the sampled tokens.
 """
 from __future__ import annotations
 
