@@ -122,6 +122,9 @@ def test_every_method_runs_on_a_users_task_and_is_reported(finished):
     for name, m in by_name.items():
         for record in m["by_seed"]:
             assert (record["kl"] == 0.0) == (record["chosen_step"] == "start") or name == "sft"
+            assert record["kl"] >= 0.0  # exact at each sampled position; the sampled log-ratio beside it
+            assert (record["kl_sampled"] == 0.0) == (record["kl"] == 0.0)
+        assert m["kl_estimator"] == "exact"
     # a finished seed keeps its methods' checkpoints in bf16 (run.checkpoint_dtype); the start stays float32
     for seed in range(2):
         assert safetensors_dtypes(finished / layout.checkpoint_dir(layout.compare_start(seed))) == {"F32"}
@@ -129,6 +132,7 @@ def test_every_method_runs_on_a_users_task_and_is_reported(finished):
         assert safetensors_dtypes(ppo) == {"BF16"}  # its kept best step, and its value head
     text = (finished / "compare.md").read_text()
     assert "| ppo |" in text and "proxy_vs_gold.png" in text
+    assert "exact over the vocabulary at each (never negative)" in text
     assert (finished / "proxy_vs_gold.png").stat().st_size > 1000
     assert "data:image/png;base64," in (finished / "compare.html").read_text()
 

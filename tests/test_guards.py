@@ -15,6 +15,7 @@ from restlm.data.examples import Example
 from restlm.errors import RestlmError
 from restlm.guards import (
     distinct_n,
+    exact_kl_to_reference,
     flag_divergence,
     kl_to_reference,
     mean_token_entropy,
@@ -104,3 +105,50 @@ def test_seq2seq_entropy_and_unsupported_kinds():
         mean_token_entropy(type("Classifier", (), {"kind": "classifier"})(), PROMPTS, OUTPUTS)
     with pytest.raises(RestlmError, match="3 examples but 2 outputs"):
         mean_token_entropy(policy, PROMPTS, OUTPUTS[:2])
+
+
+def test_exact_kl_matches_a_hand_forward_pass_and_is_never_negative():
+    policy, reference = causal_policy(), causal_policy()
+    with torch.no_grad():  # another reference: its weights moved
+        for param in reference.unwrapped.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    per_sample = []
+    for example, output in zip(PROMPTS, OUTPUTS):
+        prompt, out = policy.prompt_ids(example), policy.output_ids(output)
+        with torch.no_grad():
+            p_logits, q_logits = (m.unwrapped(torch.tensor([prompt + out])).logits[0] for m in (policy, reference))
+        kl = 0.0
+        for j in range(len(out)):  # position len(prompt) - 1 + j predicts output token j
+            log_p = torch.log_softmax(p_logits[len(prompt) - 1 + j], -1)
+            log_q = torch.log_softmax(q_logits[len(prompt) - 1 + j], -1)
+            kl += (log_p.exp() * (log_p - log_q)).sum().item()
+        per_sample.append(kl)
+    assert min(per_sample) > 0
+    value = exact_kl_to_reference(policy, reference, PROMPTS, OUTPUTS, batch_size=2)
+    assert value == pytest.approx(np.mean(per_sample), rel=1e-5)
+    assert exact_kl_to_reference(policy, policy, PROMPTS, OUTPUTS) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(RestlmError, match="at least one"):
+        exact_kl_to_reference(policy, reference, [], [])
+
+
+def test_exact_kl_of_classifiers_over_the_labels(tiny_model_dir):
+    from restlm.policies.classifier import ClassifierPolicy
+
+    policy = ClassifierPolicy.from_pretrained(str(tiny_model_dir), Accelerator())
+    reference = ClassifierPolicy.from_pretrained(str(tiny_model_dir), Accelerator())
+    with torch.no_grad():
+        reference.unwrapped.classifier.bias.add_(torch.tensor([0.7, -0.3]))
+    examples = [Example("a cat sat", "the cat sat", uid="0"), Example("dogs run", "birds fly", uid="1")]
+    log_p, log_q = (torch.log_softmax(m.logits(examples), -1) for m in (policy, reference))
+    by_hand = (log_p.exp() * (log_p - log_q)).sum(-1).mean().item()
+    assert by_hand > 0
+    assert exact_kl_to_reference(policy, reference, examples, [0, 1]) == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_the_report_names_the_kl_of_old_records():
+    from restlm.compare.report import _kl_estimator
+    from restlm.compare.summary import kl_estimator
+
+    assert kl_estimator([{"kl": 0.1, "kl_sampled": -0.2}, {"kl": 0.0, "kl_sampled": 0.0}]) == "exact"
+    assert kl_estimator([{"kl": 0.1, "kl_sampled": -0.2}, {"kl": -0.05}]) == "sampled"  # a record before session 19
+    assert _kl_estimator({"methods": [{"kl_estimator": "exact"}, {}]}) == "sampled"

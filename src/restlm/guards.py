@@ -28,26 +28,54 @@ def distinct_n(samples: Sequence[str], n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-def mean_token_entropy(policy, examples: Sequence[Example], outputs: Sequence[str], batch_size: int = 8) -> float:
-    """Mean over all output tokens (EOS included) of the entropy, in nats, of the policy's
-    next-token distribution where each token was chosen. Causal and seq2seq policies."""
+def _output_log_softmax(policies, examples: Sequence[Example], outputs: Sequence[str], batch_size: int):
+    """Per batch of the given outputs: each policy's float32 log-softmax of its next-token logits at every
+    position (a list, one per policy, each (batch, length, vocab)) and the mask of the output tokens. Each policy
+    runs its own token pass (`output_logits`), without gradients; causal and seq2seq policies."""
     if len(examples) != len(outputs):
         raise RestlmError(f"{len(examples)} examples but {len(outputs)} outputs")
-    if getattr(policy, "kind", None) not in ("causal", "seq2seq"):
-        raise RestlmError(f"token entropy needs a causal or seq2seq policy, not {getattr(policy, 'kind', policy)!r}")
-    total, count = 0.0, 0
-    policy.unwrapped.eval()
+    for policy in policies:
+        if getattr(policy, "kind", None) not in ("causal", "seq2seq"):
+            raise RestlmError(f"a token pass needs a causal or seq2seq policy, not {getattr(policy, 'kind', policy)!r}")
+        policy.unwrapped.eval()
+    first = policies[0]
     with torch.no_grad():
         for start in range(0, len(outputs), batch_size):
             items = [TrainItem(e, o) for e, o in zip(examples[start : start + batch_size], outputs[start : start + batch_size])]
-            batch = {k: v.to(policy.accelerator.device) for k, v in policy.collate(items).items()}
-            logits, labels = policy.output_logits(policy.unwrapped, batch)  # the policy's own token pass
-            mask = labels != -100
-            log_p = torch.log_softmax(logits.float(), dim=-1)
-            entropy = -(log_p.exp() * log_p).sum(-1)
-            total += entropy[mask].sum().item()
-            count += int(mask.sum())
+            batch = {k: v.to(first.accelerator.device) for k, v in first.collate(items).items()}
+            passes = [policy.output_logits(policy.unwrapped, batch) for policy in policies]
+            yield [torch.log_softmax(logits.float(), dim=-1) for logits, _ in passes], passes[0][1] != -100
+
+
+def mean_token_entropy(policy, examples: Sequence[Example], outputs: Sequence[str], batch_size: int = 8) -> float:
+    """Mean over all output tokens (EOS included) of the entropy, in nats, of the policy's
+    next-token distribution where each token was chosen. Causal and seq2seq policies."""
+    total, count = 0.0, 0
+    for (log_p,), mask in _output_log_softmax([policy], examples, outputs, batch_size):
+        entropy = -(log_p.exp() * log_p).sum(-1)
+        total += entropy[mask].sum().item()
+        count += int(mask.sum())
     return total / max(count, 1)
+
+
+def exact_kl_to_reference(policy, reference, examples: Sequence[Example], outputs: Sequence, batch_size: int = 8
+                          ) -> float:
+    """Mean over samples of the sum, over each output's positions (EOS included), of the exact
+    KL(policy || reference) between the two next-token distributions there; for a classifier, the exact KL
+    between the two label distributions of each input (its `outputs` are not read).
+
+    Like `kl_to_reference` an unbiased estimate of the sequence-level KL when the outputs were sampled from
+    `policy`, but each position's term is summed over the vocabulary rather than read at the sampled token: it is
+    never negative and varies far less (a sampled log-ratio over a few samples can be below 0)."""
+    if not outputs:
+        raise RestlmError("KL to the reference needs at least one sample")
+    if getattr(policy, "kind", None) == "classifier":
+        log_p, log_q = (torch.log_softmax(p.logits(examples).float(), -1) for p in (policy, reference))
+        return float((log_p.exp() * (log_p - log_q)).sum(-1).mean())
+    per_sample = []
+    for (log_p, log_q), mask in _output_log_softmax([policy, reference], examples, outputs, batch_size):
+        per_sample += ((log_p.exp() * (log_p - log_q)).sum(-1) * mask).sum(-1).tolist()
+    return float(np.mean(per_sample))
 
 
 def kl_to_reference(policy, reference, examples: Sequence[Example], outputs: Sequence) -> float:

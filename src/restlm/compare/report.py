@@ -30,6 +30,14 @@ def _interval(ci) -> str:
     return "—" if not ci else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"
 
 
+_KL_MEANING = {"exact": "summed over each sample's positions, exact over the vocabulary at each (never negative)",
+               "sampled": "the log-ratio of the sampled outputs (an unbiased estimate that can fall below 0 near 0)"}
+
+
+def _kl_estimator(summary: dict) -> str:
+    return "exact" if all(m.get("kl_estimator") == "exact" for m in summary["methods"]) else "sampled"
+
+
 def compare_markdown(summary: dict, figure: str | None) -> str:
     metrics = summary["metrics"]
     lines = [f"# restlm compare: {summary['task']} ({summary['data']})", "",
@@ -38,7 +46,8 @@ def compare_markdown(summary: dict, figure: str | None) -> str:
              f"its step of highest `{metrics['selection']}` (dev); proxy `{metrics['proxy']}` and gold "
              f"`{metrics['gold']}` are of that step's greedy outputs on the held-out inputs, which no step "
              "selection reads. Intervals: 95% bootstrap over seeds and held-out inputs (paired for differences). "
-             "KL to the start and distinct-2: of samples at temperature 1 on the held-out inputs.", ""]
+             "KL to the start and distinct-2: of samples at temperature 1 on the held-out inputs; "
+             f"KL {_KL_MEANING[_kl_estimator(summary)]}.", ""]
     if summary.get("command"):
         lines += [f"Command: `{summary['command']}`", ""]
     rows = [[m["method"], _number(m["proxy"]), _number(m["gold"]), _interval(m["gold_ci95"]).replace("+", ""),

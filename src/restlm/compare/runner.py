@@ -21,7 +21,7 @@ from accelerate import Accelerator
 from restlm import run_layout as layout
 from restlm.config import ExperimentConfig, recorded_config, to_dict
 from restlm.errors import ConfigError, RunDirError
-from restlm.guards import distinct_n, kl_to_reference
+from restlm.guards import distinct_n, exact_kl_to_reference, kl_to_reference
 from restlm.kept_checkpoints import shrink_checkpoints
 from restlm.methods import MethodRun, build_method, in_run_order
 from restlm.methods.sft import fine_tune, metrics_only
@@ -253,7 +253,10 @@ def _final(task, policy, reference, name: str, record: dict, keys: tuple[str, st
     # the table's gold and its intervals come from the same outputs: these (the bootstraps use gold_of_rows too)
     gold = task.gold_of_rows(examples, outputs, gold_scores)(np.arange(len(examples)))
     return {"method": name, **kept, "proxy": chosen[keys[0]], "gold": gold, "gold_at_chosen_step": chosen[keys[1]],
-            "kl": kl_to_reference(policy, reference, repeated, sampled) if reference is not None else 0.0,
+            # `kl` exact at each sampled position (never negative); `kl_sampled` the log-ratio at the sampled
+            # tokens, the only one a record made before session 19 has (as its `kl`)
+            "kl": exact_kl_to_reference(policy, reference, repeated, sampled) if reference is not None else 0.0,
+            "kl_sampled": kl_to_reference(policy, reference, repeated, sampled) if reference is not None else 0.0,
             "distinct2": distinct_n(sampled, 2) if strings else None,
             "heldout_outputs": outputs, "gold_scores": gold_scores, "other_heldout_outputs": other,
             "final_eval_s": time.perf_counter() - started, "start_metrics": metrics_only(record["steps"][0])}

@@ -24,7 +24,8 @@ def summarise_compare(run, task, settings, keys: tuple[str, str, str]) -> dict:
                  "proxy": _mean(r["proxy"] for r in rs), "gold": _mean(r["gold"] for r in rs),
                  "gold_ci95": nested_bootstrap(zero, rows, settings.bootstrap, seed=0)["ci95"],
                  "gold_minus_rest_ci95": None, "gold_minus_sft_ci95": None,
-                 "kl": _mean(r["kl"] for r in rs), "distinct2": _mean(r["distinct2"] for r in rs),
+                 "kl": _mean(r["kl"] for r in rs), "kl_estimator": kl_estimator(rs),
+                 "distinct2": _mean(r["distinct2"] for r in rs),
                  "sampled_tokens": _mean(r["sampled_tokens"] for r in rs),
                  "wall_time_s": _mean(r["wall_time_s"] for r in rs),
                  "chosen_steps": [r["chosen_step"] for r in rs],
@@ -52,3 +53,9 @@ def _zero(rows) -> float:
 def _mean(values):
     values = [v for v in values if v is not None]
     return float(np.mean(values)) if values else None
+
+
+def kl_estimator(records: list[dict]) -> str:
+    """How the records' `kl` was measured: `exact` (summed over the vocabulary at each sampled position; records
+    that also keep `kl_sampled`) or `sampled` (the log-ratio at the sampled tokens, records made before session 19)."""
+    return "exact" if all("kl_sampled" in r for r in records) else "sampled"
