@@ -20,7 +20,7 @@ import numpy as np
 from reward_models import NESTED_FOLDS, markdown
 
 from restlm.reward_models.probe_runs import nested_cv
-from restlm.runs import write_atomic, write_json
+from restlm.atomic_files import write_atomic, write_json
 
 HERE = Path(__file__).resolve().parent
 

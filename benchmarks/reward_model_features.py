@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from restlm.presets.reward_model_features import PROCEDURES, markdown, run
-from restlm.runs import write_atomic, write_json
+from restlm.atomic_files import write_atomic, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 

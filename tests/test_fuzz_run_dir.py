@@ -17,7 +17,8 @@ from helpers import cue_pairs, set_args, stderr_lines, tiny_overrides, write_tsv
 from restlm import cli
 from restlm import run_layout as layout
 from restlm.errors import DiskFullError, NonFiniteError, RunDirError
-from restlm.runs import RunDir, replace_folder, sweep_temp_files, write_atomic, write_json
+from restlm.atomic_files import replace_folder, sweep_temp_files, write_atomic, write_json
+from restlm.runs import RunDir
 
 
 SFT = layout.seed_stage(0, "sft")
@@ -263,7 +264,7 @@ def test_a_kill_between_the_renames_of_a_folder_replace_loses_nothing(tmp_path, 
             raise KeyboardInterrupt  # the process dies here
         real_replace(src, dst)
 
-    monkeypatch.setattr("restlm.runs.os.replace", killed_at_the_second)
+    monkeypatch.setattr("restlm.atomic_files.os.replace", killed_at_the_second)
     with pytest.raises(KeyboardInterrupt):
         replace_folder(old, lambda folder: (folder.mkdir(), (folder / "model.safetensors").write_text("new")))
     monkeypatch.undo()

@@ -16,7 +16,7 @@ from restlm.errors import ConfigError, RestlmError
 from restlm.policies.causal import CausalLMPolicy
 from restlm.policies.classifier import ClassifierPolicy
 from restlm.ppo.grpo import GRPO, METRICS
-from restlm.runs import read_jsonl
+from restlm.atomic_files import read_jsonl
 
 PROMPTS = [Example(uid=str(i), text=t) for i, t in enumerate(["the cat sat", "a dog ran", "the sun is hot",
                                                                 "the bird flew over the tree"])]

@@ -34,7 +34,7 @@ from restlm.ppo import (
     token_outputs,
     whiten,
 )
-from restlm.runs import read_jsonl
+from restlm.atomic_files import read_jsonl
 
 PROMPTS = [Example(text, uid=str(i)) for i, text in enumerate(["the cat sat", "a dog ran in the park", "Yes",
                                                                 "the bird flew over the tree"])]

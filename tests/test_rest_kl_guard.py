@@ -16,7 +16,7 @@ from restlm.config import RestConfig, TrainConfig
 from restlm.data.examples import Example
 from restlm.policies.causal import CausalLMPolicy
 from restlm.rest import ReST, stage_seed
-from restlm.runs import read_jsonl
+from restlm.atomic_files import read_jsonl
 from tiny_models import tiny_llama, tiny_seq2seq_policy, tiny_tokenizer
 
 TRAIN = [Example(text, target=target, uid=str(i)) for i, (text, target) in enumerate([

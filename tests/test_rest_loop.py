@@ -22,7 +22,7 @@ from restlm import run_layout as layout
 from restlm.config import RestConfig, load_config, to_dict
 from restlm.experiment import Experiment
 from restlm.rest import ReST
-from restlm.runs import read_jsonl
+from restlm.atomic_files import read_jsonl
 
 SEEDS, SIZES, G, I = 2, [8, None], 2, 2
 N_TRAIN = 40

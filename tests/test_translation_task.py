@@ -13,7 +13,8 @@ from restlm import run_layout as layout
 from restlm.config import load_config
 from restlm.data.examples import Example
 from restlm.experiment import Experiment
-from restlm.runs import StageRunner, read_jsonl
+from restlm.atomic_files import read_jsonl
+from restlm.runs import StageRunner
 from tiny_models import save_tiny
 
 # references of four words or more, so that a perfect corpus has 4-grams and BLEU 100

@@ -15,7 +15,7 @@ from restlm import run_layout as layout
 from restlm.config import load_config
 from restlm.errors import ConfigError
 from restlm.methods.variants import config_for
-from restlm.runs import read_jsonl
+from restlm.atomic_files import read_jsonl
 from test_compare_tasks import FAST
 
 

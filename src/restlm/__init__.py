@@ -16,7 +16,7 @@ Where things are:
     policies/    classifier, causal and seq2seq policies (sampling, log-probs, collation); models.py loads them
     rewards/     the reward spec language (chrf, reward_model:PATH, module:function, weighted:...)
     reward_models/  Bradley-Terry reward models, ensembles, probes, sentiment classifiers
-    runs         runs.py (run directory, atomic files, stages), run_layout.py (every stage key), experiment.py
+    runs         runs.py (run directory, lock, stages), atomic_files.py, run_layout.py (every stage key), experiment.py
     reports      report/ (report.md/html of a run), results.py, inspect_run.py, stats.py
     config/      every setting: one dataclass per section, loading, validation, ranges
     data/        readers of every input format, one-line errors naming file and line

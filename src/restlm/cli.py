@@ -159,7 +159,7 @@ def _evaluate(args) -> None:
     from transformers.utils import logging as hf_logging
 
     from restlm.evaluate_saved import evaluate_saved
-    from restlm.runs import write_json
+    from restlm.atomic_files import write_json
 
     hf_logging.disable_progress_bar()
     user_modules_importable(args.task)

@@ -21,7 +21,8 @@ from restlm.rest import ReST, write_train_nll
 from restlm.results import collect_results
 from restlm.rewards import build_reward
 from restlm import run_layout as layout
-from restlm.runs import RunDir, StageRunner, write_json
+from restlm.atomic_files import write_json
+from restlm.runs import RunDir, StageRunner
 from restlm.tasks import build_task
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from restlm.data.examples import Example
 from restlm.errors import AwaitingRatings, DataError, RestlmError
 from restlm.rewards.base import Reward
-from restlm.runs import write_atomic
+from restlm.atomic_files import write_atomic
 
 FIELDS = ("id", "uid", "prompt", "output", "rating")
 PAIR_FIELDS = ("id", "uid", "prompt", "prompt_pair", "output", "rating")  # sentence pairs: both sentences

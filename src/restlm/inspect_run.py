@@ -9,7 +9,7 @@ import numpy as np
 
 from restlm import run_layout as layout
 from restlm.errors import RunDirError
-from restlm.runs import read_jsonl
+from restlm.atomic_files import read_jsonl
 
 
 def _text(row: dict, width: int = 90) -> str:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import torch
 
-from restlm.runs import RunDir, replace_folder
+from restlm.atomic_files import replace_folder
+
+from restlm.runs import RunDir
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 GENERATIVE = ("causal", "seq2seq")

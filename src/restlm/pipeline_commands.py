@@ -121,7 +121,7 @@ def _run_trl(name: str, args, config_class) -> None:
     from restlm.data.preferences import read_preferences
     from restlm.dpo import dpo
     from restlm.distributed import process_state
-    from restlm.runs import staged_folder, write_json
+    from restlm.atomic_files import staged_folder, write_json
     from restlm.sft import sft
 
     cfg = config_from_args(config_class, args, lora=None)  # a policy carries its own LoRA
@@ -149,7 +149,7 @@ def _run_ppo(args) -> None:
     from restlm.ppo import PPO, PPOConfig
     from restlm.ppo.report import ppo_report_markdown
     from restlm.rewards import build_reward
-    from restlm.runs import staged_folder, write_atomic, write_jsonl
+    from restlm.atomic_files import staged_folder, write_atomic, write_jsonl
 
     cfg = config_from_args(PPOConfig, args, lora=None, keep_best="proxy" if args.keep_best else None)
     if args.keep_best and not args.eval_prompts:

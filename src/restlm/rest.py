@@ -28,7 +28,8 @@ from restlm.policies.base import Policy, TrainItem
 from restlm.rest_guards import GENERATIVE, GrowGuards
 from restlm.rewards.base import Reward, binarised
 from restlm import run_layout as layout
-from restlm.runs import RunDir, StageRunner, read_jsonl
+from restlm.atomic_files import read_jsonl
+from restlm.runs import RunDir, StageRunner
 from restlm.thresholds import improve_masks
 from restlm.training import train_policy
 

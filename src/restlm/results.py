@@ -4,7 +4,8 @@ from __future__ import annotations
 from restlm import run_layout as layout
 from restlm.config import ExperimentConfig, to_dict
 from restlm.run_sections import sections_read
-from restlm.runs import RunDir, read_jsonl
+from restlm.atomic_files import read_jsonl
+from restlm.runs import RunDir
 
 # The reference experiment (ALBERT on MRPC dev), shown beside ours.
 REFERENCE_MRPC = {

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from restlm.compare.report import FIGURE
-from restlm.runs import write_atomic, write_json
+from restlm.atomic_files import write_atomic, write_json
 
 COMPARED = ("proxy", "gold", "kl", "distinct2", "sampled_tokens", "wall_time_s")
 

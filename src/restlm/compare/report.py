@@ -8,7 +8,7 @@ from pathlib import Path
 
 from restlm.report.html import markdown_to_html
 from restlm.report.tables import markdown_table
-from restlm.runs import write_atomic, write_bytes_atomic
+from restlm.atomic_files import write_atomic, write_bytes_atomic
 
 FIGURE = "proxy_vs_gold.png"
 

@@ -26,7 +26,8 @@ from restlm.kept_checkpoints import shrink_checkpoints
 from restlm.methods import MethodRun, build_method, in_run_order
 from restlm.methods.sft import fine_tune, metrics_only
 from restlm.methods.variants import check_variants, config_for
-from restlm.runs import RunDir, StageRunner, write_json
+from restlm.atomic_files import write_json
+from restlm.runs import RunDir, StageRunner
 from restlm.tasks import build_task
 
 EVAL_SEED = 12345  # the held-out samples of KL and distinct-2, the same for every method

@@ -120,7 +120,7 @@ class Policy(ABC):
     # ---- shared
     def save(self, path: Path) -> None:
         """Write the model and tokenizer in HF format (safetensors), atomically."""
-        from restlm.runs import replace_folder
+        from restlm.atomic_files import replace_folder
 
         if self.accelerator.is_main_process:
             require_finite_weights(self.unwrapped, path)

@@ -72,7 +72,7 @@ class LoraCheckpoints:
         if not is_lora(self.unwrapped):
             return super().save(path)
         from restlm.policies.base import require_finite_weights
-        from restlm.runs import replace_folder
+        from restlm.atomic_files import replace_folder
 
         def write(folder: Path) -> None:
             write_merged(self.unwrapped, self.tokenizer, folder)
@@ -102,12 +102,12 @@ class LoraCheckpoints:
 def save_merged(model, tokenizer, path: Path) -> None:
     """Write `model` (LoRA merged in, see `merged_for_save`) and `tokenizer` to `path` in HF format.
 
-    Written beside `path` and renamed into place (`restlm.runs.replace_folder`), so a killed save
+    Written beside `path` and renamed into place (`restlm.atomic_files.replace_folder`), so a killed save
     leaves the old folder whole. For one process; policies save through `LoraCheckpoints.save`,
     which also keeps the adapter. A command's `--out` is refused when not empty before this is reached.
     """
     from restlm.policies.base import require_finite_weights
-    from restlm.runs import replace_folder
+    from restlm.atomic_files import replace_folder
 
     require_finite_weights(model, path)
     replace_folder(Path(path), lambda folder: write_merged(model, tokenizer, folder))

@@ -22,7 +22,7 @@ from restlm.data.examples import Example
 from restlm.errors import ConfigError, RestlmError
 from restlm.policies.lora import apply_lora, is_lora
 from restlm.rewards.base import Reward
-from restlm.runs import write_jsonl
+from restlm.atomic_files import write_jsonl
 
 
 class OnlineRL(ABC):

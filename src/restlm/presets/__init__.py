@@ -19,7 +19,7 @@ from pathlib import Path
 
 def publish(out: str | Path, summary: dict, markdown: str) -> None:
     """Write a benchmark's results as OUT.json and OUT.md (each atomically), and print the markdown."""
-    from restlm.runs import write_atomic, write_json
+    from restlm.atomic_files import write_atomic, write_json
 
     out = Path(out)
     write_json(out.with_suffix(".json"), summary)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import torch
 from accelerate import Accelerator
 
 from restlm.config import load_config

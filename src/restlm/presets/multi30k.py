@@ -26,7 +26,7 @@ from restlm.experiment import Experiment
 from restlm.presets import publish
 from restlm.presets.generation_speed import plain_generate
 from restlm.rest import ReST
-from restlm.runs import read_jsonl
+from restlm.atomic_files import read_jsonl
 from restlm.tasks import build_task
 
 METRICS = ["dev_reward", "dev_bleu", "dev_chrf", "test_bleu", "test_chrf", "iwslt_bleu", "iwslt_chrf"]

@@ -26,7 +26,7 @@ from restlm.reward_models.fitting import (
     run_reward_model,
 )
 from restlm.reward_models.probe_runs import run_probe_model
-from restlm.runs import write_atomic, write_json
+from restlm.atomic_files import write_atomic, write_json
 
 # name -> (model, LoRA options, training config, ensemble members); LoRA trains few weights, so it takes a larger step
 PRESETS = {

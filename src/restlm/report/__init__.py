@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from restlm.runs import write_atomic
+from restlm.atomic_files import write_atomic
 from restlm.report.cells import histogram_groups
 from restlm.report.document import report_markdown
 from restlm.report.figures import (

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from restlm.runs import write_bytes_atomic
+from restlm.atomic_files import write_bytes_atomic
 from restlm.report.cells import group_cells, paper_table2, step_label, values
 from restlm.stats import metric_bounds, summarise
 

@@ -20,7 +20,7 @@ from restlm.cli_flags import ArgumentParser, add_dataclass_flags, config_from_ar
 from restlm.errors import ConfigError, RestlmError
 from restlm.reward_models.fitting import (HH_PAIRS, LORA, load_hh_split, run_reward_ensemble,
                                           run_reward_model)
-from restlm.runs import staged_folder
+from restlm.atomic_files import staged_folder
 
 def main_reward_model(argv: list[str] | None = None) -> int:
     """`restlm reward-model ...`: train, evaluate and save one Bradley-Terry reward model."""

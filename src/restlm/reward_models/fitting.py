@@ -156,7 +156,7 @@ def saved_training_metrics(path: Path) -> dict:
 
 def write_metrics(out: str | Path, metrics: dict) -> None:
     from restlm.distributed import process_state
-    from restlm.runs import write_json
+    from restlm.atomic_files import write_json
 
     state = process_state()
     if state.is_main_process:

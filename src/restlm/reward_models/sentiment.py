@@ -62,7 +62,7 @@ def train_sentiment_model(train: Sequence[Example], eval_examples: Sequence[Exam
     from accelerate import Accelerator
 
     from restlm.config import TrainConfig
-    from restlm.runs import write_json
+    from restlm.atomic_files import write_json
     from restlm.policies.base import TrainItem
     from restlm.policies.classifier import ClassifierPolicy
     from restlm.training import train_policy

@@ -12,7 +12,8 @@ from restlm.config import ExperimentConfig
 from restlm.data.examples import Example
 from restlm.errors import ConfigError
 from restlm.policies.base import Policy, TrainItem
-from restlm.runs import RunDir, fingerprint
+from restlm.atomic_files import fingerprint
+from restlm.runs import RunDir
 
 
 TASKS: dict[str, type[Task]] = {}
