@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from reward_models import NESTED_FOLDS, markdown
 
-from restlm.reward_models.probe_runs import nested_cv
 from restlm.atomic_files import write_atomic, write_json
+from restlm.reward_models.probe_runs import nested_cv
 
 HERE = Path(__file__).resolve().parent
 

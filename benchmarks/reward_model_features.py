@@ -15,8 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from restlm.presets.reward_model_features import PROCEDURES, markdown, run
 from restlm.atomic_files import write_atomic, write_json
+from restlm.presets.reward_model_features import PROCEDURES, markdown, run
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -181,11 +181,19 @@ def test_rerun_forgets_one_method_and_runs_it_again_keeping_the_others(user_fold
     before = json.loads((out / "state.json").read_text())["stages"]
     stale = out / layout.checkpoint_dir(layout.method_prefix(1, "dpo")) / "stale"
     stale.write_text("from the first run")
-    result = run_compare(user_folder, out, "--methods", METHODS, "--seeds", "2", "--eval-samples", "2",
-                         "--bootstrap", "200", "--rerun", "dpo")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert [line for line in result.stdout.splitlines() if line.startswith("==")] == \
-        ["== seed 0: dpo", "== seed 1: dpo"]
+    process = subprocess.Popen(restlm_cmd("compare", "--task", "task.yaml", "--out", str(out), "--methods", METHODS,
+                                          "--seeds", "2", "--eval-samples", "2", "--bootstrap", "200", "--rerun",
+                                          "dpo"), cwd=user_folder, env=cli_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    old = [out / name for name in (layout.COMPARE_SUMMARY, layout.COMPARE_MARKDOWN, layout.COMPARE_HTML)]
+    while any(path.exists() for path in old) and process.poll() is None:
+        time.sleep(0.01)
+    # the old summary and report are gone while the rerun runs: one killed mid-way leaves no stale compare.json
+    assert process.poll() is None
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+    assert [line for line in stdout.splitlines() if line.startswith("==")] == ["== seed 0: dpo", "== seed 1: dpo"]
+    assert (out / layout.COMPARE_SUMMARY).exists() and (out / layout.COMPARE_HTML).exists()
     after = json.loads((out / "state.json").read_text())["stages"]
     assert set(after) == set(before)
     for key in before:  # the others untouched; dpo's records written again (equal but for times: seeds are fixed)

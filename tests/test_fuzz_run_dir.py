@@ -12,14 +12,18 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import cue_pairs, set_args, stderr_lines, tiny_overrides, write_tsv
+
 from restlm import cli
 from restlm import run_layout as layout
+from restlm.atomic_files import (
+    replace_folder,
+    sweep_temp_files,
+    write_atomic,
+    write_json,
+)
 from restlm.errors import DiskFullError, NonFiniteError, RunDirError
-from restlm.atomic_files import replace_folder, sweep_temp_files, write_atomic, write_json
 from restlm.runs import RunDir
-
 
 SFT = layout.seed_stage(0, "sft")
 
@@ -161,8 +165,9 @@ def test_non_finite_values_never_reach_json(tmp_path):
 
 
 def test_a_model_with_non_finite_weights_is_never_saved(tmp_path):
-    from restlm.policies.lora import save_merged
     from tiny_models import tiny_llama, tiny_tokenizer
+
+    from restlm.policies.lora import save_merged
 
     tokenizer = tiny_tokenizer()
     model = tiny_llama(len(tokenizer))

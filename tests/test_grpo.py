@@ -10,13 +10,13 @@ import torch
 from accelerate import Accelerator
 from tiny_models import tiny_llama, tiny_seq2seq_policy, tiny_tokenizer
 
+from restlm.atomic_files import read_jsonl
 from restlm.config.grpo import GRPOConfig
 from restlm.data.examples import Example
 from restlm.errors import ConfigError, RestlmError
 from restlm.policies.causal import CausalLMPolicy
 from restlm.policies.classifier import ClassifierPolicy
 from restlm.ppo.grpo import GRPO, METRICS
-from restlm.atomic_files import read_jsonl
 
 PROMPTS = [Example(uid=str(i), text=t) for i, t in enumerate(["the cat sat", "a dog ran", "the sun is hot",
                                                                 "the bird flew over the tree"])]

@@ -13,13 +13,13 @@ from accelerate import Accelerator
 from tiny_models import save_tiny
 from transformers import AutoModelForCausalLM
 
+from restlm.atomic_files import read_jsonl
 from restlm.cli import main
 from restlm.data.prompts import read_prompts
 from restlm.guards import flag_divergence
 from restlm.policies.causal import CausalLMPolicy
 from restlm.ppo.report import FLAG, ppo_report_markdown
 from restlm.rewards import build_reward
-from restlm.atomic_files import read_jsonl
 
 COMPLETIONS = [("the cat sat", " on the mat"), ("Answer: Yes", " No no"), ("the dog ran in the park", " the bird flew"),
                ("Yes", " Answer"), ("Sentence 1: the cat", " was on the mat"), ("the bird", " flew over the tree")]

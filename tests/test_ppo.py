@@ -15,6 +15,7 @@ from accelerate import Accelerator
 from tiny_models import tiny_llama, tiny_tokenizer
 from transformers import AutoModelForCausalLM
 
+from restlm.atomic_files import read_jsonl
 from restlm.data.examples import Example
 from restlm.errors import ConfigError, RestlmError
 from restlm.policies.base import TrainItem
@@ -34,7 +35,6 @@ from restlm.ppo import (
     token_outputs,
     whiten,
 )
-from restlm.atomic_files import read_jsonl
 
 PROMPTS = [Example(text, uid=str(i)) for i, text in enumerate(["the cat sat", "a dog ran in the park", "Yes",
                                                                 "the bird flew over the tree"])]

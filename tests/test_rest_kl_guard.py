@@ -10,14 +10,14 @@ import shutil
 import numpy as np
 import pytest
 from accelerate import Accelerator
+from tiny_models import tiny_llama, tiny_seq2seq_policy, tiny_tokenizer
 
 from restlm import run_layout as layout
+from restlm.atomic_files import read_jsonl
 from restlm.config import RestConfig, TrainConfig
 from restlm.data.examples import Example
 from restlm.policies.causal import CausalLMPolicy
 from restlm.rest import ReST, stage_seed
-from restlm.atomic_files import read_jsonl
-from tiny_models import tiny_llama, tiny_seq2seq_policy, tiny_tokenizer
 
 TRAIN = [Example(text, target=target, uid=str(i)) for i, (text, target) in enumerate([
     ("the cat sat", "cat"), ("a dog ran in the park", "dog"), ("Yes", "yes"), ("the bird flew over the tree", "bird"),

@@ -16,13 +16,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from helpers import build_once, tiny_overrides
+
 from restlm import run_layout as layout
+from restlm.atomic_files import read_jsonl
 from restlm.config import RestConfig, load_config, to_dict
 from restlm.experiment import Experiment
 from restlm.rest import ReST
-from restlm.atomic_files import read_jsonl
 
 SEEDS, SIZES, G, I = 2, [8, None], 2, 2
 N_TRAIN = 40

@@ -8,14 +8,14 @@ import math
 from pathlib import Path
 
 import pytest
+from tiny_models import save_tiny
 
 from restlm import run_layout as layout
+from restlm.atomic_files import read_jsonl
 from restlm.config import load_config
 from restlm.data.examples import Example
 from restlm.experiment import Experiment
-from restlm.atomic_files import read_jsonl
 from restlm.runs import StageRunner
-from tiny_models import save_tiny
 
 # references of four words or more, so that a perfect corpus has 4-grams and BLEU 100
 PAIRS = [("die Katze sitzt", "the cat sat down"), ("der Hund rennt", "the dog ran away"), ("ein Vogel fliegt", "a bird flew by"),

@@ -8,15 +8,15 @@ import json
 
 import pytest
 import yaml
-
 from helpers import set_args, stderr_lines
+from test_compare_tasks import FAST
+
 from restlm import cli
 from restlm import run_layout as layout
+from restlm.atomic_files import read_jsonl
 from restlm.config import load_config
 from restlm.errors import ConfigError
 from restlm.methods.variants import config_for
-from restlm.atomic_files import read_jsonl
-from test_compare_tasks import FAST
 
 
 @pytest.mark.parametrize("variant, key, message", [

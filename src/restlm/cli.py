@@ -158,8 +158,8 @@ def _report(args) -> None:
 def _evaluate(args) -> None:
     from transformers.utils import logging as hf_logging
 
-    from restlm.evaluate_saved import evaluate_saved
     from restlm.atomic_files import write_json
+    from restlm.evaluate_saved import evaluate_saved
 
     hf_logging.disable_progress_bar()
     user_modules_importable(args.task)

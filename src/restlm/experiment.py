@@ -12,6 +12,8 @@ from pathlib import Path
 
 from accelerate import Accelerator
 
+from restlm import run_layout as layout
+from restlm.atomic_files import write_json
 from restlm.config import ExperimentConfig, recorded_config, to_dict, validate
 from restlm.errors import ConfigError
 from restlm.kept_checkpoints import shrink_checkpoints
@@ -20,8 +22,6 @@ from restlm.policies.base import Policy
 from restlm.rest import ReST, write_train_nll
 from restlm.results import collect_results
 from restlm.rewards import build_reward
-from restlm import run_layout as layout
-from restlm.atomic_files import write_json
 from restlm.runs import RunDir, StageRunner
 from restlm.tasks import build_task
 

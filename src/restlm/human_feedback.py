@@ -35,10 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+from restlm.atomic_files import write_atomic
 from restlm.data.examples import Example
 from restlm.errors import AwaitingRatings, DataError, RestlmError
 from restlm.rewards.base import Reward
-from restlm.atomic_files import write_atomic
 
 FIELDS = ("id", "uid", "prompt", "output", "rating")
 PAIR_FIELDS = ("id", "uid", "prompt", "prompt_pair", "output", "rating")  # sentence pairs: both sentences

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from restlm import run_layout as layout
-from restlm.errors import RunDirError
 from restlm.atomic_files import read_jsonl
+from restlm.errors import RunDirError
 
 
 def _text(row: dict, width: int = 90) -> str:

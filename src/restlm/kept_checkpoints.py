@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 
 from restlm.atomic_files import replace_folder
-
 from restlm.runs import RunDir
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}

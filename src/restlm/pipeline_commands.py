@@ -117,11 +117,11 @@ def _lora(args) -> dict | None:
 # ---------------------------------------------------------------- sft and dpo
 def _run_trl(name: str, args, config_class) -> None:
     """Read the data, train the policy through TRL, write DIR: the model (HF format) and metrics.json."""
+    from restlm.atomic_files import staged_folder, write_json
     from restlm.data.completions import read_completions
     from restlm.data.preferences import read_preferences
-    from restlm.dpo import dpo
     from restlm.distributed import process_state
-    from restlm.atomic_files import staged_folder, write_json
+    from restlm.dpo import dpo
     from restlm.sft import sft
 
     cfg = config_from_args(config_class, args, lora=None)  # a policy carries its own LoRA
@@ -145,11 +145,11 @@ def _run_trl(name: str, args, config_class) -> None:
 # ---------------------------------------------------------------- ppo
 def _run_ppo(args) -> None:
     """Check every input, train, write DIR: metrics.jsonl, evaluations.jsonl, policy/ and report.md."""
+    from restlm.atomic_files import staged_folder, write_atomic, write_jsonl
     from restlm.data.prompts import read_prompts
     from restlm.ppo import PPO, PPOConfig
     from restlm.ppo.report import ppo_report_markdown
     from restlm.rewards import build_reward
-    from restlm.atomic_files import staged_folder, write_atomic, write_jsonl
 
     cfg = config_from_args(PPOConfig, args, lora=None, keep_best="proxy" if args.keep_best else None)
     if args.keep_best and not args.eval_prompts:

@@ -18,6 +18,8 @@ from typing import Callable
 
 import numpy as np
 
+from restlm import run_layout as layout
+from restlm.atomic_files import read_jsonl
 from restlm.config import RestConfig, TrainConfig
 from restlm.data.examples import Example
 from restlm.errors import ConfigError, NonFiniteError, RunDirError
@@ -27,13 +29,9 @@ from restlm.losses import LOSS_NEEDS
 from restlm.policies.base import Policy, TrainItem
 from restlm.rest_guards import GENERATIVE, GrowGuards
 from restlm.rewards.base import Reward, binarised
-from restlm import run_layout as layout
-from restlm.atomic_files import read_jsonl
 from restlm.runs import RunDir, StageRunner
 from restlm.thresholds import improve_masks
 from restlm.training import train_policy
-
-
 
 
 def stage_seed(seed: int, key: str) -> int:

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from restlm import run_layout as layout
+from restlm.atomic_files import read_jsonl
 from restlm.config import ExperimentConfig, to_dict
 from restlm.run_sections import sections_read
-from restlm.atomic_files import read_jsonl
 from restlm.runs import RunDir
 
 # The reference experiment (ALBERT on MRPC dev), shown beside ours.

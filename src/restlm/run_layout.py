@@ -84,6 +84,12 @@ def checkpoint_dir(key: str) -> Path:
 
 
 # ---- `restlm compare`: per seed a start stage, per (seed, method) a prefix and a final evaluation
+COMPARE_SUMMARY = "compare.json"  # the summary of a finished comparison (compare/summary.py)
+COMPARE_MARKDOWN, COMPARE_HTML, COMPARE_FIGURE = "compare.md", "compare.html", "proxy_vs_gold.png"
+COMPARE_OUTPUTS = (COMPARE_SUMMARY, COMPARE_MARKDOWN, COMPARE_HTML, COMPARE_FIGURE)
+"""What a finished comparison writes at the run's top level: stale once a method is rerun."""
+
+
 def compare_start(seed: int) -> str:
     """The start policy of every method of a seed (SFT on the references, or the pretrained model)."""
     return seed_stage(seed, "start")

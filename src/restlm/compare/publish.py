@@ -6,8 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
-from restlm.compare.report import FIGURE
+from restlm import run_layout as layout
 from restlm.atomic_files import write_atomic, write_json
+from restlm.compare.report import FIGURE
 
 COMPARED = ("proxy", "gold", "kl", "distinct2", "sampled_tokens", "wall_time_s")
 
@@ -22,8 +23,8 @@ def publish(compare_dir: str | Path, stem: str | Path, recorded: dict[str, dict]
             recorded_name: str = "", note: str = "") -> dict:
     """Write STEM.json (compare.json, each method with its `recorded` figures when given), STEM.md and STEM.png."""
     compare_dir, stem = Path(compare_dir), Path(stem)
-    summary = json.loads((compare_dir / "compare.json").read_text())
-    text = (compare_dir / "compare.md").read_text().replace(f"({FIGURE})", f"({stem.name}.png)")
+    summary = json.loads((compare_dir / layout.COMPARE_SUMMARY).read_text())
+    text = (compare_dir / layout.COMPARE_MARKDOWN).read_text().replace(f"({FIGURE})", f"({stem.name}.png)")
     if (compare_dir / FIGURE).exists():
         shutil.copyfile(compare_dir / FIGURE, stem.with_suffix(".png"))
     if recorded is not None:

@@ -6,20 +6,21 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from restlm import run_layout as layout
+from restlm.atomic_files import write_atomic, write_bytes_atomic
 from restlm.report.html import markdown_to_html
 from restlm.report.tables import markdown_table
-from restlm.atomic_files import write_atomic, write_bytes_atomic
 
-FIGURE = "proxy_vs_gold.png"
+FIGURE = layout.COMPARE_FIGURE
 
 
 def write_compare_report(folder: Path, summary: dict) -> dict[str, Path]:
     figure = proxy_gold_figure(folder / FIGURE, summary)
     text = compare_markdown(summary, FIGURE if figure else None)
-    md = write_atomic(folder / "compare.md", text)
+    md = write_atomic(folder / layout.COMPARE_MARKDOWN, text)
     page = markdown_to_html(text, f"restlm compare: {summary['task']} ({summary['data']})", folder,
                             {FIGURE} if figure else set())
-    return {"md": md, "html": write_atomic(folder / "compare.html", page)}
+    return {"md": md, "html": write_atomic(folder / layout.COMPARE_HTML, page)}
 
 
 def _number(value, digits: int = 4) -> str:

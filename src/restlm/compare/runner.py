@@ -19,6 +19,7 @@ import numpy as np
 from accelerate import Accelerator
 
 from restlm import run_layout as layout
+from restlm.atomic_files import write_json
 from restlm.config import ExperimentConfig, recorded_config, to_dict
 from restlm.errors import ConfigError, RunDirError
 from restlm.guards import distinct_n, exact_kl_to_reference, kl_to_reference
@@ -26,7 +27,6 @@ from restlm.kept_checkpoints import shrink_checkpoints
 from restlm.methods import MethodRun, build_method, in_run_order
 from restlm.methods.sft import fine_tune, metrics_only
 from restlm.methods.variants import check_variants, config_for
-from restlm.atomic_files import write_json
 from restlm.runs import RunDir, StageRunner
 from restlm.tasks import build_task
 
@@ -123,6 +123,9 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
         for seed in range(settings.seeds):
             for name in settings.rerun:
                 run.forget(layout.method_prefix(seed, name))
+        if settings.rerun and run.is_main:  # the old summary no longer holds: rewritten when the rerun ends
+            for name in layout.COMPARE_OUTPUTS:
+                (run.path / name).unlink(missing_ok=True)
         accelerator.wait_for_everyone()  # no process may read what the main one is still deleting
     else:
         run.create(settings.recorded(), inputs)
@@ -132,7 +135,7 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
             _run_seed(run, task, settings, methods, keys, seed, policy if seed == 0 else task.new_policy(seed))
         summary = summarise_compare(run, task, settings, keys)
         if run.is_main:
-            write_json(run.path / "compare.json", summary)
+            write_json(run.path / layout.COMPARE_SUMMARY, summary)
             write_compare_report(run.path, summary)
         return summary
     finally:

@@ -30,7 +30,9 @@ def apply_lora(model, cfg: dict | None, task_type: str):
     if cfg is None:
         return model
     from peft import LoraConfig, get_peft_model
-    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_TARGETS
+    from peft.utils.constants import (
+        TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_TARGETS,
+    )
 
     unknown = set(cfg) - LORA_KEYS
     if unknown:
@@ -71,8 +73,8 @@ class LoraCheckpoints:
     def save(self, path: Path) -> None:
         if not is_lora(self.unwrapped):
             return super().save(path)
-        from restlm.policies.base import require_finite_weights
         from restlm.atomic_files import replace_folder
+        from restlm.policies.base import require_finite_weights
 
         def write(folder: Path) -> None:
             write_merged(self.unwrapped, self.tokenizer, folder)
@@ -106,8 +108,8 @@ def save_merged(model, tokenizer, path: Path) -> None:
     leaves the old folder whole. For one process; policies save through `LoraCheckpoints.save`,
     which also keeps the adapter. A command's `--out` is refused when not empty before this is reached.
     """
-    from restlm.policies.base import require_finite_weights
     from restlm.atomic_files import replace_folder
+    from restlm.policies.base import require_finite_weights
 
     require_finite_weights(model, path)
     replace_folder(Path(path), lambda folder: write_merged(model, tokenizer, folder))

@@ -18,11 +18,11 @@ import torch
 from accelerate.utils import gather_object
 from torch import nn
 
+from restlm.atomic_files import write_jsonl
 from restlm.data.examples import Example
 from restlm.errors import ConfigError, RestlmError
 from restlm.policies.lora import apply_lora, is_lora
 from restlm.rewards.base import Reward
-from restlm.atomic_files import write_jsonl
 
 
 class OnlineRL(ABC):

@@ -23,7 +23,7 @@ def summarise(compare_dir: str | Path, resamples: int = 2000) -> dict:
     from restlm.tasks import build_task
 
     folder = Path(compare_dir)
-    compare = json.loads((folder / "compare.json").read_text())
+    compare = json.loads((folder / layout.COMPARE_SUMMARY).read_text())
     stages = json.loads((folder / "state.json").read_text())["stages"]
     task = build_task(recorded_config(json.loads((folder / "config.json").read_text())["experiment"]), None)
     task.load_data()

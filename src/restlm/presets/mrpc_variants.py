@@ -20,7 +20,7 @@ def summarise(compare_dir: str | Path) -> dict:
     from restlm.presets.generation_speed import machine
 
     folder = Path(compare_dir)
-    compare = json.loads((folder / "compare.json").read_text())
+    compare = json.loads((folder / layout.COMPARE_SUMMARY).read_text())
     stages = json.loads((folder / "state.json").read_text())["stages"]
     experiment = json.loads((folder / "config.json").read_text())["experiment"]
     variants = experiment["variants"]

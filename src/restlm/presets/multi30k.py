@@ -20,13 +20,13 @@ import torch
 from accelerate import Accelerator
 
 from restlm import run_layout as layout
+from restlm.atomic_files import read_jsonl
 from restlm.config import ExperimentConfig, load_config
 from restlm.data.examples import Example
 from restlm.experiment import Experiment
 from restlm.presets import publish
 from restlm.presets.generation_speed import plain_generate
 from restlm.rest import ReST
-from restlm.atomic_files import read_jsonl
 from restlm.tasks import build_task
 
 METRICS = ["dev_reward", "dev_bleu", "dev_chrf", "test_bleu", "test_chrf", "iwslt_bleu", "iwslt_chrf"]

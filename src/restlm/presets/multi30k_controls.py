@@ -36,7 +36,7 @@ def load(folder: Path):
     from restlm.config import recorded_config
     from restlm.tasks import build_task
 
-    compare = json.loads((folder / "compare.json").read_text())
+    compare = json.loads((folder / layout.COMPARE_SUMMARY).read_text())
     stages = json.loads((folder / "state.json").read_text())["stages"]
     task = build_task(recorded_config(json.loads((folder / "config.json").read_text())["experiment"]), None)
     task.load_data()
@@ -53,7 +53,7 @@ def summarise(out: str | Path, resamples: int = 2000) -> dict:
     out, rows, gold = Path(out), [], {}  # gold: row name -> (test, iwslt) row-functions per seed
     commands, sizes = {}, {}
     for start in STARTS:
-        if not (out / start / "compare.json").exists():
+        if not (out / start / layout.COMPARE_SUMMARY).exists():
             continue
         compare, records, task = load(out / start)
         commands[start] = compare["command"]

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
+from restlm.atomic_files import write_atomic, write_json
 from restlm.data.splits import train_eval_split
 from restlm.reward_models.bradley_terry import RewardTrainConfig
 from restlm.reward_models.fitting import load_hh_split, run_reward_model
-from restlm.atomic_files import write_atomic, write_json
 
 LORA = {"r": 16, "alpha": 32, "dropout": 0.0}
 # backbone -> (model, LoRA options, candidate training settings); LoRA trains few weights: larger steps

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from restlm.atomic_files import write_atomic, write_json
 from restlm.errors import RestlmError
 from restlm.reward_models.bradley_terry import RewardTrainConfig
 from restlm.reward_models.fitting import (
@@ -26,7 +27,6 @@ from restlm.reward_models.fitting import (
     run_reward_model,
 )
 from restlm.reward_models.probe_runs import run_probe_model
-from restlm.atomic_files import write_atomic, write_json
 
 # name -> (model, LoRA options, training config, ensemble members); LoRA trains few weights, so it takes a larger step
 PRESETS = {

@@ -15,12 +15,22 @@ import json
 import sys
 from pathlib import Path
 
-
-from restlm.cli_flags import ArgumentParser, add_dataclass_flags, config_from_args, finite_float
-from restlm.errors import ConfigError, RestlmError
-from restlm.reward_models.fitting import (HH_PAIRS, LORA, load_hh_split, run_reward_ensemble,
-                                          run_reward_model)
 from restlm.atomic_files import staged_folder
+from restlm.cli_flags import (
+    ArgumentParser,
+    add_dataclass_flags,
+    config_from_args,
+    finite_float,
+)
+from restlm.errors import ConfigError, RestlmError
+from restlm.reward_models.fitting import (
+    HH_PAIRS,
+    LORA,
+    load_hh_split,
+    run_reward_ensemble,
+    run_reward_model,
+)
+
 
 def main_reward_model(argv: list[str] | None = None) -> int:
     """`restlm reward-model ...`: train, evaluate and save one Bradley-Terry reward model."""

@@ -63,8 +63,8 @@ class RewardEnsemble:
 
     def save(self, path: str | Path) -> None:
         """Each member into path/member_I, then ENSEMBLE_FILE (main process only under several processes)."""
-        from restlm.distributed import process_state
         from restlm.atomic_files import write_json
+        from restlm.distributed import process_state
 
         path = Path(path)
         names = [f"member_{i}" for i in range(len(self.members))]

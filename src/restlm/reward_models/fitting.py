@@ -155,8 +155,8 @@ def saved_training_metrics(path: Path) -> dict:
 
 
 def write_metrics(out: str | Path, metrics: dict) -> None:
-    from restlm.distributed import process_state
     from restlm.atomic_files import write_json
+    from restlm.distributed import process_state
 
     state = process_state()
     if state.is_main_process:

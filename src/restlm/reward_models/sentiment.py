@@ -61,8 +61,8 @@ def train_sentiment_model(train: Sequence[Example], eval_examples: Sequence[Exam
     """
     from accelerate import Accelerator
 
-    from restlm.config import TrainConfig
     from restlm.atomic_files import write_json
+    from restlm.config import TrainConfig
     from restlm.policies.base import TrainItem
     from restlm.policies.classifier import ClassifierPolicy
     from restlm.training import train_policy

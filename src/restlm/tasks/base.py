@@ -8,13 +8,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from restlm.atomic_files import fingerprint
 from restlm.config import ExperimentConfig
 from restlm.data.examples import Example
 from restlm.errors import ConfigError
 from restlm.policies.base import Policy, TrainItem
-from restlm.atomic_files import fingerprint
 from restlm.runs import RunDir
-
 
 TASKS: dict[str, type[Task]] = {}
 """every registered task class by its config name (`task: NAME`)"""

@@ -69,8 +69,8 @@ class SentimentTask(Task):
 
     def _classifier(self, role: str) -> dict:
         """The classifier's folder and held-out accuracy, trained there first when missing."""
-        from restlm.reward_models.sentiment import train_sentiment_role
         from restlm.atomic_files import staged_folder
+        from restlm.reward_models.sentiment import train_sentiment_role
 
         path = self._path(role)
         if not (path / "config.json").exists():
