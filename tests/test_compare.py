@@ -133,6 +133,8 @@ def test_every_method_runs_on_a_users_task_and_is_reported(finished):
     text = (finished / "compare.md").read_text()
     assert "| ppo |" in text and "proxy_vs_gold.png" in text
     assert "exact over the vocabulary at each (never negative)" in text
+    machine = json.loads((finished / layout.COMPARE_SUMMARY).read_text())["machine"]
+    assert "torch threads" in machine and f"Machine: {machine}" in text
     assert (finished / "proxy_vs_gold.png").stat().st_size > 1000
     assert "data:image/png;base64," in (finished / "compare.html").read_text()
 

@@ -51,6 +51,8 @@ def compare_markdown(summary: dict, figure: str | None) -> str:
              f"KL {_KL_MEANING[_kl_estimator(summary)]}.", ""]
     if summary.get("command"):
         lines += [f"Command: `{summary['command']}`", ""]
+    if summary.get("machine"):  # summaries before session 19 have none
+        lines += [f"Machine: {summary['machine']}", ""]
     rows = [[m["method"], _number(m["proxy"]), _number(m["gold"]), _interval(m["gold_ci95"]).replace("+", ""),
              _interval(m["gold_minus_rest_ci95"]), _interval(m.get("gold_minus_sft_ci95")), _number(m["kl"], 3),
              _number(m["distinct2"], 3),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from restlm import run_layout as layout
+from restlm.machine import machine
 from restlm.methods import in_run_order
 from restlm.stats import nested_bootstrap
 
@@ -38,7 +39,7 @@ def summarise_compare(run, task, settings, keys: tuple[str, str, str]) -> dict:
                 entry.update({f"gold_minus_{baseline}": diff["diff"], f"gold_minus_{baseline}_ci95": diff["ci95"]})
         methods.append(entry)
     selection, proxy, gold = keys
-    return {"command": settings.command,
+    return {"command": settings.command, "machine": machine(),
             "task": task.config.task, "data": task.data_name(), "model": task.config.model.name,
             "seeds": settings.seeds, "heldout_inputs": rows, "budget": settings.budget, "eval_samples": settings.eval_samples,
             "metrics": {"selection": selection, "proxy": proxy, "gold": gold},

@@ -18,7 +18,7 @@ REST_VARIANTS, GROUP_METHODS = ("rest", "rest_em"), ("grpo", "rloo")
 def summarise(compare_dir: str | Path, resamples: int = 2000) -> dict:
     """The benchmark's summary of a comparison directory (compare.json, state.json, config.json)."""
     from restlm.config import recorded_config
-    from restlm.presets.generation_speed import machine
+    from restlm.machine import machine
     from restlm.rewards import build_reward
     from restlm.tasks import build_task
 

@@ -8,15 +8,14 @@ GFLOP/s in float32 and bf16 are measured in the same run, for the share of the p
 """
 from __future__ import annotations
 
-import platform
 import statistics
-import subprocess
 import time
 
 import torch
 from accelerate import Accelerator
 
 from restlm.config import GenerationConfig, load_config
+from restlm.machine import machine
 from restlm.precision import matmul_gflops
 from restlm.rewards.generation import corpus_chrf
 from restlm.tasks import build_task
@@ -29,17 +28,6 @@ ENGINES = {  # name -> generation settings
     "ctranslate2 int8": GenerationConfig(engine="ctranslate2", compute_type="int8"),
     "ctranslate2 float32": GenerationConfig(engine="ctranslate2", compute_type="float32"),
 }
-
-
-def machine() -> str:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        lscpu = ""
-    fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
-    flags = [f for f in fields.get("Flags", "").split() if f.startswith(("avx512_bf16", "amx", "avx512f", "avx2"))]
-    return (f"{platform.node()}: {fields.get('Model name', platform.processor()).strip()}, "
-            f"{torch.get_num_threads()} torch threads, flags {' '.join(flags) or 'none listed'}")
 
 
 @torch.no_grad()

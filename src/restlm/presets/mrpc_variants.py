@@ -17,7 +17,7 @@ GRID = ("rest", "rest_n1000")  # ReST as configured, and at N=1000
 
 def summarise(compare_dir: str | Path) -> dict:
     """The benchmark's summary of a comparison directory (compare.json, state.json, config.json)."""
-    from restlm.presets.generation_speed import machine
+    from restlm.machine import machine
 
     folder = Path(compare_dir)
     compare = json.loads((folder / layout.COMPARE_SUMMARY).read_text())

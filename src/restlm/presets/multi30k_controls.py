@@ -47,7 +47,7 @@ def load(folder: Path):
 
 def summarise(out: str | Path, resamples: int = 2000) -> dict:
     """The rows of both directories, their paired differences and the issue's goal."""
-    from restlm.presets.generation_speed import machine
+    from restlm.machine import machine
     from restlm.tasks.translation import OUT_OF_DOMAIN
 
     out, rows, gold = Path(out), [], {}  # gold: row name -> (test, iwslt) row-functions per seed

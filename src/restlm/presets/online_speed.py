@@ -17,9 +17,9 @@ from accelerate import Accelerator
 
 from restlm.config import load_config
 from restlm.config.grpo import GRPOConfig
+from restlm.machine import machine
 from restlm.ppo.grpo import GRPO
 from restlm.precision import bf16_pays
-from restlm.presets.generation_speed import machine
 from restlm.tasks import build_task
 
 DTYPES = ("float32", "bfloat16")

@@ -38,7 +38,7 @@ def run(runs: Path, data: str | None, procedures: list[str], command: str, model
     """Features of each backbone the procedures need (cached in `runs`), then each procedure's nested CV.
 
     models: a backbone's model when not its name (tests: tiny random ones)."""
-    from restlm.presets.generation_speed import machine
+    from restlm.machine import machine
     from restlm.reward_models.fitting import HH_PAIRS, both_responses, load_hh_pairs
     from restlm.reward_models.model import RewardModel
     from restlm.reward_models.probe import layer_count

@@ -17,11 +17,11 @@ from restlm.config import TrainConfig
 from restlm.data.glue import read_mrpc
 from restlm.data.location import data_root
 from restlm.data.parallel import load_multi30k
+from restlm.machine import machine
 from restlm.policies.base import TrainItem
 from restlm.policies.classifier import ClassifierPolicy
 from restlm.policies.generative_loading import load_generative_policy
 from restlm.precision import bf16_pays, matmul_gflops
-from restlm.presets.generation_speed import machine
 from restlm.training import train_policy
 
 DTYPES = ("float32", "bfloat16")
