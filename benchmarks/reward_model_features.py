@@ -21,16 +21,25 @@ from restlm.presets.reward_model_features import PROCEDURES, markdown, run
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def chosen_procedures(names: str | None) -> list[str]:
+    """The rows --procedures names (every one without it); ValueError naming any unknown one."""
+    procedures = list(PROCEDURES) if names is None else [p.strip() for p in names.split(",") if p.strip()]
+    if unknown := [p for p in procedures if p not in PROCEDURES]:
+        raise ValueError(f"--procedures: unknown {', '.join(map(repr, unknown))}; known: {', '.join(PROCEDURES)}")
+    return procedures
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--procedures", default=",".join(PROCEDURES), help="comma-separated rows to run")
+    parser.add_argument("--procedures", default=None, help="comma-separated rows to run (default: every one)")
     parser.add_argument("--data", default=None, help="a preference-pairs JSONL (default HH-RLHF helpful-base)")
     parser.add_argument("--runs", default=str(ROOT / "benchmarks/runs/reward_model_features"), help="feature cache")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/reward_model_features"), help="results stem")
     args = parser.parse_args(argv)
-    procedures = [p.strip() for p in args.procedures.split(",") if p.strip()]
-    if unknown := [p for p in procedures if p not in PROCEDURES]:
-        parser.error(f"--procedures: unknown {', '.join(map(repr, unknown))}; known: {', '.join(PROCEDURES)}")
+    try:
+        procedures = chosen_procedures(args.procedures)
+    except ValueError as error:
+        parser.error(str(error))  # one line, exit 2
     summary = run(Path(args.runs), args.data, procedures, " ".join(["python", "benchmarks/reward_model_features.py",
                                                                      *argv]))
     write_json(Path(args.out + ".json"), summary)

@@ -29,9 +29,9 @@ PROCEDURES = {
     "smollm2 last": [("smollm2", ("last",), ())],
     "smollm2 mean": [("smollm2", ("mean",), ())],
     "smollm2 last+mean+logp+length": [("smollm2", ("last", "mean"), ("logp", "length"))],
-    "both, ensemble": [("minilm", ("last", "mean"), ("length",)), ("smollm2", ("last", "mean"), ("logp", "length"))],
+    "both ensemble": [("minilm", ("last", "mean"), ("length",)), ("smollm2", ("last", "mean"), ("logp", "length"))],
 }
-HEADLINE = "both, ensemble"  # fixed before any result (NOTES, session 18); the others are its ablations
+HEADLINE = "both ensemble"  # fixed before any result (NOTES, session 18); the others are its ablations
 
 
 def run(runs: Path, data: str | None, procedures: list[str], command: str, models: dict | None = None) -> dict:
