@@ -16,6 +16,7 @@ from restlm.errors import RestlmError
 from restlm.guards import (
     distinct_n,
     exact_kl_to_reference,
+    kl_estimates,
     flag_divergence,
     kl_to_reference,
     mean_token_entropy,
@@ -127,6 +128,10 @@ def test_exact_kl_matches_a_hand_forward_pass_and_is_never_negative():
     value = exact_kl_to_reference(policy, reference, PROMPTS, OUTPUTS, batch_size=2)
     assert value == pytest.approx(np.mean(per_sample), rel=1e-5)
     assert exact_kl_to_reference(policy, policy, PROMPTS, OUTPUTS) == pytest.approx(0.0, abs=1e-6)
+    # the sampled estimate from the same pass is kl_to_reference's (each policy's own log_probs)
+    _, sampled = kl_estimates(policy, reference, PROMPTS, OUTPUTS, batch_size=2)
+    # (batched differently: its log-probs differ by padding, about 1e-6 each)
+    assert sampled == pytest.approx(kl_to_reference(policy, reference, PROMPTS, OUTPUTS), abs=1e-5)
     with pytest.raises(RestlmError, match="at least one"):
         exact_kl_to_reference(policy, reference, [], [])
 
@@ -143,6 +148,8 @@ def test_exact_kl_of_classifiers_over_the_labels(tiny_model_dir):
     by_hand = (log_p.exp() * (log_p - log_q)).sum(-1).mean().item()
     assert by_hand > 0
     assert exact_kl_to_reference(policy, reference, examples, [0, 1]) == pytest.approx(by_hand, rel=1e-6)
+    _, sampled = kl_estimates(policy, reference, examples, [0, 1])
+    assert sampled == pytest.approx(kl_to_reference(policy, reference, examples, [0, 1]), rel=1e-6)
 
 
 def test_the_report_names_the_kl_of_old_records():

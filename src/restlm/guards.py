@@ -30,8 +30,8 @@ def distinct_n(samples: Sequence[str], n: int) -> float:
 
 def _output_log_softmax(policies, examples: Sequence[Example], outputs: Sequence[str], batch_size: int):
     """Per batch of the given outputs: each policy's float32 log-softmax of its next-token logits at every
-    position (a list, one per policy, each (batch, length, vocab)) and the mask of the output tokens. Each policy
-    runs its own token pass (`output_logits`), without gradients; causal and seq2seq policies."""
+    position (a list, one per policy, each (batch, length, vocab)) and the labels (-100 off the output tokens).
+    Each policy runs its own token pass (`output_logits`), without gradients; causal and seq2seq policies."""
     if len(examples) != len(outputs):
         raise RestlmError(f"{len(examples)} examples but {len(outputs)} outputs")
     for policy in policies:
@@ -44,38 +44,50 @@ def _output_log_softmax(policies, examples: Sequence[Example], outputs: Sequence
             items = [TrainItem(e, o) for e, o in zip(examples[start : start + batch_size], outputs[start : start + batch_size])]
             batch = {k: v.to(first.accelerator.device) for k, v in first.collate(items).items()}
             passes = [policy.output_logits(policy.unwrapped, batch) for policy in policies]
-            yield [torch.log_softmax(logits.float(), dim=-1) for logits, _ in passes], passes[0][1] != -100
+            yield [torch.log_softmax(logits.float(), dim=-1) for logits, _ in passes], passes[0][1]
 
 
 def mean_token_entropy(policy, examples: Sequence[Example], outputs: Sequence[str], batch_size: int = 8) -> float:
     """Mean over all output tokens (EOS included) of the entropy, in nats, of the policy's
     next-token distribution where each token was chosen. Causal and seq2seq policies."""
     total, count = 0.0, 0
-    for (log_p,), mask in _output_log_softmax([policy], examples, outputs, batch_size):
+    for (log_p,), labels in _output_log_softmax([policy], examples, outputs, batch_size):
+        mask = labels != -100
         entropy = -(log_p.exp() * log_p).sum(-1)
         total += entropy[mask].sum().item()
         count += int(mask.sum())
     return total / max(count, 1)
 
 
-def exact_kl_to_reference(policy, reference, examples: Sequence[Example], outputs: Sequence, batch_size: int = 8
-                          ) -> float:
-    """Mean over samples of the sum, over each output's positions (EOS included), of the exact
-    KL(policy || reference) between the two next-token distributions there; for a classifier, the exact KL
-    between the two label distributions of each input (its `outputs` are not read).
+def kl_estimates(policy, reference, examples: Sequence[Example], outputs: Sequence, batch_size: int = 8
+                 ) -> tuple[float, float]:
+    """(exact, sampled) estimates of KL(policy || reference) from one token pass of each over the given outputs.
 
-    Like `kl_to_reference` an unbiased estimate of the sequence-level KL when the outputs were sampled from
-    `policy`, but each position's term is summed over the vocabulary rather than read at the sampled token: it is
-    never negative and varies far less (a sampled log-ratio over a few samples can be below 0)."""
+    exact: the mean over samples of the sum, over each output's positions (EOS included), of the KL between the
+    two next-token distributions there (for a classifier, between the two label distributions of each input).
+    sampled: `kl_to_reference`'s mean log-ratio at the sampled tokens (labels). Both are unbiased estimates of the
+    sequence-level KL when the outputs were sampled from `policy`, but the exact one sums each position's term
+    over the vocabulary rather than reading it at the sampled token: it is never negative and varies far less
+    (a sampled log-ratio over a few samples can be below 0)."""
     if not outputs:
         raise RestlmError("KL to the reference needs at least one sample")
     if getattr(policy, "kind", None) == "classifier":
         log_p, log_q = (torch.log_softmax(p.logits(examples).float(), -1) for p in (policy, reference))
-        return float((log_p.exp() * (log_p - log_q)).sum(-1).mean())
-    per_sample = []
-    for (log_p, log_q), mask in _output_log_softmax([policy, reference], examples, outputs, batch_size):
-        per_sample += ((log_p.exp() * (log_p - log_q)).sum(-1) * mask).sum(-1).tolist()
-    return float(np.mean(per_sample))
+        labels = torch.tensor(list(outputs)).unsqueeze(-1)
+        sampled = (log_p.gather(-1, labels) - log_q.gather(-1, labels)).mean()
+        return float((log_p.exp() * (log_p - log_q)).sum(-1).mean()), float(sampled)
+    exact, sampled = [], []
+    for (log_p, log_q), labels in _output_log_softmax([policy, reference], examples, outputs, batch_size):
+        mask = labels != -100
+        exact += ((log_p.exp() * (log_p - log_q)).sum(-1) * mask).sum(-1).tolist()
+        sampled += (policy._gather(log_p, labels)[0] - policy._gather(log_q, labels)[0]).sum(-1).tolist()
+    return float(np.mean(exact)), float(np.mean(sampled))
+
+
+def exact_kl_to_reference(policy, reference, examples: Sequence[Example], outputs: Sequence, batch_size: int = 8
+                          ) -> float:
+    """The exact estimate of `kl_estimates` alone."""
+    return kl_estimates(policy, reference, examples, outputs, batch_size)[0]
 
 
 def kl_to_reference(policy, reference, examples: Sequence[Example], outputs: Sequence) -> float:

@@ -22,7 +22,7 @@ from restlm import run_layout as layout
 from restlm.atomic_files import write_json
 from restlm.config import ExperimentConfig, recorded_config, to_dict
 from restlm.errors import ConfigError, RunDirError
-from restlm.guards import distinct_n, exact_kl_to_reference, kl_to_reference
+from restlm.guards import distinct_n, kl_estimates
 from restlm.kept_checkpoints import shrink_checkpoints
 from restlm.methods import MethodRun, build_method, in_run_order
 from restlm.methods.sft import fine_tune, metrics_only
@@ -256,11 +256,11 @@ def _final(task, policy, reference, name: str, record: dict, keys: tuple[str, st
     gold_scores = task.gold_scores(policy, examples, outputs)
     # the table's gold and its intervals come from the same outputs: these (the bootstraps use gold_of_rows too)
     gold = task.gold_of_rows(examples, outputs, gold_scores)(np.arange(len(examples)))
+    # `kl` exact at each sampled position (never negative); `kl_sampled` the log-ratio at the sampled tokens, the
+    # only one a record made before session 19 has (as its `kl`); one token pass of each model for both
+    kl, kl_sampled = kl_estimates(policy, reference, repeated, sampled) if reference is not None else (0.0, 0.0)
     return {"method": name, **kept, "proxy": chosen[keys[0]], "gold": gold, "gold_at_chosen_step": chosen[keys[1]],
-            # `kl` exact at each sampled position (never negative); `kl_sampled` the log-ratio at the sampled
-            # tokens, the only one a record made before session 19 has (as its `kl`)
-            "kl": exact_kl_to_reference(policy, reference, repeated, sampled) if reference is not None else 0.0,
-            "kl_sampled": kl_to_reference(policy, reference, repeated, sampled) if reference is not None else 0.0,
+            "kl": kl, "kl_sampled": kl_sampled,
             "distinct2": distinct_n(sampled, 2) if strings else None,
             "heldout_outputs": outputs, "gold_scores": gold_scores, "other_heldout_outputs": other,
             "final_eval_s": time.perf_counter() - started, "start_metrics": metrics_only(record["steps"][0])}
