@@ -1,6 +1,7 @@
-"""`restlm compare` end to end on tiny models: every method on a user's own prompts task with a
-reward function written here, resume after SIGKILL with identical results, carrying a finished
-method from another directory, and the refusals (one line, exit 2, nothing written)."""
+"""`restlm compare` end to end on tiny models: every method on a user's own prompts task with their
+reward function (compare_user.py), resume after SIGKILL with identical results, carrying a finished
+method from another directory, --rerun, and the refusals (one line, exit 2, nothing written). Plugins:
+test_compare_plugins.py; `restlm run` of one method: test_run_method.py."""
 from __future__ import annotations
 
 import json
@@ -12,52 +13,17 @@ import time
 from pathlib import Path
 
 import pytest
-
+from compare_user import METHODS, without_times, write_user_folder
 from helpers import cli_env, restlm_cmd, safetensors_dtypes, stderr_lines
+
 from restlm import cli
 from restlm import run_layout as layout
-from tiny_models import save_tiny
-
-REWARDS = '''
-def length_match(examples, outputs):
-    """1 when the output has as many words as the row's `words` column asks, less 0.25 per word off."""
-    return [max(0.0, 1 - 0.25 * abs(len(o.split()) - int(e.meta["words"]))) for e, o in zip(examples, outputs)]
-
-
-def short(examples, outputs):
-    return [1.0 / (1 + len(o.split())) for o in outputs]
-'''
-PROMPTS = [("the cat", 2), ("a dog", 3), ("the bird", 1), ("a fish", 2), ("the mat", 3), ("a tree", 1),
-           ("the sun", 2), ("a cup", 1)]
-TASK = """task: prompts
-model: {name: model, max_length: 32}
-prompts: {train: train.jsonl, dev: dev.jsonl, test: test.jsonl, prompt_column: question, extra_columns: [words],
-          max_new_tokens: 5, gold: "compare_rewards:short"}
-rest: {reward: "compare_rewards:length_match", original_data: none, grow_steps: 1, improve_steps: 2, grow_sizes: [6],
-       samples_per_input: 4, sampling: sample, guard_samples: 2, improve_learning_rate: 0.01}
-train: {batch_size: 4, eval_batch_size: 8, learning_rate: 0.01}
-ppo: {learning_rate: 0.001, total_steps: 3, batch_size: 2, mini_batch_size: 2, ppo_epochs: 1, max_new_tokens: 5,
-      eval_every: 1}
-grpo: {learning_rate: 0.001, total_steps: 2, batch_size: 2, samples_per_prompt: 2, mini_batch_size: 4,
-       max_new_tokens: 5, eval_every: 1}
-dpo: {learning_rate: 0.001, batch_size: 2, max_length: 256}
-baselines: {zero_shot: {backend: none}}
-run: {histograms: false, tensorboard: false}
-"""
-METHODS = "sft,rest,rest_em,ppo,grpo,dpo"
 
 
 @pytest.fixture(scope="module")
 def user_folder(tmp_path_factory) -> Path:
     """A user's folder: prompts with an extra column, their reward module, a task config, a tiny Llama."""
-    folder = tmp_path_factory.mktemp("compare_task")
-    for split, rows in (("train", PROMPTS), ("dev", PROMPTS[:3]), ("test", PROMPTS[3:])):
-        (folder / f"{split}.jsonl").write_text("".join(json.dumps({"question": f"write about {t}", "words": w}) + "\n"
-                                                       for t, w in rows))
-    (folder / "compare_rewards.py").write_text(REWARDS)
-    (folder / "task.yaml").write_text(TASK)
-    save_tiny(folder / "model")
-    return folder
+    return write_user_folder(tmp_path_factory.mktemp("compare_task"))
 
 
 def run_compare(folder: Path, out: Path, *extra: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -65,14 +31,6 @@ def run_compare(folder: Path, out: Path, *extra: str, timeout: float = 600) -> s
                           capture_output=True, text=True, timeout=timeout, env=cli_env())
 
 
-def without_times(value):
-    """compare.json without what differs between identical runs: clock times, memory, the command."""
-    if isinstance(value, dict):
-        return {k: without_times(v) for k, v in value.items()
-                if not (k.endswith("_s") or k in ("peak_memory_mb", "command", "carried_from", "eval_s"))}
-    if isinstance(value, list):
-        return [without_times(v) for v in value]
-    return value
 
 
 @pytest.fixture(scope="module")
@@ -253,11 +211,12 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(case, flags, expected,
 
 def test_a_method_that_cannot_train_the_tasks_policy_is_refused(tiny_model_dir, tiny_data, tmp_path, capfd):
     """PPO on a classifier: refused before anything is written (and a classification task has no held-out gold)."""
-    from restlm.config import load_config
-    from restlm.methods import build_method
-    from restlm.errors import ConfigError
-    from restlm.tasks import build_task
     from accelerate import Accelerator
+
+    from restlm.config import load_config
+    from restlm.errors import ConfigError
+    from restlm.methods import build_method
+    from restlm.tasks import build_task
 
     config = load_config(None, [f"model.name={tiny_model_dir}", "model.max_length=32", "data.source=file",
                                 f"data.train={tiny_data['train']}", f"data.dev={tiny_data['dev']}"])
@@ -284,90 +243,6 @@ def test_a_rerun_with_other_settings_is_refused(user_folder, finished, monkeypat
     assert (finished / "state.json").read_bytes() == before
 
 
-def test_the_readmes_new_method_is_one_file_and_runs_beside_the_others(user_folder, tmp_path, monkeypatch, capfd):
-    """The README's worked example of a new method, taken from the README itself: a file of the
-    user's own beside the task config, registered through the config's `plugins` key."""
-    import re
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    code = re.search(r"```python\n(# best_of_k\.py.*?)```", readme, re.S).group(1)
-    (user_folder / "best_of_k.py").write_text(code)
-    from restlm.methods import METHODS
-
-    try:
-        monkeypatch.chdir(user_folder)
-        monkeypatch.setattr(sys, "path", list(sys.path))
-        out = tmp_path / "out"
-        assert cli.main(["compare", "--task", "task.yaml", "--set", "plugins=[best_of_k]", "--out", str(out),
-                         "--methods", "sft,best_of_k", "--eval-samples", "2", "--bootstrap", "100"]) == 0, \
-            capfd.readouterr().err
-        methods = {m["method"]: m for m in json.loads((out / "compare.json").read_text())["methods"]}
-        record = methods["best_of_k"]["by_seed"][0]
-        assert [s["step"] for s in record["steps"]] == ["start", "trained"] and record["sampled_tokens"] > 0
-        assert "best_of_k" in (out / "compare.md").read_text()
-    finally:
-        METHODS.pop("best_of_k", None)
-        sys.modules.pop("best_of_k", None)
-
-
-PLUGIN_REFUSALS = [
-    ("missing", "", "'plugins[0]': no module 'my_plugin' beside the config file or in the working folder"),
-    ("raises", "raise RuntimeError('half written')\n", "'plugins[0]': my_plugin failed to import: RuntimeError: half written"),
-    ("imports a missing module", "import not_installed_anywhere\n",
-     "'plugins[0]': my_plugin: ModuleNotFoundError: No module named 'not_installed_anywhere'"),
-]
-
-
-@pytest.mark.parametrize("case, source, expected", PLUGIN_REFUSALS, ids=[c[0] for c in PLUGIN_REFUSALS])
-def test_a_plugin_that_does_not_import_is_one_line(case, source, expected, user_folder, tmp_path, monkeypatch, capfd):
-    if source:
-        (user_folder / "my_plugin.py").write_text(source)
-    monkeypatch.chdir(user_folder)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    out = tmp_path / "out"
-    capfd.readouterr()
-    try:
-        code = cli.main(["compare", "--task", "task.yaml", "--set", "plugins=[my_plugin]", "--out", str(out)])
-    finally:
-        sys.modules.pop("my_plugin", None)
-    lines = stderr_lines(capfd.readouterr().err)
-    assert code == 2 and len(lines) == 1 and expected in lines[0], lines
-    assert not out.exists()
-
-
-def test_a_plugin_registers_a_task_that_the_config_names(user_folder, monkeypatch):
-    from restlm.config import load_config
-    from restlm.tasks import TASKS
-
-    (user_folder / "shouting.py").write_text(
-        "from restlm.tasks.base import register_task\nfrom restlm.tasks.prompts import PromptsTask\n\n\n"
-        "@register_task('shouting')\nclass Shouting(PromptsTask):\n    pass\n")
-    monkeypatch.chdir(user_folder)
-    monkeypatch.setattr(sys, "path", [*sys.path, str(user_folder)])
-    try:
-        config = load_config("task.yaml", ["plugins=[shouting]", "task=shouting"])
-        assert config.task == "shouting" and TASKS["shouting"].__module__ == "shouting"
-    finally:
-        TASKS.pop("shouting", None)
-        sys.modules.pop("shouting", None)
-
-
-def test_restlm_run_runs_another_method_alone_and_resumes_it(user_folder, tmp_path, monkeypatch, capfd):
-    monkeypatch.chdir(user_folder)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    out = tmp_path / "rloo_run"
-    argv = ["run", "--config", "task.yaml", "--set", "method=rloo", "--set", "grpo.total_steps=2", "--output-dir", str(out)]
-    assert cli.main(argv) == 0, capfd.readouterr().err
-    first = json.loads((out / "compare.json").read_text())
-    assert [m["method"] for m in first["methods"]] == ["sft", "rloo"]
-    assert first["methods"][1]["by_seed"][0]["settings"]["advantage"] == "leave_one_out"
-    assert [s["step"] for s in first["methods"][1]["by_seed"][0]["steps"]] == ["start", "step 1", "step 2"]
-    state = (out / "state.json").read_bytes()
-    assert cli.main(["run", "--resume", str(out)]) == 0, capfd.readouterr().err  # finished: nothing runs again
-    assert (out / "state.json").read_bytes() == state
-    assert without_times(json.loads((out / "compare.json").read_text())) == without_times(first)
-
-
 def test_a_comparison_started_before_a_config_key_existed_still_resumes(user_folder, finished, tmp_path, monkeypatch,
                                                                           capfd):
     import shutil
@@ -383,30 +258,3 @@ def test_a_comparison_started_before_a_config_key_existed_still_resumes(user_fol
     assert cli.main(["compare", "--task", "task.yaml", "--out", str(out), "--methods", METHODS, "--seeds", "2",
                      "--eval-samples", "2", "--bootstrap", "200"]) == 0, capfd.readouterr().err
     assert (out / "state.json").read_bytes() == state  # nothing ran again
-
-
-def test_an_online_method_killed_mid_run_resumes_from_its_saved_step(user_folder, tmp_path):
-    """SIGKILL in the middle of GRPO's steps: the rerun continues from its last saved step (not from the
-    start) and ends with the results of a run that was never killed."""
-    argv = ["run", "--config", "task.yaml", "--set", "method=grpo", "--set", "grpo.total_steps=12",
-            "--set", "grpo.eval_every=1"]
-    whole = subprocess.run(restlm_cmd(*argv, "--output-dir", str(tmp_path / "whole")), cwd=user_folder, env=cli_env(),
-                           capture_output=True, text=True, timeout=600)
-    assert whole.returncode == 0, whole.stderr[-3000:]
-    out = tmp_path / "killed"
-    process = subprocess.Popen(restlm_cmd(*argv, "--output-dir", str(out)), cwd=user_folder, env=cli_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    saved = out / layout.online_state(layout.method_prefix(0, "grpo"))
-    deadline = time.time() + 300
-    while time.time() < deadline and not saved.exists():
-        time.sleep(0.02)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert saved.exists() and not (out / "compare.json").exists()
-    resumed = subprocess.run(restlm_cmd("run", "--resume", str(out)), cwd=user_folder, env=cli_env(),
-                             capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "grpo: resumed at step" in resumed.stdout
-    assert not saved.exists()
-    assert without_times(json.loads((out / "compare.json").read_text())) == \
-        without_times(json.loads((tmp_path / "whole" / "compare.json").read_text()))
