@@ -69,16 +69,9 @@ def test_two_processes_choose_the_same_step(runs):
 def ppo_runs(tmp_path_factory):
     """PPO on a user's prompts task with a tiny Llama, on two processes and on one. top_p near 0 makes every
     draw the most likely token, so both runs sample alike whatever their chunk seeds."""
-    from test_compare import PROMPTS, REWARDS, TASK
-    from tiny_models import save_tiny
+    from compare_user import write_user_folder
 
-    folder = tmp_path_factory.mktemp("ppo_distributed")
-    for split, rows in (("train", PROMPTS), ("dev", PROMPTS[:3]), ("test", PROMPTS[3:])):
-        (folder / f"{split}.jsonl").write_text("".join(json.dumps({"question": f"write about {t}", "words": w}) + "\n"
-                                                       for t, w in rows))
-    (folder / "compare_rewards.py").write_text(REWARDS)
-    (folder / "task.yaml").write_text(TASK)
-    save_tiny(folder / "model")
+    folder = write_user_folder(tmp_path_factory.mktemp("ppo_distributed"))
 
     def args(name):
         return ["run", "--config", str(folder / "task.yaml"), "--set", "method=ppo", "--set", "ppo.top_p=1e-6",
