@@ -5,7 +5,8 @@
 
 Two `restlm compare` runs of configs/compare_multi30k.yaml: from BC fine-tuned one epoch (`one_epoch/`) and from
 BC fine-tuned to its best dev epoch (`converged/`: train.patience, train.epochs the most). Both resume when rerun
-and add seeds. Writes benchmarks/results/multi30k_controls.{json,md} (restlm.presets.multi30k_controls).
+and add seeds. Writes benchmarks/results/multi30k_controls.{json,md} (restlm.presets.multi30k_controls), and the
+same rows as the `controls` key of benchmarks/results/multi30k_smollm2.json.
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def main(argv: list[str]) -> int:
             return code
     from restlm.presets.multi30k_controls import publish
 
-    publish(OUT, "benchmarks/results/multi30k_controls")
+    publish(OUT, "benchmarks/results/multi30k_controls", table="benchmarks/results/multi30k_smollm2")
     return 0
 
 

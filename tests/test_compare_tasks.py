@@ -103,7 +103,7 @@ def test_bc_matched_copies_rests_optimiser_steps_and_the_controls_summary_pairs_
     """The translation controls of ReST (benchmarks/multi30k_controls.py on a toy corpus): BC on the references
     alone for as many optimiser steps, at the same learning rates and KL anchor, as ReST's Improve steps, from a
     one-epoch start and from a start fine-tuned to its best dev epoch (`train.patience`); then the rows."""
-    from restlm.presets.multi30k_controls import summarise
+    from restlm.presets.multi30k_controls import publish, summarise
 
     from restlm.data.parallel import IWSLT14_VALID_LINES
 
@@ -164,6 +164,13 @@ def test_bc_matched_copies_rests_optimiser_steps_and_the_controls_summary_pairs_
         step = next(s for s in chosen["steps"] if s["step"] == chosen["chosen_step"])
         assert row["iwslt_bleu_mean"] == pytest.approx(step["iwslt_bleu"])
         assert (row["iwslt_diff_vs_bc_matched"] is None) == (name == control)
+    # the rows also land in the Table 1 file's `controls` key, the rest of that file kept
+    table = tmp_path / "multi30k_smollm2.json"
+    table.write_text(json.dumps({"rows": [{"G": 0}], "controls": "stale"}))
+    published = publish(tmp_path / "runs", tmp_path / "controls", table=table.with_suffix(""))
+    whole = json.loads(table.read_text())
+    assert whole["rows"] == [{"G": 0}] and whole["controls"]["methods"] == published["methods"]
+    assert json.loads((tmp_path / "controls.json").read_text())["goal"] == whole["controls"]["goal"]
     # without rest there is nothing to match: refused before anything is written
     out = tmp_path / "alone"
     capfd.readouterr()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import platform
 import sys
 import time
@@ -26,6 +27,7 @@ from restlm.data.examples import Example
 from restlm.experiment import Experiment
 from restlm.presets import publish
 from restlm.presets.generation_speed import plain_generate
+from restlm.presets.multi30k_controls import CONTROLS_KEY
 from restlm.rest import ReST
 from restlm.tasks import build_task
 
@@ -163,4 +165,7 @@ def main(args: argparse.Namespace, root: Path) -> None:
                "pretrained": {k: v[0] for k, v in pretrained.items()} if pretrained else None,
                "rows": rows, "goal": goal(rows), "benchmark_wall_time_s": time.perf_counter() - started,
                "notes": args.note}
+    kept = Path(args.out).with_suffix(".json")  # the controls' rows (presets/multi30k_controls.merge_into) stay
+    if kept.exists() and CONTROLS_KEY in (previous := json.loads(kept.read_text())):
+        summary[CONTROLS_KEY] = previous[CONTROLS_KEY]
     publish(args.out, summary, summary_markdown(summary))

@@ -10,8 +10,9 @@ Every row (gold: the task's corpus metric, BLEU as configs/compare_multi30k.yaml
 the test_2016_flickr corpus BLEU of the final greedy outputs (mean over seeds, 95% interval over seeds
 and sentences), IWSLT14 BLEU (out of domain, lower-cased), and paired differences against `bc_matched` of the same
 start and against `bc_converged` (the same sentences and seeds in both directories: paired). Written to
-benchmarks/results/multi30k_controls.{json,md}: a file of its own, so that rerunning the Table 1 benchmark
-(multi30k_smollm2.json, presets/multi30k.py) cannot overwrite it.
+benchmarks/results/multi30k_controls.{json,md}, and the rows (with the goal) as the `controls` key of the Table 1
+benchmark's multi30k_smollm2.json, where issue 19 asks for them; presets/multi30k.py keeps that key when it rewrites
+the file, so neither benchmark overwrites the other.
 """
 from __future__ import annotations
 
@@ -130,10 +131,27 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def publish(out: str | Path, results: str | Path) -> dict:
-    """Summarise the two directories under `out`; write RESULTS.json and RESULTS.md."""
+CONTROLS_KEY = "controls"  # in multi30k_smollm2.json
+
+
+def merge_into(table: str | Path, summary: dict) -> None:
+    """Set the `controls` key of the Table 1 results file `table` (.json) to these rows; the rest of it is kept.
+    Without that file (the Table 1 benchmark never ran here) it holds the controls alone."""
+    from restlm.atomic_files import write_json
+
+    table = Path(table).with_suffix(".json")
+    whole = json.loads(table.read_text()) if table.exists() else {}
+    whole[CONTROLS_KEY] = {key: summary[key] for key in ("machine", "commands", "sizes", "methods", "goal")}
+    write_json(table, whole)
+
+
+def publish(out: str | Path, results: str | Path, table: str | Path | None = None) -> dict:
+    """Summarise the two directories under `out`; write RESULTS.json and RESULTS.md, and the rows into `table`'s
+    `controls` key (merge_into) when it is given."""
     from restlm.presets import publish as write
 
     summary = summarise(out)
     write(results, summary, markdown(summary))
+    if table is not None:
+        merge_into(table, summary)
     return summary
