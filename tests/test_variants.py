@@ -124,6 +124,14 @@ def test_compare_runs_variants_beside_their_method_and_adds_new_ones_later(tiny_
         [(8, s["step"], s["dev_accuracy"]) for s in rest_steps]
     assert summary["goal"]["met"] is False  # one seed: the goal asks for five
     assert "| rest_all | rest: {\"original_data\": \"all\"} |" in markdown(summary)
+    # benchmarks/mrpc_smollm2_classifier.py's rows: one per method of each setting's comparison, MiniLM's beside
+    from restlm.presets import mrpc_backbones
+
+    backbones = mrpc_backbones.summarise({"full": out, "lora": tmp_path / "not_run"}, minilm=tmp_path / "results.json")
+    assert [(r["setting"], r["method"], r["dev_accuracy"]) for r in backbones["rows"]] == \
+        [("full", m["method"], m["dev_accuracy"]) for m in summary["methods"]]
+    assert backbones["minilm_sft"]["dev_accuracy"] == rows["sft"]["dev_accuracy"] and list(backbones["commands"]) == ["full"]
+    assert f"| full | rest | — | {backbones['rows'][0]['learning_rate']:g} |" in mrpc_backbones.markdown(backbones)
     # changing a variant that ran is refused, in one line
     task.write_text(yaml.safe_dump({"variants": {**variants, "rest_all": {"method": "rest"}}}))
     capfd.readouterr()
