@@ -143,3 +143,22 @@ def test_early_stopping_under_lora_keeps_only_the_adapters_and_restores_them(tmp
     assert kept and all("lora_" in k for k in kept)  # no copy of the frozen base
     stopping.restore_best()
     assert all(torch.equal(p, after_first[n]) for n, p in policy.model.named_parameters())
+
+
+def test_model_lora_rank_means_the_same_adapters_for_a_classifier_and_a_generative_policy(tiny_model_dir, tmp_path):
+    """`model.lora_rank` builds one LoRA setting (policies.lora.lora_of_rank: alpha twice the rank) for every
+    policy kind: a classifier's adapters once got alpha 16 whatever the rank, the generative ones 2 x rank."""
+    from restlm.config import load_config
+    from restlm.policies.lora import lora_of_rank
+    from restlm.tasks import build_task
+
+    assert lora_of_rank(None) is None and lora_of_rank(4) == {"r": 4, "alpha": 8}
+    policies = {"classification": build_task(load_config(None, [f"model.name={tiny_model_dir}", "model.lora_rank=4"]),
+                                             Accelerator()).new_policy(0),
+                "translation": build_task(load_config(None, ["task=translation", "model.lora_rank=4",
+                                                             f"model.name={save_tiny(tmp_path / 'llama')}"]),
+                                          Accelerator()).new_policy(0)}
+    for kind, policy in policies.items():
+        adapted = [m for m in policy.model.modules() if isinstance(getattr(m, "scaling", None), dict)]
+        scalings, ranks = {m.scaling["default"] for m in adapted}, {m.r["default"] for m in adapted}
+        assert scalings == {2.0} and ranks == {4}, kind

@@ -21,6 +21,7 @@ import numpy as np
 
 from restlm.cli_flags import ArgumentParser, add_dataclass_flags, config_from_args
 from restlm.errors import ConfigError, RestlmError
+from restlm.policies.lora import lora_of_rank
 
 SKIPPED = ("lora", "keep_best")  # lora: --lora-rank; keep_best: --keep-best (always the proxy)
 
@@ -105,13 +106,9 @@ def _load_policy(args, **settings):
         raise ConfigError("--prompt-template", f"must contain {{text}}: {args.prompt_template!r}")
     if args.lora_rank is not None and args.lora_rank < 1:
         raise ConfigError("--lora-rank", f"must be an integer >= 1, not {args.lora_rank}")
-    return CausalLMPolicy.from_pretrained(args.model, Accelerator(), lora=_lora(args),
+    return CausalLMPolicy.from_pretrained(args.model, Accelerator(), lora=lora_of_rank(args.lora_rank),
                                           prompt_template=args.prompt_template, system_prompt=args.system_prompt,
                                           **settings)
-
-
-def _lora(args) -> dict | None:
-    return None if args.lora_rank is None else {"r": args.lora_rank, "alpha": 2 * args.lora_rank, "dropout": 0.0}
 
 
 # ---------------------------------------------------------------- sft and dpo
@@ -135,7 +132,7 @@ def _run_trl(name: str, args, config_class) -> None:
                    "first_loss": stats.losses[0] if stats.losses else None,
                    "last_loss": stats.losses[-1] if stats.losses else None, "wall_time_s": stats.wall_time_s,
                    "rows_per_s": stats.rows_per_s, "prompt_template": args.prompt_template,
-                   "system_prompt": args.system_prompt, "lora": _lora(args), "config": dataclasses.asdict(cfg)}
+                   "system_prompt": args.system_prompt, "lora": lora_of_rank(args.lora_rank), "config": dataclasses.asdict(cfg)}
         write_json(folder / "metrics.json", metrics)
     if is_main:
         print(json.dumps({k: v for k, v in metrics.items() if k != "losses"}, indent=2))

@@ -19,6 +19,12 @@ LORA_KEYS = {"r", "alpha", "dropout", "target_modules", "modules_to_save"}
 _TARGETS = {"marian": ["q_proj", "v_proj"]}
 
 
+def lora_of_rank(rank: int | None) -> dict | None:
+    """The LoRA settings of `model.lora_rank` (and --lora-rank) for every policy kind: alpha twice the rank,
+    the usual choice; None (every weight trains) without a rank."""
+    return {"r": rank, "alpha": 2 * rank} if rank else None
+
+
 def apply_lora(model, cfg: dict | None, task_type: str):
     """Wrap `model` in LoRA adapters; only the adapters (and a classifier's head) stay trainable.
 

@@ -83,10 +83,11 @@ class Task(ABC):
         from accelerate.utils import set_seed
 
         from restlm.policies.generative_loading import load_generative_policy
+        from restlm.policies.lora import lora_of_rank
 
         set_seed(seed)
         model = self.config.model
-        lora = {"r": model.lora_rank, "alpha": 2 * model.lora_rank} if model.lora_rank else None
+        lora = lora_of_rank(model.lora_rank)
         policy = load_generative_policy(model.name, self.accelerator, lora=lora, prompt_template=section.prompt,
                                         system_prompt=section.system_prompt, max_length=model.max_length,
                                         max_new_tokens=section.max_new_tokens,

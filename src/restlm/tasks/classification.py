@@ -19,6 +19,7 @@ from restlm.data.sentence_pairs import COMMON_KEYS, SOURCE_KEYS, load_classifica
 from restlm.data.tabular import read_labelled
 from restlm.errors import ConfigError, DataError
 from restlm.policies.classifier import ClassifierPolicy
+from restlm.policies.lora import lora_of_rank
 from restlm import run_layout as layout
 from restlm.runs import RunDir
 from restlm.stats import classification_metrics
@@ -91,7 +92,7 @@ class ClassificationTask(Task):
     def new_policy(self, seed: int) -> ClassifierPolicy:
         set_seed(seed)  # the new classification head is drawn from this seed
         model = self.config.model
-        lora = {"r": model.lora_rank} if model.lora_rank else None
+        lora = lora_of_rank(model.lora_rank)
         names = label_names(self.config.data)  # saved as id2label, so pipeline() names the classes
         names = names if names is not None and len(names) == model.num_labels else None
         return ClassifierPolicy.from_pretrained(model.name, self.accelerator, model.num_labels, lora=lora,
