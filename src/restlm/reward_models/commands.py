@@ -54,8 +54,13 @@ def main_reward_model(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe-layers", type=_layer_list, metavar="L,L,...",
                         help="backbone depths the probe may read (default: about 8 spread over the backbone)")
     parser.add_argument("--probe-folds", type=int, default=5, help="cross-validation folds choosing the probe")
+    parser.add_argument("--probe-features", type=_feature_list, default=("last",), metavar="F,F,...",
+                        help="what the probe reads: last (the head's input), mean (the response's mean state), "
+                             "logp (its log-probability under a causal backbone), length; default last")
     add_dataclass_flags(parser, RewardTrainConfig)
     args = parser.parse_args(argv)
+    if args.probe_features != ("last",) and not args.probe:
+        parser.error("--probe-features: only with --probe")
     if args.probe and (args.lora or args.ensemble > 1):
         parser.error("--probe fits a head on a frozen backbone: it takes neither --lora nor --ensemble")
     try:
@@ -100,6 +105,15 @@ def _layer_list(text: str) -> list[int]:
     return layers
 
 
+def _feature_list(text: str) -> tuple[str, ...]:
+    from restlm.reward_models.probe_features import POOLS, SCALARS
+
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names or any(n not in (*POOLS, *SCALARS) for n in names) or len(set(names)) < len(names):
+        raise argparse.ArgumentTypeError(f"wants distinct names among {', '.join((*POOLS, *SCALARS))}, got {text!r}")
+    return tuple(names)
+
+
 def _run_probe_command(args, train, held_out, out: Path) -> dict:
     """run_probe_model for `restlm reward-model --probe`; a bad layer count is a ConfigError on its flag."""
     from restlm.errors import ConfigError
@@ -112,7 +126,12 @@ def _run_probe_command(args, train, held_out, out: Path) -> dict:
         if bad := [layer for layer in args.probe_layers if not 1 <= layer <= count]:
             raise ConfigError("--probe-layers", f"{bad} outside 1..{count}, the depth of {args.model}")
     try:
-        return run_probe_model(args.model, train, held_out, args.probe_layers, args.probe_folds, args.max_length, out)
+        from restlm.reward_models.probe_features import POOLS
+
+        pools = tuple(f for f in args.probe_features if f in POOLS)
+        scalars = tuple(f for f in args.probe_features if f not in POOLS)
+        return run_probe_model(args.model, train, held_out, args.probe_layers, args.probe_folds, args.max_length, out,
+                               pools=pools, scalars=scalars)
     except ValueError as error:  # too few pairs for the folds, a backbone a probe cannot read
         raise ConfigError("--probe", str(error)) from None
 

@@ -76,6 +76,10 @@ class RewardModel:
         if kind == "encoder":
             length = min(length, getattr(config, "max_position_embeddings", length))
         device = device or _default_device()
+        if saved.get("probe"):  # a probe on more than its head's input (feature_probe.py)
+            from restlm.reward_models.feature_probe import FeatureProbe
+
+            return FeatureProbe.read(model.to(device), tokenizer, kind, length, Path(path))
         return cls(apply_lora(model, lora, "SEQ_CLS").to(device), tokenizer, kind, length)
 
     @property
@@ -147,6 +151,10 @@ class RewardModel:
         self.model.train(was_training)
         return out
 
+    def settings(self) -> dict:
+        """What config.json records under SAVED_KEY, for `from_pretrained` to read back."""
+        return {"kind": self.kind, "max_length": self.max_length}
+
     def save(self, path: str | Path) -> None:
         """Write the model (LoRA merged) and tokenizer in HF format; config.json records kind and max_length.
 
@@ -155,7 +163,7 @@ class RewardModel:
         from restlm.distributed import process_state
         from restlm.policies.lora import save_merged
 
-        setattr(self.model.config, SAVED_KEY, {"kind": self.kind, "max_length": self.max_length})
+        setattr(self.model.config, SAVED_KEY, self.settings())
         state = process_state()
         if state.is_main_process:
             save_merged(self.model, self.tokenizer, Path(path))

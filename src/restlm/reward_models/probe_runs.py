@@ -18,7 +18,8 @@ from restlm.reward_models.fitting import both_responses, write_metrics
 
 def run_probe_model(model: str, train_pairs, eval_pairs, layers: Sequence[int] | None = None, folds: int = 5,
                     max_length: int | None = None, out: str | Path | None = None, nested_folds: int = 0,
-                    batch_size_eval: int = 16, features_cache: str | Path | None = None) -> dict:
+                    batch_size_eval: int = 16, features_cache: str | Path | None = None,
+                    pools: Sequence[str] = ("last",), scalars: Sequence[str] = ()) -> dict:
     """A linear-probe reward model of `model` (restlm.reward_models.probe), its metrics, saved to `out`.
 
     The layer and L2 strength are chosen by `folds`-fold cross-validation on `train_pairs`; the
@@ -26,30 +27,46 @@ def run_probe_model(model: str, train_pairs, eval_pairs, layers: Sequence[int] |
     estimates the accuracy of the whole procedure (choice included) by cross-validation over train
     and held-out pairs together, the choice redone inside each outer fold: a figure with a smaller
     standard error than one held-out set's, from the features already computed.
-    features_cache: an .npz file of the pairs' features, read when it holds these pairs and layers
+    pools, scalars: what the probe reads (probe_features). The default, the last state alone, is an HF
+    classifier cut to the chosen layer (probe.apply_probe); anything more, a FeatureProbe (feature_probe.py).
+    features_cache: an .npz file of the pairs' features, read when it holds these pairs and features
     (its time is the one recorded when it was made), written otherwise.
     """
     from restlm.reward_models.bradley_terry import pairwise_accuracy
+    from restlm.reward_models.feature_probe import FeatureProbe
     from restlm.reward_models.model import RewardModel
-    from restlm.reward_models.probe import (
-        apply_probe,
-        default_layers,
-        fit_probe,
-        layer_count,
-    )
+    from restlm.reward_models.probe import apply_probe, default_layers, fit_probe, layer_count
+    from restlm.reward_models.probe_features import probe_candidates
 
+    pools, scalars = tuple(pools), tuple(scalars)
     reward_model = RewardModel.from_pretrained(model, max_length=max_length)
-    layers = sorted(set(layers or default_layers(layer_count(reward_model))))
+    count = layer_count(reward_model)
+    layers = sorted(set(layers or default_layers(count))) if pools else [count]
     pairs = list(train_pairs) + list(eval_pairs)
-    features, features_s = _cached_features(features_cache, reward_model, pairs, layers, batch_size_eval)
+    features, features_s = _cached_features(features_cache, reward_model, pairs, layers, pools, scalars,
+                                            batch_size_eval)
+    head_only = pools == ("last",) and not scalars
+    if head_only:  # by layer, as fit_probe and apply_probe name them
+        sets, layer_of = {layer: features[f"last@{layer}"] for layer in layers}, {layer: layer for layer in layers}
+    else:
+        sets, layer_of = {}, {}
+        for layer in layers:
+            (name, rows), = probe_candidates(features, [layer], pools, scalars).items()
+            sets[name], layer_of[name] = rows, layer
     n, n_train = len(pairs), len(train_pairs)
-    chosen = {k: v[:n] for k, v in features.items()}
-    rejected = {k: v[n:] for k, v in features.items()}
+    chosen = {k: v[:n] for k, v in sets.items()}
+    rejected = {k: v[n:] for k, v in sets.items()}
     start = time.perf_counter()
     fit = fit_probe({k: v[:n_train] for k, v in chosen.items()}, {k: v[:n_train] for k, v in rejected.items()}, folds)
     fit_s = time.perf_counter() - start
     margins = (chosen[fit.layer][n_train:] - rejected[fit.layer][n_train:]) @ fit.weights
-    apply_probe(reward_model, fit)
+    if head_only:
+        apply_probe(reward_model, fit)
+    else:
+        reward_model = FeatureProbe(reward_model.model, reward_model.tokenizer, reward_model.kind,
+                                    reward_model.max_length,
+                                    {"feature_set": fit.layer, "layer": layer_of[fit.layer], "pools": list(pools),
+                                     "scalars": list(scalars), "weights": fit.weights.tolist()})
     start = time.perf_counter()
     accuracy = pairwise_accuracy(reward_model, eval_pairs, batch_size_eval)
     eval_s = time.perf_counter() - start
@@ -64,8 +81,8 @@ def run_probe_model(model: str, train_pairs, eval_pairs, layers: Sequence[int] |
                "eval_pairs_per_s": len(eval_pairs) / max(eval_s, 1e-9),
                "train_time_s": features_s * n_train / n + fit_s, "mean_train_loss": None,
                "trainable_parameters": int(fit.weights.size),
-               "probe": {"layer": fit.layer, "layers_of_backbone": layers[-1], "c": fit.c, "folds": folds,
-                         "cv_accuracy": fit.cv_accuracy,
+               "probe": {"layer": layer_of[fit.layer], "features": fit.layer if not head_only else "last",
+                         "layers_of_backbone": count, "c": fit.c, "folds": folds, "cv_accuracy": fit.cv_accuracy,
                          "cv_accuracy_by_layer": {str(k): v for k, v in fit.cv_accuracy_by_layer.items()}},
                "processes": 1}
     if nested_folds:
@@ -76,14 +93,14 @@ def run_probe_model(model: str, train_pairs, eval_pairs, layers: Sequence[int] |
     return metrics
 
 
-def _cached_features(cache, reward_model, pairs, layers, batch_size):
-    """(features by layer, seconds the backbone took), from `cache` when it holds these pairs and layers."""
-    from restlm.reward_models.probe_features import layer_features
+def _cached_features(cache, reward_model, pairs, layers, pools, scalars, batch_size):
+    """(probe_features of both responses of every pair, seconds the backbone took), from `cache` when it holds
+    these pairs and features."""
+    from restlm.reward_models.probe_features import probe_features
 
     rows = both_responses(pairs)
-    arrays, seconds = cached_arrays(cache, [hash_rows(rows), ",".join(map(str, layers))], lambda: {
-        f"layer_{k}": v for k, v in layer_features(reward_model, *rows, layers, batch_size).items()})
-    return {layer: arrays[f"layer_{layer}"] for layer in layers}, seconds
+    key = [hash_rows(rows), ",".join(map(str, layers)), ",".join(pools), ",".join(scalars)]
+    return cached_arrays(cache, key, lambda: probe_features(reward_model, *rows, layers, pools, scalars, batch_size))
 
 
 def cached_arrays(cache: str | Path | None, key: Sequence[str], compute) -> tuple[dict[str, np.ndarray], float]:

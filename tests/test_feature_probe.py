@@ -1,0 +1,94 @@
+"""A probe on more than its head's input (reward_models/feature_probe.py): fitted on pooled states, the
+log-probability and the length, saved with probe.json beside the whole backbone, loaded back by
+RewardModel.from_pretrained as a FeatureProbe that scores as its features and weights say."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from helpers import cue_pairs
+
+from restlm.data.examples import Example
+from restlm.errors import ModelLoadError
+from restlm.reward_models import RewardModel, pairwise_accuracy
+from restlm.reward_models.commands import main_reward_model
+from restlm.reward_models.feature_probe import PROBE_FILE, FeatureProbe
+from restlm.reward_models.fitting import both_responses
+from restlm.reward_models.probe_features import probe_features
+from restlm.reward_models.probe_runs import run_probe_model
+from restlm.rewards import build_reward
+
+
+def test_a_feature_probe_learns_a_cue_saves_loads_and_is_a_reward(tied_llama_dir, tmp_path):
+    train, held_out = cue_pairs(120, seed=0), cue_pairs(40, seed=1)
+    metrics = run_probe_model(str(tied_llama_dir), train, held_out, folds=4, out=tmp_path / "rm",
+                              pools=("last", "mean"), scalars=("logp", "length"))
+    probe = metrics["probe"]
+    assert probe["features"] == f"last+mean@{probe['layer']}+logp+length" and probe["layer"] in (1, 2)
+    assert set(probe["cv_accuracy_by_layer"]) == {"last+mean@1+logp+length", "last+mean@2+logp+length"}
+    # the saved model's own scores give the accuracy its features' margins do
+    assert metrics["heldout_pairwise_accuracy"] == pytest.approx(metrics["heldout_pairwise_accuracy_from_features"])
+    assert metrics["heldout_pairwise_accuracy"] >= 0.8
+    saved = RewardModel.from_pretrained(str(tmp_path / "rm"))
+    assert isinstance(saved, FeatureProbe) and saved.kind == "causal"
+    assert saved.model.config.num_hidden_layers == 2  # the whole backbone: logp reads the last layer
+    written = json.loads((tmp_path / "rm" / PROBE_FILE).read_text())
+    width = saved.model.config.hidden_size
+    assert written["pools"] == ["last", "mean"] and written["scalars"] == ["logp", "length"]
+    assert len(written["weights"]) == metrics["trainable_parameters"] == 2 * width + 3
+    # score = weights . [last@L, mean@L, logp (sum, mean), length], computed by hand from the features
+    prompts, responses = both_responses(held_out[:6])
+    found = probe_features(saved, prompts, responses, [saved.layer], ("last", "mean"), ("logp", "length"))
+    by_hand = np.hstack([found[f"last@{saved.layer}"], found[f"mean@{saved.layer}"], found["logp"],
+                         found["length"]]).astype(np.float64) @ np.array(written["weights"])
+    np.testing.assert_allclose(saved.score(prompts, responses), by_hand, rtol=1e-6)
+    assert pairwise_accuracy(saved, held_out) == metrics["heldout_pairwise_accuracy"]
+    # as a policy's reward, through the same spec as any saved reward model
+    reward = build_reward(f"reward_model:{tmp_path / 'rm'}")
+    examples = [Example(text=p.prompt) for p in held_out]
+    np.testing.assert_allclose(reward(None, examples, [p.chosen for p in held_out]),
+                               saved.score(*both_responses(held_out))[: len(held_out)], atol=1e-5)
+    with pytest.raises(ValueError, match="fitted by logistic regression"):
+        saved.forward(saved.encode(prompts[:1], responses[:1]))
+    # a folder whose probe.json is damaged is one error naming it
+    (tmp_path / "rm" / PROBE_FILE).write_text("{")
+    with pytest.raises(ModelLoadError, match=PROBE_FILE):
+        RewardModel.from_pretrained(str(tmp_path / "rm"))
+
+
+def test_cli_probe_features(tied_llama_dir, tmp_path, capsys):
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n"
+                            for p in cue_pairs(60, seed=2)))
+    base = ["--model", str(tied_llama_dir), "--data", str(data), "--eval-pairs", "20"]
+    assert main_reward_model([*base, "--probe", "--probe-features", "mean,length", "--probe-layers", "1",
+                              "--out", str(tmp_path / "rm")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = RewardModel.from_pretrained(str(tmp_path / "rm"))
+    assert isinstance(saved, FeatureProbe) and (saved.layer, saved.pools, saved.scalars) == (1, ["mean"], ["length"])
+    assert printed["probe"]["features"] == "mean@1+length"
+    assert printed["trainable_parameters"] == saved.model.config.hidden_size + 1
+    # an unknown feature, or features without --probe: one line, exit 2, nothing written
+    for flags in (["--probe", "--probe-features", "mean,cls"], ["--probe-features", "mean"]):
+        with pytest.raises(SystemExit) as stop:
+            main_reward_model([*base, *flags, "--out", str(tmp_path / "other")])
+        assert stop.value.code == 2 and "--probe-features" in capsys.readouterr().err
+        assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.real
+def test_smollm2_feature_probe_on_real_hh_pairs(tmp_path):
+    """SmolLM2's mean response state, the response's log-probability and its length (reward_model_features.md's
+    features, less `last` to keep the fit quick) on 40 real pairs: the saved probe scores as its features predict."""
+    from restlm.data.location import data_root
+    from restlm.data.preferences import read_preferences
+
+    pairs = read_preferences(data_root() / "hh_rlhf" / "helpful_base_pairs.jsonl", limit=48)
+    metrics = run_probe_model("smollm2", pairs[:40], pairs[40:], layers=[30], folds=4, max_length=64,
+                              out=tmp_path / "rm", pools=("mean",), scalars=("logp", "length"))
+    assert metrics["heldout_pairwise_accuracy"] == pytest.approx(metrics["heldout_pairwise_accuracy_from_features"])
+    saved = RewardModel.from_pretrained(str(tmp_path / "rm"))
+    assert isinstance(saved, FeatureProbe) and saved.layer == 30 and saved.model.config.num_hidden_layers == 30
+    scores = saved.score([pairs[0].prompt] * 2, [pairs[0].chosen, pairs[0].rejected])
+    assert np.all(np.isfinite(scores)) and scores[0] != scores[1]
