@@ -54,8 +54,8 @@ def summarise(compare_dir: str | Path) -> dict:
 
 
 def markdown(summary: dict) -> str:
-    def ci(pair) -> str:
-        return "—" if pair is None else f"[{pair[0]:+.4f}, {pair[1]:+.4f}]"
+    def ci(pair, sign: str = "+") -> str:  # signed for differences, plain for accuracies
+        return "—" if pair is None else f"[{pair[0]:{sign}.4f}, {pair[1]:{sign}.4f}]"
 
     lines = [f"# ReST on MRPC against fine-tuning, and its variants ({summary['model']})", "",
              f"{summary['seeds']} seed(s); splits {summary['splits']}. Each method starts from the same fine-tuned "
@@ -68,7 +68,7 @@ def markdown(summary: dict) -> str:
     for m in summary["methods"]:
         changes = ", ".join(f"{k}: {json.dumps(v)}" for k, v in m["changes"].items()) or "—"
         diff = f"{m['minus_sft']:+.4f} {ci(m['minus_sft_ci95'])}" if m["minus_sft"] is not None else "—"
-        lines.append(f"| {m['method']} | {changes} | {m['dev_accuracy']:.4f} | {ci(m['dev_accuracy_ci95'])} | {diff} | "
+        lines.append(f"| {m['method']} | {changes} | {m['dev_accuracy']:.4f} | {ci(m['dev_accuracy_ci95'], '')} | {diff} | "
                      f"{m['dev_picked_dev_accuracy']:.4f} | {m['predicted_positive']:.3f} | "
                      f"{', '.join(m['chosen_steps'])} | {m['wall_time_s']:.0f} |")
     if summary["grid"]:
