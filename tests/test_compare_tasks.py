@@ -164,13 +164,27 @@ def test_bc_matched_copies_rests_optimiser_steps_and_the_controls_summary_pairs_
         step = next(s for s in chosen["steps"] if s["step"] == chosen["chosen_step"])
         assert row["iwslt_bleu_mean"] == pytest.approx(step["iwslt_bleu"])
         assert (row["iwslt_diff_vs_bc_matched"] is None) == (name == control)
-    # the rows also land in the Table 1 file's `controls` key, the rest of that file kept
+    # the rows also land in the Table 1 file's `controls` key (the committed file's copy), the rest of it kept,
+    # and in its markdown; a rewrite of that file by the Table 1 benchmark keeps them
+    from pathlib import Path
+
+    from restlm.presets.multi30k import summary_markdown
+    from restlm.errors import DataError
+    from restlm.presets.multi30k_controls import kept_controls
+
+    committed = json.loads((Path(__file__).parent.parent / "benchmarks/results/multi30k_smollm2.json").read_text())
     table = tmp_path / "multi30k_smollm2.json"
-    table.write_text(json.dumps({"rows": [{"G": 0}], "controls": "stale"}))
+    table.write_text(json.dumps({**committed, "controls": "stale"}))
     published = publish(tmp_path / "runs", tmp_path / "controls", table=table.with_suffix(""))
     whole = json.loads(table.read_text())
-    assert whole["rows"] == [{"G": 0}] and whole["controls"]["methods"] == published["methods"]
+    assert whole["rows"] == committed["rows"] and whole["controls"]["methods"] == published["methods"]
     assert json.loads((tmp_path / "controls.json").read_text())["goal"] == whole["controls"]["goal"]
+    markdown = table.with_suffix(".md").read_text()
+    assert markdown == summary_markdown(whole) and "| rest_from_converged | converged | 1 |" in markdown
+    assert kept_controls(table) == whole["controls"] and kept_controls(tmp_path / "none.json") is None
+    table.write_text("{")  # damaged: one error naming it, not a traceback at the end of a long run
+    with pytest.raises(DataError, match="multi30k_smollm2.json: not JSON"):
+        publish(tmp_path / "runs", tmp_path / "controls", table=table)
     # without rest there is nothing to match: refused before anything is written
     out = tmp_path / "alone"
     capfd.readouterr()

@@ -10,7 +10,7 @@ import pytest
 from helpers import cue_pairs
 
 from restlm.data.examples import Example
-from restlm.errors import ModelLoadError
+from restlm.errors import ModelLoadError, RestlmError
 from restlm.reward_models import RewardModel, pairwise_accuracy
 from restlm.reward_models.commands import main_reward_model
 from restlm.reward_models.feature_probe import PROBE_FILE, FeatureProbe
@@ -26,6 +26,7 @@ def test_a_feature_probe_learns_a_cue_saves_loads_and_is_a_reward(tied_llama_dir
                               pools=("last", "mean"), scalars=("logp", "length"))
     probe = metrics["probe"]
     assert probe["features"] == f"last+mean@{probe['layer']}+logp+length" and probe["layer"] in (1, 2)
+    assert json.loads((tmp_path / "rm" / PROBE_FILE).read_text())["feature_set"] == probe["features"]
     assert set(probe["cv_accuracy_by_layer"]) == {"last+mean@1+logp+length", "last+mean@2+logp+length"}
     # the saved model's own scores give the accuracy its features' margins do
     assert metrics["heldout_pairwise_accuracy"] == pytest.approx(metrics["heldout_pairwise_accuracy_from_features"])
@@ -49,7 +50,7 @@ def test_a_feature_probe_learns_a_cue_saves_loads_and_is_a_reward(tied_llama_dir
     examples = [Example(text=p.prompt) for p in held_out]
     np.testing.assert_allclose(reward(None, examples, [p.chosen for p in held_out]),
                                saved.score(*both_responses(held_out))[: len(held_out)], atol=1e-5)
-    with pytest.raises(ValueError, match="fitted by logistic regression"):
+    with pytest.raises(RestlmError, match="fitted by logistic regression"):
         saved.forward(saved.encode(prompts[:1], responses[:1]))
     # a folder whose probe.json is damaged is one error naming it
     (tmp_path / "rm" / PROBE_FILE).write_text("{")
@@ -92,3 +93,37 @@ def test_smollm2_feature_probe_on_real_hh_pairs(tmp_path):
     assert isinstance(saved, FeatureProbe) and saved.layer == 30 and saved.model.config.num_hidden_layers == 30
     scores = saved.score([pairs[0].prompt] * 2, [pairs[0].chosen, pairs[0].rejected])
     assert np.all(np.isfinite(scores)) and scores[0] != scores[1]
+
+
+def test_a_probe_of_scalars_alone_and_the_misuses_of_a_saved_probe(tied_llama_dir, tmp_path, capsys):
+    """logp + length alone (no layer read); a saved probe given back as a backbone, with LoRA or another window,
+    or with a probe.json that does not fit its backbone: each one line naming what is wrong."""
+    train, held_out = cue_pairs(40, seed=3), cue_pairs(12, seed=4)
+    metrics = run_probe_model(str(tied_llama_dir), train, held_out, folds=4, out=tmp_path / "rm", pools=(),
+                              scalars=("logp", "length"))
+    assert metrics["probe"]["features"] == "logp+length" and metrics["trainable_parameters"] == 3
+    saved = RewardModel.from_pretrained(str(tmp_path / "rm"))
+    assert saved.pools == [] and saved.scalars == ["logp", "length"]
+    assert float(saved.model.score.weight.abs().sum()) == 0  # plain transformers reads 0, not a random head
+    with pytest.raises(ModelLoadError, match="already a fitted feature probe"):
+        run_probe_model(str(tmp_path / "rm"), train, held_out, folds=4)
+    with pytest.raises(ValueError, match="scalars alone"):
+        run_probe_model(str(tied_llama_dir), train, held_out, layers=[1], folds=4, pools=(), scalars=("length",))
+    with pytest.raises(ModelLoadError, match="takes no LoRA"):
+        RewardModel.from_pretrained(str(tmp_path / "rm"), lora={"r": 4})
+    with pytest.raises(ModelLoadError, match="reads the 256 tokens it was fitted at, not 64"):
+        RewardModel.from_pretrained(str(tmp_path / "rm"), max_length=64)
+    probe = json.loads((tmp_path / "rm" / PROBE_FILE).read_text())
+    for change, message in (({"weights": probe["weights"][:2]}, "2 weights where its features have 3 columns"),
+                            ({"layer": 3}, "layer 3 is outside 1..2"), ({"scalars": ["size"]}, "unknown features")):
+        (tmp_path / "rm" / PROBE_FILE).write_text(json.dumps({**probe, **change}))
+        with pytest.raises(ModelLoadError, match=message):
+            RewardModel.from_pretrained(str(tmp_path / "rm"))
+    # the command: --probe-layers with scalars alone is refused before anything loads
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n"
+                            for p in train))
+    with pytest.raises(SystemExit) as stop:
+        main_reward_model(["--model", str(tied_llama_dir), "--data", str(data), "--probe", "--probe-features",
+                           "length", "--probe-layers", "1", "--out", str(tmp_path / "other")])
+    assert stop.value.code == 2 and "--probe-layers: a probe of scalars alone" in capsys.readouterr().err

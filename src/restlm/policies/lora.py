@@ -107,8 +107,9 @@ class LoraCheckpoints:
                                f"unexpected {result.unexpected_keys}")
 
 
-def save_merged(model, tokenizer, path: Path) -> None:
-    """Write `model` (LoRA merged in, see `merged_for_save`) and `tokenizer` to `path` in HF format.
+def save_merged(model, tokenizer, path: Path, extra=None) -> None:
+    """Write `model` (LoRA merged in, see `merged_for_save`) and `tokenizer` to `path` in HF format; `extra`
+    (folder -> None), when given, writes more files into the same folder before it is renamed into place.
 
     Written beside `path` and renamed into place (`restlm.atomic_files.replace_folder`), so a killed save
     leaves the old folder whole. For one process; policies save through `LoraCheckpoints.save`,
@@ -118,7 +119,12 @@ def save_merged(model, tokenizer, path: Path) -> None:
     from restlm.policies.base import require_finite_weights
 
     require_finite_weights(model, path)
-    replace_folder(Path(path), lambda folder: write_merged(model, tokenizer, folder))
+    def write(folder: Path) -> None:
+        write_merged(model, tokenizer, folder)
+        if extra is not None:
+            extra(folder)
+
+    replace_folder(Path(path), write)
 
 
 def write_merged(model, tokenizer, folder: Path) -> None:

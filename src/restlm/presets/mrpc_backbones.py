@@ -8,18 +8,20 @@ import json
 from pathlib import Path
 
 from restlm.presets.mrpc_variants import summarise as summarise_compare
+from restlm.results import REFERENCE_MRPC
 
-REFERENCE = 0.8588  # ALBERT fine-tuned on MRPC, the reference experiment's figure
+REFERENCE = REFERENCE_MRPC["table1"]["fine-tuned"]  # ALBERT fine-tuned on MRPC, the reference experiment's figure
 
 
 def summarise(folders: dict[str, Path], minilm: Path | None = None) -> dict:
     """Rows per setting name (its compare directory) and, when `minilm` (mrpc_variants.json) exists, MiniLM's
     fine-tuning row of the same task beside them."""
-    rows = []
+    rows, commands, splits = [], {}, None
     for name, folder in folders.items():
         if not (folder / "compare.json").exists():
             continue
         summary = summarise_compare(folder)
+        commands[name], splits = summary["command"], summary["splits"]
         config = json.loads((folder / "config.json").read_text())["experiment"]
         for m in summary["methods"]:
             rows.append({"setting": name, "model": summary["model"], "lora_rank": config["model"]["lora_rank"],
@@ -34,8 +36,7 @@ def summarise(folders: dict[str, Path], minilm: Path | None = None) -> dict:
     from restlm.machine import machine
 
     return {"machine": machine(), "reference_fine_tuned": REFERENCE, "rows": rows, "minilm_sft": baseline,
-            "commands": {name: json.loads((f / "compare.json").read_text())["command"]
-                         for name, f in folders.items() if (f / "compare.json").exists()}}
+            "splits": splits, "commands": commands}
 
 
 def markdown(summary: dict) -> str:
@@ -44,8 +45,8 @@ def markdown(summary: dict) -> str:
 
     lines = ["# MRPC fine-tuning with SmolLM2-135M as a sequence classifier (full and LoRA)", "",
              f"The reference's fine-tuned ALBERT: {summary['reference_fine_tuned']:.4f}. Each row's step is chosen "
-             "on the validation split (10% of the training pairs) and scored on dev; intervals: 95% bootstrap over "
-             f"seeds and dev pairs. Machine: {summary['machine']}.", "",
+             f"on the validation split (carved from the training pairs; splits {summary['splits']}) and scored on "
+             f"dev; intervals: 95% bootstrap over seeds and dev pairs. Machine: {summary['machine']}.", "",
              "| setting | method | LoRA rank | lr | seeds | dev accuracy | 95% CI | predicted paraphrase | "
              "train time (s) |", "|---" * 9 + "|"]
     for r in summary["rows"]:

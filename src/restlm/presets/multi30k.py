@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import platform
 import sys
 import time
@@ -27,7 +26,7 @@ from restlm.data.examples import Example
 from restlm.experiment import Experiment
 from restlm.presets import publish
 from restlm.presets.generation_speed import plain_generate
-from restlm.presets.multi30k_controls import CONTROLS_KEY
+from restlm.presets.multi30k_controls import CONTROLS_KEY, kept_controls
 from restlm.rest import ReST
 from restlm.tasks import build_task
 
@@ -132,6 +131,15 @@ def summary_markdown(summary: dict) -> str:
                f"{goal['test_bleu_gain']:+.2f} (goal: +2.00), IWSLT BLEU {goal['iwslt_bleu_gain']:+.2f} (goal: no loss). "
                f"Met: {'yes' if goal['met'] else 'no'}."), ""]
     lines += [f"- {note}" for note in summary.get("notes", [])]
+    if controls := summary.get(CONTROLS_KEY):  # benchmarks/multi30k_controls.py's rows (its own .md has them all)
+        lines += ["", "## Controls: ReST against BC matched and BC converged (multi30k_controls.md)", "",
+                  "| row | start | seeds | test BLEU | IWSLT BLEU |", "|---|---|---:|---:|---:|"]
+        lines += [f"| {r['method']} | {r['start']} | {r['seeds']} | {fmt(r['test_bleu_mean'])} | "
+                  f"{fmt(r['iwslt_bleu_mean'])} |" for r in controls["methods"]]
+        goal = controls["goal"]["rest_minus_bc_matched_test_bleu"]
+        lines += ["", f"ReST − BC matched (test BLEU): {goal['diff']:+.2f} [{goal['ci95'][0]:+.2f}, "
+                  f"{goal['ci95'][1]:+.2f}], goal ≥ 2 with the interval above 0: "
+                  f"{'met' if controls['goal']['met'] else 'not met'}." if goal else ""]
     return "\n".join(lines) + "\n"
 
 
@@ -165,7 +173,6 @@ def main(args: argparse.Namespace, root: Path) -> None:
                "pretrained": {k: v[0] for k, v in pretrained.items()} if pretrained else None,
                "rows": rows, "goal": goal(rows), "benchmark_wall_time_s": time.perf_counter() - started,
                "notes": args.note}
-    kept = Path(args.out).with_suffix(".json")  # the controls' rows (presets/multi30k_controls.merge_into) stay
-    if kept.exists() and CONTROLS_KEY in (previous := json.loads(kept.read_text())):
-        summary[CONTROLS_KEY] = previous[CONTROLS_KEY]
+    if (controls := kept_controls(args.out)) is not None:  # the controls' rows (multi30k_controls.merge_into) stay
+        summary[CONTROLS_KEY] = controls
     publish(args.out, summary, summary_markdown(summary))

@@ -134,15 +134,39 @@ def markdown(summary: dict) -> str:
 CONTROLS_KEY = "controls"  # in multi30k_smollm2.json
 
 
-def merge_into(table: str | Path, summary: dict) -> None:
-    """Set the `controls` key of the Table 1 results file `table` (.json) to these rows; the rest of it is kept.
-    Without that file (the Table 1 benchmark never ran here) it holds the controls alone."""
-    from restlm.atomic_files import write_json
+def read_table(table: str | Path) -> dict:
+    """The Table 1 results file `table` (.json) as a dict; {} when it is not there. A damaged file is one DataError."""
+    from restlm.errors import DataError
 
     table = Path(table).with_suffix(".json")
-    whole = json.loads(table.read_text()) if table.exists() else {}
+    if not table.exists():
+        return {}
+    try:
+        whole = json.loads(table.read_text())
+    except ValueError as error:
+        raise DataError(table, f"not JSON ({error}); move it aside and rerun") from None
+    if not isinstance(whole, dict):
+        raise DataError(table, "not a results object")
+    return whole
+
+
+def kept_controls(table: str | Path) -> dict | None:
+    """The controls' rows a rewrite of the Table 1 file keeps (presets/multi30k.py), or None."""
+    return read_table(table).get(CONTROLS_KEY)
+
+
+def merge_into(table: str | Path, summary: dict) -> None:
+    """Set the `controls` key of the Table 1 results file `table` (.json) to these rows, the rest of it kept, and
+    rewrite its markdown with them; without that file (the Table 1 benchmark never ran here) it holds the
+    controls alone."""
+    from restlm.atomic_files import write_atomic, write_json
+    from restlm.presets.multi30k import summary_markdown
+
+    whole = read_table(table)
     whole[CONTROLS_KEY] = {key: summary[key] for key in ("machine", "commands", "sizes", "methods", "goal")}
-    write_json(table, whole)
+    write_json(Path(table).with_suffix(".json"), whole)
+    if "rows" in whole:
+        write_atomic(Path(table).with_suffix(".md"), summary_markdown(whole))
 
 
 def publish(out: str | Path, results: str | Path, table: str | Path | None = None) -> dict:

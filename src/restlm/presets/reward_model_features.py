@@ -11,7 +11,6 @@ import json
 import time
 from pathlib import Path
 
-FEATURES_VERSION = "1"  # raise when restlm.reward_models.probe_features computes other numbers: caches are redone
 MAX_LENGTH = 512  # 96% of the pairs fit whole with SmolLM2's tokenizer
 OUTER_FOLDS, INNER_FOLDS = 5, 5
 # backbone -> (depths whose features are kept, as fractions of its layers: MiniLM 3 and 6 of 6, SmolLM2 12, 21
@@ -43,7 +42,7 @@ def run(runs: Path, data: str | None, procedures: list[str], command: str, model
     from restlm.reward_models.model import RewardModel
     from restlm.reward_models.probe import layer_count
     from restlm.reward_models.probe_features import probe_candidates, probe_features
-    from restlm.reward_models.probe_runs import cached_arrays, hash_rows, nested_cv
+    from restlm.reward_models.probe_runs import cached_arrays, features_key, nested_cv
 
     pairs, _ = load_hh_pairs(data)
     rows, n = both_responses(pairs), len(pairs)
@@ -54,8 +53,7 @@ def run(runs: Path, data: str | None, procedures: list[str], command: str, model
         model = RewardModel.from_pretrained(source, max_length=MAX_LENGTH)
         count = layer_count(model)
         layers[name] = sorted({max(1, round(d * count)) for d in depths})
-        key = [hash_rows(rows), FEATURES_VERSION, str(source), str(model.max_length), ",".join(map(str, layers[name])),
-               ",".join(pools), ",".join(scalars)]
+        key = features_key(rows, source, model.max_length, layers[name], pools, scalars)
         features[name], seconds[name] = cached_arrays(
             runs / f"{name}_{model.max_length}.features.npz", key,
             lambda model=model, name=name, pools=pools, scalars=scalars:

@@ -61,6 +61,8 @@ def main_reward_model(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.probe_features != ("last",) and not args.probe:
         parser.error("--probe-features: only with --probe")
+    if args.probe_layers and not {"last", "mean"} & set(args.probe_features):
+        parser.error("--probe-layers: a probe of scalars alone (no last or mean in --probe-features) reads no layer")
     if args.probe and (args.lora or args.ensemble > 1):
         parser.error("--probe fits a head on a frozen backbone: it takes neither --lora nor --ensemble")
     try:

@@ -53,6 +53,8 @@ class RewardModel:
         max_length: tokens per (prompt, response); default what a saved reward model used, else 256.
         device: where it trains and scores; default the GPU when there is one, else the CPU, and
             under `accelerate launch` with several processes, this process's device.
+        A folder a feature probe was saved to (config.json's SAVED_KEY names probe.json) loads as a
+        FeatureProbe, at the max_length it was fitted with, and takes no `lora`.
         Raises ModelLoadError (one line) when it cannot be loaded or has more than one output.
         """
         from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -79,7 +81,8 @@ class RewardModel:
         if saved.get("probe"):  # a probe on more than its head's input (feature_probe.py)
             from restlm.reward_models.feature_probe import FeatureProbe
 
-            return FeatureProbe.read(model.to(device), tokenizer, kind, length, Path(path))
+            return FeatureProbe.read(model.to(device), tokenizer, kind, saved.get("max_length"), Path(path),
+                                     asked={"lora": lora, "max_length": max_length})
         return cls(apply_lora(model, lora, "SEQ_CLS").to(device), tokenizer, kind, length)
 
     @property
@@ -155,6 +158,10 @@ class RewardModel:
         """What config.json records under SAVED_KEY, for `from_pretrained` to read back."""
         return {"kind": self.kind, "max_length": self.max_length}
 
+    def write_extra(self, folder: Path) -> None:
+        """Files a kind of reward model keeps beside the HF ones (FeatureProbe: probe.json); written into the
+        folder before it is renamed into place."""
+
     def save(self, path: str | Path) -> None:
         """Write the model (LoRA merged) and tokenizer in HF format; config.json records kind and max_length.
 
@@ -166,7 +173,7 @@ class RewardModel:
         setattr(self.model.config, SAVED_KEY, self.settings())
         state = process_state()
         if state.is_main_process:
-            save_merged(self.model, self.tokenizer, Path(path))
+            save_merged(self.model, self.tokenizer, Path(path), extra=self.write_extra)
         state.wait_for_everyone()
 
 

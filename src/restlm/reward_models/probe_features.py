@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from restlm.reward_models.model import RewardModel
 from restlm.reward_models.probe import backbone, layer_count, one_output_head
 
+FEATURES_VERSION = "1"  # raise when these functions compute other numbers: feature caches are then redone
 POOLS = ("last", "mean")
 SCALARS = {"logp": 2, "length": 1}  # name -> columns
 LOGIT_ROWS = 1024  # positions whose vocabulary-wide log-softmax is taken at once (49k floats each for SmolLM2)

@@ -23,7 +23,7 @@ def run_probe_model(model: str, train_pairs, eval_pairs, layers: Sequence[int] |
     """A linear-probe reward model of `model` (restlm.reward_models.probe), its metrics, saved to `out`.
 
     The layer and L2 strength are chosen by `folds`-fold cross-validation on `train_pairs`; the
-    held-out accuracy is measured with the saved model's own forward pass. nested_folds > 0 also
+    held-out accuracy is measured by the saved model's own `score`. nested_folds > 0 also
     estimates the accuracy of the whole procedure (choice included) by cross-validation over train
     and held-out pairs together, the choice redone inside each outer fold: a figure with a smaller
     standard error than one held-out set's, from the features already computed.
@@ -34,25 +34,26 @@ def run_probe_model(model: str, train_pairs, eval_pairs, layers: Sequence[int] |
     """
     from restlm.reward_models.bradley_terry import pairwise_accuracy
     from restlm.reward_models.feature_probe import FeatureProbe
+    from restlm.errors import ModelLoadError
     from restlm.reward_models.model import RewardModel
     from restlm.reward_models.probe import apply_probe, default_layers, fit_probe, layer_count
-    from restlm.reward_models.probe_features import probe_candidates
+    from restlm.reward_models.probe_features import probe_features
 
     pools, scalars = tuple(pools), tuple(scalars)
     reward_model = RewardModel.from_pretrained(model, max_length=max_length)
+    if isinstance(reward_model, FeatureProbe):
+        raise ModelLoadError(model, "already a fitted feature probe: fit a probe on its backbone instead")
     count = layer_count(reward_model)
+    if layers and not pools:
+        raise ValueError("probe layers mean nothing to a probe of scalars alone (no last or mean)")
     layers = sorted(set(layers or default_layers(count))) if pools else [count]
     pairs = list(train_pairs) + list(eval_pairs)
-    features, features_s = _cached_features(features_cache, reward_model, pairs, layers, pools, scalars,
-                                            batch_size_eval)
+    rows = both_responses(pairs)
+    features, features_s = cached_arrays(
+        features_cache, features_key(rows, model, reward_model.max_length, layers, pools, scalars),
+        lambda: probe_features(reward_model, *rows, layers, pools, scalars, batch_size_eval))
     head_only = pools == ("last",) and not scalars
-    if head_only:  # by layer, as fit_probe and apply_probe name them
-        sets, layer_of = {layer: features[f"last@{layer}"] for layer in layers}, {layer: layer for layer in layers}
-    else:
-        sets, layer_of = {}, {}
-        for layer in layers:
-            (name, rows), = probe_candidates(features, [layer], pools, scalars).items()
-            sets[name], layer_of[name] = rows, layer
+    sets, layer_of = _feature_sets(features, layers, pools, scalars, head_only)
     n, n_train = len(pairs), len(train_pairs)
     chosen = {k: v[:n] for k, v in sets.items()}
     rejected = {k: v[n:] for k, v in sets.items()}
@@ -93,14 +94,27 @@ def run_probe_model(model: str, train_pairs, eval_pairs, layers: Sequence[int] |
     return metrics
 
 
-def _cached_features(cache, reward_model, pairs, layers, pools, scalars, batch_size):
-    """(probe_features of both responses of every pair, seconds the backbone took), from `cache` when it holds
-    these pairs and features."""
-    from restlm.reward_models.probe_features import probe_features
+def _feature_sets(features: dict, layers, pools, scalars, head_only: bool) -> tuple[dict, dict]:
+    """(the sets fit_probe chooses among, by name; each name's layer). A probe of the head's input alone names
+    its sets by layer, as apply_probe reads them; any other, as probe_candidates does (`last+mean@12+logp`)."""
+    from restlm.reward_models.probe_features import probe_candidates
 
-    rows = both_responses(pairs)
-    key = [hash_rows(rows), ",".join(map(str, layers)), ",".join(pools), ",".join(scalars)]
-    return cached_arrays(cache, key, lambda: probe_features(reward_model, *rows, layers, pools, scalars, batch_size))
+    if head_only:
+        return {layer: features[f"last@{layer}"] for layer in layers}, {layer: layer for layer in layers}
+    sets, layer_of = {}, {}
+    for layer in layers:
+        (name, rows), = probe_candidates(features, [layer], pools, scalars).items()
+        sets[name], layer_of[name] = rows, layer
+    return sets, layer_of
+
+
+def features_key(rows, source: str, max_length: int, layers, pools, scalars) -> list[str]:
+    """What a features cache must match to be read: the rows, the version of probe_features' numbers, the model,
+    its window and the features asked for."""
+    from restlm.reward_models.probe_features import FEATURES_VERSION
+
+    return [hash_rows(rows), FEATURES_VERSION, str(source), str(max_length), ",".join(map(str, layers)),
+            ",".join(pools), ",".join(scalars)]
 
 
 def cached_arrays(cache: str | Path | None, key: Sequence[str], compute) -> tuple[dict[str, np.ndarray], float]:
