@@ -69,6 +69,15 @@ def test_cli_probe_features(tied_llama_dir, tmp_path, capsys):
     saved = RewardModel.from_pretrained(str(tmp_path / "rm"))
     assert isinstance(saved, FeatureProbe) and (saved.layer, saved.pools, saved.scalars) == (1, ["mean"], ["length"])
     assert printed["probe"]["features"] == "mean@1+length"
+    # without logp the saved backbone is cut to the layer read, and scores as the whole one's features said
+    assert saved.model.config.num_hidden_layers == 1
+    assert printed["heldout_pairwise_accuracy"] == pytest.approx(printed["heldout_pairwise_accuracy_from_features"])
+    whole = RewardModel.from_pretrained(str(tied_llama_dir))
+    prompts, responses = both_responses(cue_pairs(4, seed=5))
+    found = probe_features(whole, prompts, responses, [1], ("mean",), ("length",))
+    np.testing.assert_allclose(saved.score(prompts, responses),
+                               np.hstack([found["mean@1"], found["length"]]).astype(np.float64) @ saved.weights,
+                               rtol=1e-5, atol=1e-6)
     assert printed["trainable_parameters"] == saved.model.config.hidden_size + 1
     # an unknown feature, or features without --probe: one line, exit 2, nothing written
     for flags in (["--probe", "--probe-features", "mean,cls"], ["--probe-features", "mean"]):

@@ -2,7 +2,8 @@
 
 `probe.apply_probe` turns a probe on one layer's `last` state into an ordinary HF classifier. A probe on other
 features (`probe_features`: `mean@L`, `logp`, `length`, side by side with `last@L`) has no HF head to live in:
-the backbone is saved whole with `probe.json` beside it (the feature set, its layer, the weights), and
+the backbone is saved (whole when `logp` reads its last layer, else cut to the layer L read, which scores the
+same and faster) with `probe.json` beside it (the feature set, its layer, the weights), and
 `RewardModel.from_pretrained` of that folder gives a `FeatureProbe`, which scores by computing the features and
 their dot product with the weights. Its HF `score` head is zeroed: read by plain transformers, the folder rewards
 everything 0, never a random head's numbers. It is fitted once (`run_probe_model(..., pools=, scalars=)`), never
@@ -34,7 +35,10 @@ class FeatureProbe(RewardModel):
         problem = self.problem()
         if problem:
             raise ValueError(problem)
-        from restlm.reward_models.probe import one_output_head
+        from restlm.reward_models.probe import cut_backbone, one_output_head
+
+        if "logp" not in self.scalars and self.pools:  # the layers past the one read are never needed
+            cut_backbone(self, self.layer)
 
         with torch.no_grad():  # what plain transformers would read: 0 for everything, not a random head
             head = one_output_head(self)

@@ -124,12 +124,7 @@ def apply_probe(reward_model: RewardModel, fit: ProbeFit) -> RewardModel:
     if not isinstance(fit.layer, int):
         raise ValueError(f"a probe on {fit.layer!r} reads more than its head's input; only a probe of one layer's "
                          "head input (layer_features) is an HF classifier that can be saved")
-    layers = _layer_list(reward_model)
-    del layers[fit.layer :]
-    config = reward_model.model.config
-    config.num_hidden_layers = fit.layer
-    if isinstance(getattr(config, "layer_types", None), list):
-        config.layer_types = config.layer_types[: fit.layer]
+    cut_backbone(reward_model, fit.layer)
     head = one_output_head(reward_model)
     with torch.no_grad():
         head.weight.copy_(torch.as_tensor(fit.weights, dtype=head.weight.dtype).reshape(1, -1))
@@ -137,3 +132,14 @@ def apply_probe(reward_model: RewardModel, fit: ProbeFit) -> RewardModel:
             head.bias.zero_()
     reward_model.model.eval()
     return reward_model
+
+
+def cut_backbone(reward_model: RewardModel, count: int) -> None:
+    """Keep the backbone's first `count` layers, in place: its last state is then layer `count`'s as the final
+    norm (Llama) or the layer's own LayerNorm (BERT) leaves it, what the probe features of that layer read."""
+    layers = _layer_list(reward_model)
+    del layers[count:]
+    config = reward_model.model.config
+    config.num_hidden_layers = count
+    if isinstance(getattr(config, "layer_types", None), list):
+        config.layer_types = config.layer_types[:count]
