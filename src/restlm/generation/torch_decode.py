@@ -93,15 +93,17 @@ def decode_causal(model, prompts: list[list[int]], sampling: Sampling, eos_ids: 
     its KV cache repeated for the n samples; rows leave when they end."""
     from transformers import DynamicCache
 
+    from restlm.policies.causal import last_position  # here: policies import the engines
+
     device = next(model.parameters()).device
     width = max(len(p) for p in prompts)
     input_ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=device)
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache()
-    # logits_to_keep=1: the prefill's logits at every prompt position would be rows x width x 49k floats
+    # the last position's logits only: every prompt position's would be rows x width x 49k floats
     logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                   use_cache=True, logits_to_keep=1).logits[:, -1].float()
+                   use_cache=True, logits_to_keep=last_position(device)).logits[:, -1].float()
     n = sampling.n
     if n > 1:  # the prompt's cache, shared: each of its samples starts from a copy of the prefill's keys and values
         cache.batch_repeat_interleave(n)

@@ -102,6 +102,15 @@ def keeps_logits(model) -> bool:
     return _forward_keeps_logits(type(_inner(model)))
 
 
+def last_position(device) -> torch.Tensor:
+    """`logits_to_keep` for the last position's logits alone: an index, not the int 1. With an int, transformers
+    slices the hidden states (a strided [rows, 1, hidden] view), and torch's matmul of that by a frozen head
+    expands the head's weight to a batch and copies it once per row: 56 MB a row for SmolLM2, a 10.6 GB peak and
+    2.4x the time for a prefill of 160 rows x 100 tokens here (torch 2.13, CPU). An index gathers a contiguous
+    copy of the last states first; the logits are the same."""
+    return torch.tensor([-1], device=device)
+
+
 def first_scored_column(labels: torch.Tensor) -> int:
     """The first column of the shifted labels (`labels[:, 1:]`, position t scoring token t + 1) that any row
     scores: the positions before it hold prompt only, so the token pass skips their vocabulary-wide logits
@@ -122,7 +131,7 @@ def causal_forward(model, batch: dict, first: int = 0, hidden: bool = False):
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
     head = _output_head(model)
     if head is not None and keeps_logits(model):
-        out = model(**inputs, logits_to_keep=1, output_hidden_states=True)
+        out = model(**inputs, logits_to_keep=last_position(batch["input_ids"].device), output_hidden_states=True)
         states = out.hidden_states[-1]
         if head_reads_last_states(model, head, states[:, -1], out.logits[:, -1]):
             kept = states[:, first:-1].contiguous()

@@ -6,6 +6,7 @@ from tqdm.auto import tqdm
 
 from restlm.data.examples import Example
 from restlm.errors import ModelLoadError
+from restlm.policies.causal import last_position
 from restlm.zero_shot.prompts import (
     DEFAULT_PROMPT,
     NO_VARIANTS,
@@ -85,7 +86,7 @@ class LocalLLMZeroShot:
         # pair scores the same whatever its batch (RoPE models would not mind, GPT-2 would).
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         logits = self.model(input_ids=enc["input_ids"], attention_mask=mask,
-                            position_ids=positions, logits_to_keep=1).logits[:, -1, :]
+                            position_ids=positions, logits_to_keep=last_position(mask.device)).logits[:, -1, :]
         logp = torch.log_softmax(logits.float(), dim=-1)
         yes = torch.logsumexp(logp[:, self.yes_ids], dim=-1)
         no = torch.logsumexp(logp[:, self.no_ids], dim=-1)
