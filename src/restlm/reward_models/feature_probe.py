@@ -86,11 +86,12 @@ class FeatureProbe(RewardModel):
         return {**super().settings(), "probe": PROBE_FILE}
 
     def features(self, prompts: Sequence[str], responses: Sequence[str], batch_size: int = 16) -> np.ndarray:
-        """The rows the weights read, one per (prompt, response)."""
-        from restlm.reward_models.probe_features import probe_features
+        """The rows the weights read, one per (prompt, response), side by side as the fit saw them."""
+        from restlm.reward_models.probe_features import probe_candidates, probe_features
 
         found = probe_features(self, prompts, responses, [self.layer], self.pools, self.scalars, batch_size)
-        return np.hstack([*(found[f"{pool}@{self.layer}"] for pool in self.pools), *(found[s] for s in self.scalars)])
+        (rows,) = probe_candidates(found, [self.layer], self.pools, self.scalars).values()
+        return rows
 
     def forward(self, batch, through=None):
         raise RestlmError("a feature probe is fitted by logistic regression (restlm reward-model --probe), not "
