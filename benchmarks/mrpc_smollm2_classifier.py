@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from restlm import cli
+from restlm.presets import publish, run_compare
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = "benchmarks/runs/compare_mrpc_smollm2"
@@ -34,12 +34,10 @@ def main(argv: list[str]) -> int:
         parser.error(f"--settings: {', '.join(SETTINGS)}, not {', '.join(unknown)}")  # one line, exit 2
     os.chdir(ROOT)  # the config's paths are relative to the checkout
     for name in settings:
-        code = cli.main(["compare", "--task", "configs/compare_mrpc.yaml", "--set", "model.name=smollm2",
-                         *SETTINGS[name], "--methods", args.methods, "--seeds", str(args.seeds),
-                         "--eval-samples", "1", "--out", f"{OUT}/{name}", *extra])
+        code = run_compare("configs/compare_mrpc.yaml", f"{OUT}/{name}", args.methods, args.seeds,
+                           ["--set", "model.name=smollm2", *SETTINGS[name], *extra])
         if code != 0:
             return code
-    from restlm.presets import publish
     from restlm.presets.mrpc_backbones import markdown, summarise
 
     summary = summarise({name: Path(OUT) / name for name in SETTINGS},

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from restlm import cli
+from restlm.presets import run_compare
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = "benchmarks/runs/multi30k_controls"
@@ -34,9 +34,8 @@ def main(argv: list[str]) -> int:
     os.chdir(ROOT)  # the config's paths are relative to the checkout
     for start in starts:
         methods = "sft,rest,bc_matched" + (f",{args.extra}" if args.extra and start == "one_epoch" else "")
-        code = cli.main(["compare", "--task", "configs/compare_multi30k.yaml", "--methods", methods,
-                         "--seeds", str(args.seeds), "--eval-samples", "1", "--out", f"{OUT}/{start}",
-                         *(CONVERGED if start == "converged" else []), *extra])
+        code = run_compare("configs/compare_multi30k.yaml", f"{OUT}/{start}", methods, args.seeds,
+                           [*(CONVERGED if start == "converged" else []), *extra])
         if code != 0:
             return code
     from restlm.presets.multi30k_controls import publish

@@ -27,6 +27,15 @@ def publish(out: str | Path, summary: dict, markdown: str) -> None:
     print(markdown)
 
 
+def run_compare(task: str, out: str, methods: str, seeds: int, extra: list[str]) -> int:
+    """`restlm compare` of `task` into `out` (run, or resumed and extended to `seeds`), one greedy output per
+    evaluated input, as every benchmark runs it; `extra` (--set KEY=VALUE, --bootstrap) passes on. Its exit code."""
+    from restlm import cli
+
+    return cli.main(["compare", "--task", task, "--methods", methods, "--seeds", str(seeds), "--eval-samples", "1",
+                     "--out", out, *extra])
+
+
 def compare_benchmark(argv: list[str], doc: str, root: Path, task: str, out: str, methods: str, seeds: int,
                       results: str, summarise, markdown) -> int:
     """A benchmark screen over one `restlm compare` of `task`: `--seeds` and `--methods` (other flags, e.g.
@@ -35,15 +44,12 @@ def compare_benchmark(argv: list[str], doc: str, root: Path, task: str, out: str
     import argparse
     import os
 
-    from restlm import cli
-
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=seeds)
     parser.add_argument("--methods", default=methods)
     args, extra = parser.parse_known_args(argv)
     os.chdir(root)
-    code = cli.main(["compare", "--task", task, "--methods", args.methods, "--seeds", str(args.seeds),
-                     "--eval-samples", "1", "--out", out, *extra])
+    code = run_compare(task, out, args.methods, args.seeds, extra)
     if code == 0:
         summary = summarise(out)
         publish(results, summary, markdown(summary))

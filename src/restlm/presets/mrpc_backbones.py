@@ -22,10 +22,9 @@ def summarise(folders: dict[str, Path], minilm: Path | None = None) -> dict:
             continue
         summary = summarise_compare(folder)
         commands[name], splits = summary["command"], summary["splits"]
-        config = json.loads((folder / "config.json").read_text())["experiment"]
         for m in summary["methods"]:
-            rows.append({"setting": name, "model": summary["model"], "lora_rank": config["model"]["lora_rank"],
-                         "learning_rate": config["train"]["learning_rate"], **m})
+            rows.append({"setting": name, "model": summary["model"], "lora_rank": summary["lora_rank"],
+                         "learning_rate": summary["learning_rate"], **m})
     baseline = None
     if minilm is not None and minilm.exists():
         variants = json.loads(minilm.read_text())

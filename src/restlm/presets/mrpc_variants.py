@@ -49,8 +49,9 @@ def summarise(compare_dir: str | Path) -> dict:
         low = by_name["rest"]["minus_sft_ci95"][0]
         goal = {"rest_minus_sft": by_name["rest"]["minus_sft"], "ci95": by_name["rest"]["minus_sft_ci95"],
                 "goal": "95% CI above 0 over 5 seeds", "met": bool(low > 0 and compare["seeds"] >= 5)}
-    return {"machine": machine(), "command": compare["command"], "model": compare["model"], "seeds": compare["seeds"],
-            "splits": compare["splits"], "methods": methods, "grid": grid, "goal": goal}
+    return {"machine": machine(), "command": compare["command"], "model": compare["model"],
+            "lora_rank": experiment["model"]["lora_rank"], "learning_rate": experiment["train"]["learning_rate"],
+            "seeds": compare["seeds"], "splits": compare["splits"], "methods": methods, "grid": grid, "goal": goal}
 
 
 def markdown(summary: dict) -> str:
