@@ -75,6 +75,7 @@ def tiny_overrides(model_dir: Path, train: Path, dev: Path, output_dir: Path, **
         "data.source": "file", "data.train": str(train), "data.dev": str(dev),
         "train.epochs": 1, "train.batch_size": 8, "train.eval_batch_size": 16, "train.learning_rate": 1e-2,
         "train.dtype": "float32",  # the tiny runs' exact figures must not depend on the machine's bf16 speed
+        "ppo.dtype": "float32", "grpo.dtype": "float32",
         "rest.grow_steps": 2, "rest.improve_steps": 2, "rest.grow_sizes": "[8,null]",
         "rest.improve_learning_rate": 4e-3,
         "baselines.zero_shot.backend": "none", "run.tensorboard": "false", "run.seeds": 1,

@@ -34,7 +34,7 @@ def share_of_e(examples, outputs):
 
 def tiny_config(**changes) -> GRPOConfig:
     values = {"batch_size": 4, "samples_per_prompt": 4, "mini_batch_size": 16, "epochs": 1, "max_new_tokens": 6,
-              "learning_rate": 1e-3, "total_steps": 2, "seed": 0}
+              "learning_rate": 1e-3, "total_steps": 2, "seed": 0, "dtype": "float32"}
     return GRPOConfig(**{**values, **changes})
 
 

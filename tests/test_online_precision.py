@@ -57,3 +57,11 @@ def test_an_unknown_dtype_names_its_key():
     with pytest.raises(ConfigError) as error:
         tiny_config(dtype="fp8").validate()
     assert error.value.key == "grpo.dtype" and "'fp8'" in str(error.value)
+
+
+def test_online_dtype_is_auto_for_new_runs_and_float32_for_runs_recorded_before_the_key():
+    from restlm.config import load_config, recorded_config
+
+    assert load_config().grpo.dtype == load_config().ppo.dtype == "auto"
+    assert recorded_config({"grpo": {"total_steps": 3}}).grpo.dtype == recorded_config({}).ppo.dtype == "float32"
+    assert recorded_config({"ppo": {"dtype": "auto"}}).ppo.dtype == "auto"

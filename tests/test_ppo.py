@@ -57,7 +57,7 @@ def length_reward(examples, outputs):
 
 def tiny_config(**changes) -> PPOConfig:
     values = {"batch_size": 4, "samples_per_prompt": 2, "mini_batch_size": 4, "ppo_epochs": 2, "max_new_tokens": 8,
-              "learning_rate": 1e-3, "total_steps": 2, "seed": 0}
+              "learning_rate": 1e-3, "total_steps": 2, "seed": 0, "dtype": "float32"}
     return PPOConfig(**{**values, **changes})
 
 

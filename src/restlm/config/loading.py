@@ -130,9 +130,10 @@ def read_config_file(path: str | Path) -> dict:
     return values
 
 
-RECORDED_BEFORE = {"generation": {"engine": "hf"}, "train": {"dtype": "float32"}}
+RECORDED_BEFORE = {"generation": {"engine": "hf"}, "train": {"dtype": "float32"}, "ppo": {"dtype": "float32"},
+                   "grpo": {"dtype": "float32"}}
 """how a run recorded before a key existed ran: every generative sample went through hf generate, and
-training ran in float32"""
+training and the online methods' token passes ran in float32"""
 
 
 def recorded_config(values: dict) -> ExperimentConfig:
