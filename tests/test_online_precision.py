@@ -65,3 +65,14 @@ def test_online_dtype_is_auto_for_new_runs_and_float32_for_runs_recorded_before_
     assert load_config().grpo.dtype == load_config().ppo.dtype == "auto"
     assert recorded_config({"grpo": {"total_steps": 3}}).grpo.dtype == recorded_config({}).ppo.dtype == "float32"
     assert recorded_config({"ppo": {"dtype": "auto"}}).ppo.dtype == "auto"
+
+
+def test_a_run_recorded_at_the_old_online_dtype_default_keeps_it():
+    from restlm.config import keep_recorded_defaults, load_config
+
+    config = load_config()
+    assert keep_recorded_defaults(config, {"ppo": {"dtype": "float32"}, "grpo": {"dtype": "float32"}}) == [
+        "ppo.dtype", "grpo.dtype"] and config.ppo.dtype == config.grpo.dtype == "float32"
+    chosen = load_config(overrides=["grpo.dtype=bfloat16"])  # a value other than the new default is the user's
+    assert keep_recorded_defaults(chosen, {"grpo": {"dtype": "float32"}, "ppo": "bad"}) == []
+    assert chosen.grpo.dtype == "bfloat16" and chosen.ppo.dtype == "auto"

@@ -20,7 +20,7 @@ from accelerate import Accelerator
 
 from restlm import run_layout as layout
 from restlm.atomic_files import write_json
-from restlm.config import ExperimentConfig, recorded_config, to_dict
+from restlm.config import ExperimentConfig, keep_recorded_defaults, recorded_config, to_dict
 from restlm.errors import ConfigError, RunDirError
 from restlm.guards import distinct_n, kl_estimates
 from restlm.kept_checkpoints import shrink_checkpoints
@@ -101,6 +101,7 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
     resume = run.holds_run()
     if resume:
         recorded = _recorded_config(run)
+        keep_recorded_defaults(settings.config, recorded.get("experiment") or {})
         _check_same(run, recorded, settings)
     else:
         run.check_new()

@@ -136,6 +136,25 @@ RECORDED_BEFORE = {"generation": {"engine": "hf"}, "train": {"dtype": "float32"}
 training and the online methods' token passes ran in float32"""
 
 
+CHANGED_DEFAULTS = {"ppo": {"dtype": ("float32", "auto")}, "grpo": {"dtype": ("float32", "auto")}}
+"""defaults that changed after runs were recorded with them, section -> key -> (old, new): the online methods' token
+passes went from float32 to `auto` (bf16 where native) in session 21"""
+
+
+def keep_recorded_defaults(config: ExperimentConfig, recorded: dict) -> list[str]:
+    """A run resumed after a default changed goes on as it started: each CHANGED_DEFAULTS key that `recorded` (a
+    config.json's experiment) holds at the old default, while `config` holds the new one, is set back to the old
+    one on `config`. The keys set."""
+    kept = []
+    for section, keys in CHANGED_DEFAULTS.items():
+        for key, (old, new) in keys.items():
+            held = recorded.get(section) if isinstance(recorded, dict) else None
+            if isinstance(held, dict) and held.get(key) == old and getattr(getattr(config, section), key) == new:
+                setattr(getattr(config, section), key, old)
+                kept.append(f"{section}.{key}")
+    return kept
+
+
 def recorded_config(values: dict) -> ExperimentConfig:
     """The config a run directory recorded (config.json); a key it lacks is filled as that run ran
     (RECORDED_BEFORE), other missing keys at their defaults, so a resume samples and trains as it did."""
