@@ -12,6 +12,7 @@ from restlm.rewards.generation import (
     bleu_reward,
     chrf_reward,
     corpus_bleu,
+    corpus_metric_of_rows,
     corpus_chrf,
     generation_reward,
     weighted_sum,
@@ -126,3 +127,16 @@ def test_corpus_scores_match_sacrebleu():
     assert corpus_bleu(upper, lower) < 50.0 and corpus_chrf(upper, lower) < 90.0
     with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
         corpus_bleu(hyps, refs[:1])
+
+
+@pytest.mark.parametrize("metric, lowercase", [("bleu", False), ("bleu", True), ("chrf", False), ("chrf", True)])
+def test_a_resamples_corpus_score_from_summed_statistics_is_sacrebleus(metric, lowercase):
+    rng = np.random.default_rng(0)
+    words = "The the cat Cat sat on a mat dog ran far away house red blue".split()
+    refs = [" ".join(rng.choice(words, rng.integers(3, 12))) for _ in range(40)]
+    hyps = [" ".join(rng.choice(words, rng.integers(1, 12))) for _ in range(40)]
+    of_rows = corpus_metric_of_rows(hyps, refs, metric, lowercase=lowercase)
+    score = corpus_bleu if metric == "bleu" else corpus_chrf
+    for rows in (np.arange(40), rng.integers(0, 40, 40), rng.integers(0, 40, 7), np.array([3, 3, 3])):
+        expected = score([hyps[i] for i in rows], [refs[i] for i in rows], lowercase=lowercase)
+        assert of_rows(rows) == pytest.approx(expected, abs=1e-9), rows

@@ -16,7 +16,7 @@ from restlm.data.location import data_root
 from restlm.data.parallel import MULTI30K_SPLITS, load_iwslt14_valid, load_multi30k, read_parallel
 from restlm.policies.base import Policy
 from restlm.rewards import build_reward
-from restlm.rewards.generation import corpus_bleu, corpus_chrf
+from restlm.rewards.generation import corpus_bleu, corpus_chrf, corpus_metric_of_rows
 from restlm.tasks.base import Task, register_task
 
 OUT_OF_DOMAIN = "iwslt"
@@ -112,9 +112,8 @@ class TranslationTask(Task):
         return self._corpus_gold_of_rows(examples, outputs, lowercase=split == OUT_OF_DOMAIN)
 
     def _corpus_gold_of_rows(self, examples: list[Example], outputs: list, lowercase: bool):
-        metric = corpus_chrf if self.compare_keys()[2].endswith("chrf") else corpus_bleu
-        refs = [e.target for e in examples]
-        return lambda rows: metric([outputs[i] for i in rows], [refs[i] for i in rows], lowercase=lowercase)
+        metric = "chrf" if self.compare_keys()[2].endswith("chrf") else "bleu"
+        return corpus_metric_of_rows(outputs, [e.target for e in examples], metric, lowercase=lowercase)
 
     def _name(self, split: str) -> str:
         """The first test split reports as 'test_*'; others under their own names."""
