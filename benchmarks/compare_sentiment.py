@@ -13,13 +13,12 @@ import os
 import sys
 from pathlib import Path
 
-from restlm import cli
+from restlm.presets import run_compare
 from restlm.compare.publish import COMPARED, publish
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = "benchmarks/runs/compare_sentiment"
-COMMAND = ["compare", "--task", "configs/compare_sentiment.yaml", "--methods", "sft,rest,dpo,ppo,grpo", "--seeds", "1",
-           "--eval-samples", "1", "--out", OUT]
+TASK, METHODS = "configs/compare_sentiment.yaml", "sft,rest,dpo,ppo,grpo"
 NOTE = ("'then': the same method, task and settings run by the former benchmarks/rest_vs_ppo.py (session 6). DPO's "
         "pairs there came from ReST's first Grow step; here from the start policy's own samples, drawn alike.")
 
@@ -32,7 +31,7 @@ def recorded() -> dict:
 
 def main(argv: list[str]) -> int:
     os.chdir(ROOT)  # the config's paths are relative to the checkout
-    code = cli.main([*COMMAND, *argv])  # extra flags (--bootstrap, --carry DIR) pass through
+    code = run_compare(TASK, OUT, METHODS, 1, argv)  # extra flags (--bootstrap, --carry DIR) pass through
     if code == 0:
         publish(OUT, "benchmarks/results/compare_sentiment", recorded(), "rest_vs_ppo.json", NOTE)
         print("written: benchmarks/results/compare_sentiment.{json,md,png}")

@@ -13,18 +13,17 @@ import os
 import sys
 from pathlib import Path
 
-from restlm import cli
+from restlm.presets import run_compare
 from restlm.compare.publish import publish
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = "benchmarks/runs/compare_translation"
-COMMAND = ["compare", "--task", "configs/compare_translation.yaml", "--methods", "sft,rest,dpo,ppo,grpo", "--seeds", "1",
-           "--eval-samples", "1", "--out", OUT]
+TASK, METHODS = "configs/compare_translation.yaml", "sft,rest,dpo,ppo,grpo"
 
 
 def main(argv: list[str]) -> int:
     os.chdir(ROOT)  # the config's paths are relative to the checkout
-    code = cli.main([*COMMAND, *argv])  # extra flags pass through (a later --seeds 3 wins)
+    code = run_compare(TASK, OUT, METHODS, 1, argv)  # extra flags pass through (a later --seeds 3 wins)
     if code == 0:
         publish(OUT, "benchmarks/results/compare_translation")
         print("written: benchmarks/results/compare_translation.{json,md,png}")

@@ -71,8 +71,11 @@ def test_a_run_recorded_at_the_old_online_dtype_default_keeps_it():
     from restlm.config import keep_recorded_defaults, load_config
 
     config = load_config()
-    assert keep_recorded_defaults(config, {"ppo": {"dtype": "float32"}, "grpo": {"dtype": "float32"}}) == [
-        "ppo.dtype", "grpo.dtype"] and config.ppo.dtype == config.grpo.dtype == "float32"
+    today = {"generation": {"engine": "auto"}, "train": {"dtype": "auto"}}
+    assert keep_recorded_defaults(config, {**today, "ppo": {"dtype": "float32"}, "grpo": {}}) == [  # grpo: no key
+        "ppo.dtype=float32", "grpo.dtype=float32"] and config.ppo.dtype == config.grpo.dtype == "float32"
+    assert keep_recorded_defaults(load_config(), {}) == [  # before any of these keys: as it ran then
+        "generation.engine=hf", "train.dtype=float32", "ppo.dtype=float32", "grpo.dtype=float32"]
     chosen = load_config(overrides=["grpo.dtype=bfloat16"])  # a value other than the new default is the user's
-    assert keep_recorded_defaults(chosen, {"grpo": {"dtype": "float32"}, "ppo": "bad"}) == []
+    assert keep_recorded_defaults(chosen, {**today, "grpo": {"dtype": "float32"}, "ppo": "bad"}) == []
     assert chosen.grpo.dtype == "bfloat16" and chosen.ppo.dtype == "auto"

@@ -101,7 +101,6 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
     resume = run.holds_run()
     if resume:
         recorded = _recorded_config(run)
-        keep_recorded_defaults(settings.config, recorded.get("experiment") or {})
         _check_same(run, recorded, settings)
     else:
         run.check_new()
@@ -154,8 +153,11 @@ def _recorded_config(run: RunDir) -> dict:
 def _check_same(run: RunDir, recorded: dict, settings: CompareSettings) -> None:
     """A rerun into a compare directory must be the same comparison (more methods or seeds are fine)."""
     recorded = copy.deepcopy(recorded)  # compared as loading gives it; the caller keeps the file's text
-    if "experiment" not in recorded:
+    if not isinstance(recorded, dict) or "experiment" not in recorded:
         raise RunDirError(f"{run.path}: holds a `restlm run`, not a comparison; pick another --out")
+    kept = keep_recorded_defaults(settings.config, recorded["experiment"])  # a default changed since it started
+    if kept and run.is_main:
+        print(f"resuming with the recorded {', '.join(kept)} (today's default differs)", flush=True)
     now = settings.recorded()
     try:  # a key added to restlm since the run started counts at its default, as loading gives it
         recorded["experiment"] = to_dict(recorded_config(recorded["experiment"]))

@@ -132,26 +132,25 @@ def read_config_file(path: str | Path) -> dict:
 
 RECORDED_BEFORE = {"generation": {"engine": "hf"}, "train": {"dtype": "float32"}, "ppo": {"dtype": "float32"},
                    "grpo": {"dtype": "float32"}}
-"""how a run recorded before a key existed ran: every generative sample went through hf generate, and
-training and the online methods' token passes ran in float32"""
-
-
-CHANGED_DEFAULTS = {"ppo": {"dtype": ("float32", "auto")}, "grpo": {"dtype": ("float32", "auto")}}
-"""defaults that changed after runs were recorded with them, section -> key -> (old, new): the online methods' token
-passes went from float32 to `auto` (bf16 where native) in session 21"""
+"""the old defaults of keys added or changed since runs were recorded: a run recorded before a key existed ran
+this way (every generative sample through hf generate; training and the online methods' token passes in float32,
+the online ones until session 21), and a run recorded at one of these values goes on with it (keep_recorded_defaults)"""
 
 
 def keep_recorded_defaults(config: ExperimentConfig, recorded: dict) -> list[str]:
-    """A run resumed after a default changed goes on as it started: each CHANGED_DEFAULTS key that `recorded` (a
-    config.json's experiment) holds at the old default, while `config` holds the new one, is set back to the old
-    one on `config`. The keys set."""
-    kept = []
-    for section, keys in CHANGED_DEFAULTS.items():
-        for key, (old, new) in keys.items():
-            held = recorded.get(section) if isinstance(recorded, dict) else None
-            if isinstance(held, dict) and held.get(key) == old and getattr(getattr(config, section), key) == new:
+    """A run resumed after a default changed goes on as it started: each RECORDED_BEFORE key that `recorded` (a
+    config.json's experiment) holds, or lacks, at the old value while `config` holds today's default is set
+    back to the old value on `config` (a value the user chose otherwise is theirs). The keys set, as KEY=VALUE."""
+    recorded, today, kept = as_recorded(recorded), ExperimentConfig(), []
+    if not isinstance(recorded, dict):
+        return kept
+    for section, keys in RECORDED_BEFORE.items():
+        held = recorded.get(section)
+        for key, old in keys.items():
+            now, default = getattr(getattr(config, section), key), getattr(getattr(today, section), key)
+            if isinstance(held, dict) and held.get(key) == old and now == default != old:
                 setattr(getattr(config, section), key, old)
-                kept.append(f"{section}.{key}")
+                kept.append(f"{section}.{key}={old}")
     return kept
 
 
@@ -165,7 +164,11 @@ def as_recorded(values: dict) -> dict:
     """Recorded config values with the keys of RECORDED_BEFORE they lack filled as that run ran."""
     if not isinstance(values, dict):
         return values
-    return {**values, **{section: {**before, **(values.get(section) or {})} for section, before in RECORDED_BEFORE.items()}}
+    def filled(section: str, before: dict):
+        held = values.get(section)
+        # a section that is not a mapping is left for loading to refuse by name
+        return {**before, **(held or {})} if held is None or isinstance(held, dict) else held
+    return {**values, **{section: filled(section, before) for section, before in RECORDED_BEFORE.items()}}
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:

@@ -93,7 +93,8 @@ class PPO(OnlineRL):
 
     `reward`: a Reward, a name (as `build_reward` takes) or a function (examples, outputs) -> scores.
     Supported: CausalLMPolicy (full weights or LoRA), one process or several (each trains on its share of
-    every minibatch; the value head's gradients are averaged by hand, DDP averages the policy's), float32,
+    every minibatch; the value head's gradients are averaged by hand, DDP averages the policy's), bf16
+    autocast of the token passes or float32 (`dtype`, `auto` by default),
     resuming a killed run from its last evaluated step (`train(state_path=...)`). Not supported: seq2seq or
     classifier policies. The loop, evaluations,
     `keep_best` and the reference are OnlineRL's (online.py).

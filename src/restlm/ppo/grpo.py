@@ -49,7 +49,8 @@ class GRPO(OnlineRL):
 
     One process or several (accelerate): every process gets all of a step's samples and rewards (each
     generates a share), scores a share of them, and trains on its share of every minibatch, whose gradients
-    DDP averages; float32, full weights or LoRA; a classifier's output is one token (its label), so its
+    DDP averages; bf16 autocast of the token passes or float32 (`dtype`, `auto` by default), full weights
+    or LoRA; a classifier's output is one token (its label), so its
     loss is the ratio of that label's probability. Like PPO's, the ratio uses the full softmax at
     `temperature` even when top_p < 1 truncated the sampling.
     """

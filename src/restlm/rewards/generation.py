@@ -112,13 +112,21 @@ def _weighted_part(part: str, spec: str, key: str) -> tuple[Reward, float]:
 def corpus_bleu(hyps: Sequence[str], refs: Sequence[str], lowercase: bool = False, tokenize: str = "13a") -> float:
     """Corpus BLEU (0-100) of `hyps` against one reference each, sacrebleu's standard settings."""
     _check_lengths(hyps, refs)
-    return float(BLEU(lowercase=lowercase, tokenize=tokenize).corpus_score(list(hyps), [list(refs)]).score)
+    return float(_corpus_scorer("bleu", lowercase, tokenize=tokenize).corpus_score(list(hyps), [list(refs)]).score)
 
 
 def corpus_chrf(hyps: Sequence[str], refs: Sequence[str], lowercase: bool = False, word_order: int = 0) -> float:
     """Corpus chrF (0-100; word_order=2: chrF++) of `hyps` against one reference each."""
     _check_lengths(hyps, refs)
-    return float(CHRF(word_order=word_order, lowercase=lowercase).corpus_score(list(hyps), [list(refs)]).score)
+    return float(_corpus_scorer("chrf", lowercase, word_order=word_order).corpus_score(list(hyps), [list(refs)]).score)
+
+
+def _corpus_scorer(metric: str, lowercase: bool, tokenize: str = "13a", word_order: int = 0):
+    if metric == "bleu":
+        return BLEU(lowercase=lowercase, tokenize=tokenize)
+    if metric == "chrf":
+        return CHRF(word_order=word_order, lowercase=lowercase)
+    raise ValueError(f"corpus metric: 'bleu' or 'chrf', not {metric!r}")
 
 
 def corpus_metric_of_rows(hyps: Sequence[str], refs: Sequence[str], metric: str = "bleu", lowercase: bool = False):
@@ -126,7 +134,7 @@ def corpus_metric_of_rows(hyps: Sequence[str], refs: Sequence[str], metric: str 
     sentence's sufficient statistics are extracted once and a resample's score is computed from their sum, as
     sacrebleu's own paired bootstrap does, instead of tokenising every sentence again for every resample."""
     _check_lengths(hyps, refs)
-    scorer = BLEU(lowercase=lowercase) if metric == "bleu" else CHRF(lowercase=lowercase)
+    scorer = _corpus_scorer(metric, lowercase)
     stats = np.asarray(scorer._extract_corpus_statistics(list(hyps), [list(refs)]))
     return lambda rows: float(scorer._compute_score_from_stats(stats[np.asarray(rows, dtype=int)].sum(0)).score)
 
