@@ -151,7 +151,9 @@ def _recorded_config(run: RunDir) -> dict:
 
 
 def _check_same(run: RunDir, recorded: dict, settings: CompareSettings) -> None:
-    """A rerun into a compare directory must be the same comparison (more methods or seeds are fine)."""
+    """A rerun into a compare directory must be the same comparison (more methods or seeds are fine). A key
+    whose default changed since the run started is first set back on `settings.config` to the value recorded
+    (keep_recorded_defaults), so the run goes on as it started."""
     recorded = copy.deepcopy(recorded)  # compared as loading gives it; the caller keeps the file's text
     if not isinstance(recorded, dict) or "experiment" not in recorded:
         raise RunDirError(f"{run.path}: holds a `restlm run`, not a comparison; pick another --out")
