@@ -24,7 +24,8 @@ CONVERGED = ["--set", "train.epochs=8", "--set", "train.patience=2"]
 def main(argv: list[str]) -> int:
     return compare_benchmark([*argv, *CONVERGED], __doc__, Path(__file__).resolve().parent.parent,
                              "configs/compare_arithmetic.yaml", "benchmarks/runs/compare_arithmetic_converged", METHODS,
-                             3, "benchmarks/results/arithmetic_converged", summarise, markdown)
+                             3, "benchmarks/results/arithmetic_converged", summarise, markdown,
+                             records="benchmarks/results/arithmetic_converged_records")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ METHODS = "sft,rest,rest_em,ppo,grpo,rloo,bc_matched"  # bc_matched: the control
 def main(argv: list[str]) -> int:
     return compare_benchmark(argv, __doc__, Path(__file__).resolve().parent.parent, "configs/compare_arithmetic.yaml",
                              "benchmarks/runs/compare_arithmetic", METHODS, 3,
-                             "benchmarks/results/arithmetic_smollm2", summarise, markdown)
+                             "benchmarks/results/arithmetic_smollm2", summarise, markdown,
+                             records="benchmarks/results/arithmetic_smollm2_records")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ def main(argv: list[str]) -> int:
     os.chdir(ROOT)  # the config's paths are relative to the checkout
     for name in settings:
         code = run_compare("configs/compare_mrpc.yaml", f"{OUT}/{name}", args.methods, args.seeds,
-                           ["--set", "model.name=smollm2", *SETTINGS[name], *extra])
+                           ["--set", "model.name=smollm2", *SETTINGS[name], *extra],
+                           records=f"benchmarks/results/mrpc_smollm2_classifier_records/{name}")
         if code != 0:
             return code
     from restlm.presets.mrpc_backbones import markdown, summarise

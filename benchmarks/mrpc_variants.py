@@ -21,7 +21,8 @@ METHODS = "sft,rest,rest_n1000,rest_correct,rest_sampled,rest_balanced,rest_all_
 def main(argv: list[str]) -> int:
     return compare_benchmark(argv, __doc__, Path(__file__).resolve().parent.parent, "configs/compare_mrpc.yaml",
                              "benchmarks/runs/compare_mrpc", METHODS, 5,
-                             "benchmarks/results/mrpc_variants", summarise, markdown)
+                             "benchmarks/results/mrpc_variants", summarise, markdown,
+                             records="benchmarks/results/mrpc_variants_records")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@
 
 Two `restlm compare` runs of configs/compare_multi30k.yaml: from BC fine-tuned one epoch (`one_epoch/`) and from
 BC fine-tuned to its best dev epoch (`converged/`: train.patience, train.epochs the most). Both resume when rerun
-and add seeds. Writes benchmarks/results/multi30k_controls.{json,md} (restlm.presets.multi30k_controls), and the
+and add seeds; every finished method run is also kept, without weights, in
+benchmarks/results/multi30k_controls_records/START (committed), and carried back from there when benchmarks/runs
+is lost (a new machine). Writes benchmarks/results/multi30k_controls.{json,md} (restlm.presets.multi30k_controls), and the
 same rows as the `controls` key of benchmarks/results/multi30k_smollm2.json.
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ from restlm.presets import run_compare
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = "benchmarks/runs/multi30k_controls"
+RECORDS = "benchmarks/results/multi30k_controls_records"  # finished method records, committed: carried back
 CONVERGED = ["--set", "train.patience=2", "--set", "train.epochs=8"]  # at most 8 epochs; stop after 2 without a gain
 
 
@@ -35,7 +38,7 @@ def main(argv: list[str]) -> int:
     for start in starts:
         methods = "sft,rest,bc_matched" + (f",{args.extra}" if args.extra and start == "one_epoch" else "")
         code = run_compare("configs/compare_multi30k.yaml", f"{OUT}/{start}", methods, args.seeds,
-                           [*(CONVERGED if start == "converged" else []), *extra])
+                           [*(CONVERGED if start == "converged" else []), *extra], records=f"{RECORDS}/{start}")
         if code != 0:
             return code
     from restlm.presets.multi30k_controls import publish

@@ -133,6 +133,29 @@ def test_a_finished_method_is_carried_when_its_settings_match(user_folder, finis
     assert len(summary["ppo"]["by_seed"][0]["steps"]) == 3  # start and two steps
 
 
+def test_kept_records_hold_each_finished_method_and_carry_it_into_a_lost_runs_place(user_folder, tmp_path):
+    records, first, second = tmp_path / "records", tmp_path / "first", tmp_path / "second"
+    result = run_compare(user_folder, first, "--methods", "sft,rest", "--seeds", "1", "--eval-samples", "2",
+                         "--bootstrap", "200", "--keep-records", str(records))
+    assert result.returncode == 0, result.stderr[-3000:]
+    kept = json.loads((records / "state.json").read_text())["stages"]
+    stages = json.loads((first / "state.json").read_text())["stages"]
+    assert sorted(kept) == ["seed0/rest/final", "seed0/sft/final"]  # the finals only: no Grow or Improve stage
+    assert kept == {key: stages[key] for key in kept}
+    assert json.loads((records / "config.json").read_text()) == json.loads((first / "config.json").read_text())
+    assert not list(records.glob("**/*.safetensors"))
+    # the first directory is gone (a new machine): the same command into a new one runs nothing again
+    result = run_compare(user_folder, second, "--methods", "sft,rest", "--seeds", "1", "--eval-samples", "2",
+                         "--bootstrap", "200", "--keep-records", str(records), "--carry", str(records))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "== seed 0" not in result.stdout and not (second / "checkpoints").exists()  # not even the start
+    again = {m["method"]: m for m in json.loads((second / "compare.json").read_text())["methods"]}
+    before = {m["method"]: m for m in json.loads((first / "compare.json").read_text())["methods"]}
+    assert again["rest"]["by_seed"][0]["carried_from"] == str(records)
+    assert without_times(again["rest"]["by_seed"][0]) == without_times(before["rest"]["by_seed"][0])
+    assert sorted(json.loads((records / "state.json").read_text())["stages"]) == sorted(kept)
+
+
 def test_rerun_forgets_one_method_and_runs_it_again_keeping_the_others(user_folder, finished, tmp_path):
     import shutil
 

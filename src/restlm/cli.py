@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     comparison.add_argument("--bootstrap", type=int, default=1000, help="resamples of the confidence intervals")
     comparison.add_argument("--carry", action="append", default=[], metavar="DIR",
                             help="reuse the finished method runs of another compare directory whose settings match")
+    comparison.add_argument("--keep-records", metavar="DIR", help="write every finished method record (no weights) "
+                            "to DIR as it finishes, a directory --carry reads if --out is lost")
     comparison.add_argument("--rerun", default="", metavar="METHODS",
                             help="comma-separated methods of --methods whose finished runs (every seed) are "
                             "forgotten and run again, e.g. after a fix; the start and the other methods are kept "
@@ -185,7 +187,8 @@ def _compare(args) -> None:
     settings = CompareSettings(config, [m.strip() for m in args.methods.split(",") if m.strip()], args.seeds,
                                args.budget, args.eval_samples, args.bootstrap, args.carry,
                                command="restlm " + shlex.join(args.argv),
-                               rerun=[m.strip() for m in args.rerun.split(",") if m.strip()])
+                               rerun=[m.strip() for m in args.rerun.split(",") if m.strip()],
+                               keep_records=args.keep_records)
     compare(settings, args.out)
     if process_state().is_main_process:
         print(f"compare: {Path(args.out) / 'compare.json'}, report {Path(args.out) / 'compare.html'}")

@@ -105,6 +105,12 @@ def method_final(seed: int, method: str) -> str:
     return f"{method_prefix(seed, method)}/final"
 
 
+def is_method_final(key: str) -> bool:
+    """Whether `key` is a method_final key (`seed0/rest/final`)."""
+    return _FINAL.fullmatch(key) is not None
+
+
+_FINAL = re.compile(r"seed[0-9]+/[^/]+/final")
 _SEED_PART = re.compile(r"seed[0-9]+/(?P<name>[^/]+)(/.*)?")
 
 

@@ -1,6 +1,8 @@
 """Reusing finished method runs of another compare directory (`--carry DIR`): a method's final
 record is taken when every setting it depends on is the same there (the task, the start policy,
-the method's own config sections, the seed, the evaluation, PPO's budget)."""
+the method's own config sections, the seed, the evaluation, PPO's budget). `--keep-records DIR`
+writes such a directory as the run goes: its config.json and the final records, no weights, so a
+lost run directory (a machine given back mid-run) loses no finished method run."""
 from __future__ import annotations
 
 import json
@@ -51,3 +53,17 @@ def carry_records(run, settings, methods: dict) -> None:
                 if run.stage(key) is None and key in stages and \
                         signature(other, method, seed) == signature(recorded, method, seed):
                     run.complete(key, {**stages[key], "carried_from": str(folder)})
+
+
+def keep_records(run, folder: str | Path) -> None:
+    """Write `folder`/config.json (the run's) and `folder`/state.json holding the run's finished method records
+    (`seedS/METHOD/final`, no weights): a directory `--carry` reads."""
+    from restlm.atomic_files import write_json
+
+    if not run.is_main:
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    finals = {key: record for key, record in run.state["stages"].items() if layout.is_method_final(key)}
+    write_json(folder / "config.json", json.loads((run.path / "config.json").read_text()))
+    write_json(folder / "state.json", {"stages": finals})

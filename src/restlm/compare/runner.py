@@ -53,6 +53,9 @@ class CompareSettings:
     """the command line, for the record"""
     rerun: list[str] = field(default_factory=list)
     """methods whose finished records (every seed) are forgotten, so that they run again: after a fix, say"""
+    keep_records: str | None = None
+    """a folder that gets the finished method records (config.json, state.json, no weights) as each finishes:
+    `carry` it when the run directory is lost"""
 
     def check(self) -> None:
         if self.seeds < 1:
@@ -88,7 +91,7 @@ class CompareSettings:
 
 def compare(settings: CompareSettings, out: str | Path) -> dict:
     """Run (or finish) the comparison in `out`; write compare.json and the report; return the summary."""
-    from restlm.compare.carry import carry_records
+    from restlm.compare.carry import carry_records, keep_records
     from restlm.compare.report import write_compare_report
     from restlm.compare.summary import summarise_compare
 
@@ -131,8 +134,10 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
         run.create(settings.recorded(), inputs)
     try:
         carry_records(run, settings, methods)
+        kept = (lambda: keep_records(run, settings.keep_records)) if settings.keep_records else (lambda: None)
+        kept()
         for seed in range(settings.seeds):
-            _run_seed(run, task, settings, methods, keys, seed, policy if seed == 0 else task.new_policy(seed))
+            _run_seed(run, task, settings, methods, keys, seed, policy if seed == 0 else task.new_policy(seed), kept)
         summary = summarise_compare(run, task, settings, keys)
         if run.is_main:
             write_json(run.path / layout.COMPARE_SUMMARY, summary)
@@ -203,8 +208,11 @@ def _differing(old, new, prefix: str = "") -> list[str]:
 
 
 def _run_seed(run: RunDir, task, settings: CompareSettings, methods: dict, keys: tuple[str, str, str], seed: int,
-              policy) -> None:
+              policy, kept) -> None:
     config, (_, proxy, gold) = settings.config, keys
+    if all(run.stage(layout.method_final(seed, name)) is not None for name in methods):
+        _seed_finished(run, methods, seed, config, policy)  # every method run recorded or carried: no start needed
+        return
     init, start_key = layout.seed_stage(seed, "init"), layout.compare_start(seed)
     stages = StageRunner(run, policy, in_memory=init)
     evaluate = _timed(task.evaluate)
@@ -230,7 +238,14 @@ def _run_seed(run: RunDir, task, settings: CompareSettings, methods: dict, keys:
             reference.load_weights(run.checkpoint_dir(start_key))
         stages(final_key, lambda key: _final(task, policy, None if name == "sft" else reference, name, record,
                                              (proxy, gold), settings.eval_samples), after=stages.in_memory, trains=False)
-    for name in methods:  # the seed is finished: its methods' checkpoints are only read now (the start may be again)
+        kept()  # --keep-records: this method run is safe from here on
+    _seed_finished(run, methods, seed, config, policy)
+
+
+def _seed_finished(run: RunDir, methods: dict, seed: int, config, policy) -> None:
+    """The seed is finished: its methods' checkpoints are only read now (the start may be again), so they are kept
+    in the run's checkpoint dtype."""
+    for name in methods:
         shrink_checkpoints(run, layout.method_prefix(seed, name), config.run.checkpoint_dtype, policy.kind)
     policy.accelerator.wait_for_everyone()
 

@@ -27,20 +27,26 @@ def publish(out: str | Path, summary: dict, markdown: str) -> None:
     print(markdown)
 
 
-def run_compare(task: str, out: str, methods: str, seeds: int, extra: list[str]) -> int:
+def run_compare(task: str, out: str, methods: str, seeds: int, extra: list[str], records: str | None = None) -> int:
     """`restlm compare` of `task` into `out` (run, or resumed and extended to `seeds`), one greedy output per
-    evaluated input, as every benchmark runs it; `extra` (--set KEY=VALUE, --bootstrap) passes on. Its exit code."""
+    evaluated input, as every benchmark runs it; `extra` (--set KEY=VALUE, --bootstrap) passes on. With `records`
+    (a folder under benchmarks/results, committed), every finished method record is kept there as it finishes and
+    carried back from there, so a session whose machine (and benchmarks/runs) is gone goes on where it was. Its
+    exit code."""
     from restlm import cli
 
+    kept = [] if records is None else ["--keep-records", records] + (
+        ["--carry", records] if (Path(records) / "state.json").exists() else [])
     return cli.main(["compare", "--task", task, "--methods", methods, "--seeds", str(seeds), "--eval-samples", "1",
-                     "--out", out, *extra])
+                     "--out", out, *kept, *extra])
 
 
 def compare_benchmark(argv: list[str], doc: str, root: Path, task: str, out: str, methods: str, seeds: int,
-                      results: str, summarise, markdown) -> int:
+                      results: str, summarise, markdown, records: str | None = None) -> int:
     """A benchmark screen over one `restlm compare` of `task`: `--seeds` and `--methods` (other flags, e.g.
     --bootstrap or --set KEY=VALUE, pass to compare), run or resumed from the checkout's `root` (the configs'
-    paths are relative to it); then RESULTS.{json,md} from `markdown(summarise(out))`. Its exit code."""
+    paths are relative to it); then RESULTS.{json,md} from `markdown(summarise(out))`; `records`: run_compare's.
+    Its exit code."""
     import argparse
     import os
 
@@ -49,7 +55,7 @@ def compare_benchmark(argv: list[str], doc: str, root: Path, task: str, out: str
     parser.add_argument("--methods", default=methods)
     args, extra = parser.parse_known_args(argv)
     os.chdir(root)
-    code = run_compare(task, out, args.methods, args.seeds, extra)
+    code = run_compare(task, out, args.methods, args.seeds, extra, records)
     if code == 0:
         summary = summarise(out)
         publish(results, summary, markdown(summary))
