@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/multi30k_controls.py                    # 3 seeds: ReST, BC matched, both starts
     .venv/bin/python benchmarks/multi30k_controls.py --seeds 1 --extra rest_em,rest_gold,rest_bvmpo
+    .venv/bin/python benchmarks/multi30k_controls.py --seeds 1 --starts one_epoch --out /tmp/m30k  # seed 0 alone,
+                                                    # from the kept records, while the run above goes on
 
 Two `restlm compare` runs of configs/compare_multi30k.yaml: from BC fine-tuned one epoch (`one_epoch/`) and from
 BC fine-tuned to its best dev epoch (`converged/`: train.patience, train.epochs the most). Both resume when rerun
@@ -30,6 +32,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--extra", default="", help="more methods from the one-epoch start (rest_em,rest_gold,...)")
     parser.add_argument("--starts", default="one_epoch,converged")
+    parser.add_argument("--out", default=OUT, help="the compare directories' parent (another one publishes the "
+                        "finished seeds from the kept records while a run goes on in the default one)")
     args, extra = parser.parse_known_args(argv)  # other flags (--bootstrap, --set KEY=VALUE) pass to compare
     starts = args.starts.split(",")
     if not set(starts) <= {"one_epoch", "converged"}:
@@ -37,13 +41,13 @@ def main(argv: list[str]) -> int:
     os.chdir(ROOT)  # the config's paths are relative to the checkout
     for start in starts:
         methods = "sft,rest,bc_matched" + (f",{args.extra}" if args.extra and start == "one_epoch" else "")
-        code = run_compare("configs/compare_multi30k.yaml", f"{OUT}/{start}", methods, args.seeds,
+        code = run_compare("configs/compare_multi30k.yaml", f"{args.out}/{start}", methods, args.seeds,
                            [*(CONVERGED if start == "converged" else []), *extra], records=f"{RECORDS}/{start}")
         if code != 0:
             return code
     from restlm.presets.multi30k_controls import publish
 
-    publish(OUT, "benchmarks/results/multi30k_controls", table="benchmarks/results/multi30k_smollm2")
+    publish(args.out, "benchmarks/results/multi30k_controls", table="benchmarks/results/multi30k_smollm2")
     return 0
 
 

@@ -154,6 +154,12 @@ def test_kept_records_hold_each_finished_method_and_carry_it_into_a_lost_runs_pl
     assert again["rest"]["by_seed"][0]["carried_from"] == str(records)
     assert without_times(again["rest"]["by_seed"][0]) == without_times(before["rest"]["by_seed"][0])
     assert sorted(json.loads((records / "state.json").read_text())["stages"]) == sorted(kept)
+    # another run of the same comparison elsewhere (sft alone, 2 seeds) adds its records and keeps the others
+    result = run_compare(user_folder, tmp_path / "third", "--methods", "sft", "--seeds", "2", "--eval-samples", "2",
+                         "--bootstrap", "200", "--keep-records", str(records))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(json.loads((records / "state.json").read_text())["stages"]) == \
+        ["seed0/rest/final", "seed0/sft/final", "seed1/sft/final"]
 
 
 def test_rerun_forgets_one_method_and_runs_it_again_keeping_the_others(user_folder, finished, tmp_path):

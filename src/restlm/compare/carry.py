@@ -57,13 +57,26 @@ def carry_records(run, settings, methods: dict) -> None:
 
 def keep_records(run, folder: str | Path) -> None:
     """Write `folder`/config.json (the run's) and `folder`/state.json holding the run's finished method records
-    (`seedS/METHOD/final`, no weights): a directory `--carry` reads."""
+    (`seedS/METHOD/final`, no weights): a directory `--carry` reads. Records already there under the same config
+    stay (another run of the same comparison may have written them); under another config they are replaced."""
     from restlm.atomic_files import write_json
 
     if not run.is_main:
         return
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    config = json.loads((run.path / "config.json").read_text())
     finals = {key: record for key, record in run.state["stages"].items() if layout.is_method_final(key)}
-    write_json(folder / "config.json", json.loads((run.path / "config.json").read_text()))
-    write_json(folder / "state.json", {"stages": finals})
+    try:
+        if _comparison(json.loads((folder / "config.json").read_text())) == _comparison(config):
+            finals = {**json.loads((folder / "state.json").read_text())["stages"], **finals}
+    except (OSError, json.JSONDecodeError, KeyError):
+        pass  # nothing there yet, or not records: written anew
+    write_json(folder / "config.json", config)
+    write_json(folder / "state.json", {"stages": dict(sorted(finals.items()))})
+
+
+def _comparison(config: dict) -> dict:
+    """A compare directory's config.json without what two runs of one comparison may differ in (`run`: the
+    output folder, the seeds)."""
+    return {**config, "experiment": {k: v for k, v in config["experiment"].items() if k != "run"}}
