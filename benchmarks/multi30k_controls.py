@@ -9,7 +9,7 @@ Two `restlm compare` runs of configs/compare_multi30k.yaml: from BC fine-tuned o
 BC fine-tuned to its best dev epoch (`converged/`: train.patience, train.epochs the most). Both resume when rerun
 and add seeds; every finished method run is also kept, without weights, in
 benchmarks/results/multi30k_controls_records/START (committed), and carried back from there when benchmarks/runs
-is lost (a new machine). Writes benchmarks/results/multi30k_controls.{json,md} (restlm.presets.multi30k_controls), and the
+is lost (a new machine). Writes benchmarks/results/multi30k_controls.{json,md} (presets.multi30k_controls), and the
 same rows as the `controls` key of benchmarks/results/multi30k_smollm2.json.
 """
 from __future__ import annotations

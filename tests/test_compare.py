@@ -160,6 +160,30 @@ def test_kept_records_hold_each_finished_method_and_carry_it_into_a_lost_runs_pl
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(json.loads((records / "state.json").read_text())["stages"]) == \
         ["seed0/rest/final", "seed0/sft/final", "seed1/sft/final"]
+    # a rerun of rest drops its old record (a lost rerun must not carry the record it was replacing); a changed
+    # setting of rest drops it too, sft's stays
+    from types import SimpleNamespace
+
+    from restlm.compare.carry import keep_records
+    from restlm.config import load_config
+
+    config = load_config(str(user_folder / "task.yaml"), [])
+    state = json.loads((first / "state.json").read_text())
+    state["stages"] = {k: v for k, v in state["stages"].items() if not k.startswith("seed0/rest/")}
+    run = SimpleNamespace(is_main=True, path=first, state=state)
+    keep_records(run, records, SimpleNamespace(rerun=["rest"], config=config))
+    assert sorted(json.loads((records / "state.json").read_text())["stages"]) == ["seed0/sft/final", "seed1/sft/final"]
+    keep_records(SimpleNamespace(is_main=True, path=first, state=json.loads((first / "state.json").read_text())),
+                 records, SimpleNamespace(rerun=[], config=config))  # rest's record back, as the run finished it
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    recorded = json.loads((first / "config.json").read_text())
+    recorded["experiment"]["rest"]["improve_steps"] += 1
+    (changed / "config.json").write_text(json.dumps(recorded))
+    keep_records(SimpleNamespace(is_main=True, path=changed, state={"stages": {}}), records,
+                 SimpleNamespace(rerun=[], config=config))
+    assert sorted(json.loads((records / "state.json").read_text())["stages"]) == ["seed0/sft/final", "seed1/sft/final"]
+    assert json.loads((records / "config.json").read_text()) == recorded
 
 
 def test_rerun_forgets_one_method_and_runs_it_again_keeping_the_others(user_folder, finished, tmp_path):

@@ -105,12 +105,13 @@ def method_final(seed: int, method: str) -> str:
     return f"{method_prefix(seed, method)}/final"
 
 
-def is_method_final(key: str) -> bool:
-    """Whether `key` is a method_final key (`seed0/rest/final`)."""
-    return _FINAL.fullmatch(key) is not None
+def final_parts(key: str) -> tuple[int, str] | None:
+    """(seed, method) of a method_final key (`seed0/rest/final` -> (0, 'rest')); None for any other key."""
+    match = _FINAL.fullmatch(key)
+    return (int(match["seed"]), match["name"]) if match else None
 
 
-_FINAL = re.compile(r"seed[0-9]+/[^/]+/final")
+_FINAL = re.compile(r"seed(?P<seed>[0-9]+)/(?P<name>[^/]+)/final")
 _SEED_PART = re.compile(r"seed[0-9]+/(?P<name>[^/]+)(/.*)?")
 
 

@@ -6,6 +6,7 @@ lost run directory (a machine given back mid-run) loses no finished method run."
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from restlm import run_layout as layout
@@ -33,9 +34,8 @@ def signature(recorded: dict, method, seed: int) -> dict:
 
 
 def carry_records(run, settings, methods: dict) -> None:
-    """Copy into `run` the final records of other directories' method runs whose signatures match."""
-    if not run.is_main:
-        return
+    """Copy into `run` the final records of other directories' method runs whose signatures match (on every
+    process: each must skip what was carried; only the main one writes)."""
     recorded = settings.recorded()
     for folder in map(Path, settings.carry):
         try:
@@ -55,28 +55,45 @@ def carry_records(run, settings, methods: dict) -> None:
                     run.complete(key, {**stages[key], "carried_from": str(folder)})
 
 
-def keep_records(run, folder: str | Path) -> None:
+def keep_records(run, folder: str | Path, settings) -> None:
     """Write `folder`/config.json (the run's) and `folder`/state.json holding the run's finished method records
-    (`seedS/METHOD/final`, no weights): a directory `--carry` reads. Records already there under the same config
-    stay (another run of the same comparison may have written them); under another config they are replaced."""
+    (`seedS/METHOD/final`, no weights): a directory `--carry` reads. A record already there stays when its method
+    run's signature is the same under both configs (another run of this comparison wrote it), unless its method
+    is being rerun; the run's own records win. Locked against another run writing the same folder."""
+    import fcntl
+
     from restlm.atomic_files import write_json
+    from restlm.errors import ConfigError
+    from restlm.methods import build_method
 
     if not run.is_main:
         return
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = json.loads((run.path / "config.json").read_text())
-    finals = {key: record for key, record in run.state["stages"].items() if layout.is_method_final(key)}
+    finals = {key: record for key, record in run.state["stages"].items() if layout.final_parts(key)}
+    handle = os.open(folder, os.O_RDONLY)
     try:
-        if _comparison(json.loads((folder / "config.json").read_text())) == _comparison(config):
-            finals = {**json.loads((folder / "state.json").read_text())["stages"], **finals}
-    except (OSError, json.JSONDecodeError, KeyError):
-        pass  # nothing there yet, or not records: written anew
-    write_json(folder / "config.json", config)
-    write_json(folder / "state.json", {"stages": dict(sorted(finals.items()))})
-
-
-def _comparison(config: dict) -> dict:
-    """A compare directory's config.json without what two runs of one comparison may differ in (`run`: the
-    output folder, the seeds)."""
-    return {**config, "experiment": {k: v for k, v in config["experiment"].items() if k != "run"}}
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            old = json.loads((folder / "config.json").read_text())
+            old_stages = json.loads((folder / "state.json").read_text())["stages"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError):
+            old, old_stages = None, {}  # nothing there yet, or not records: written anew
+        kept = {}
+        for key, record in old_stages.items():
+            seed, name = layout.final_parts(key) or (None, None)
+            if name is None or name in settings.rerun:
+                continue
+            try:
+                method = build_method(name, settings.config)
+            except ConfigError:
+                continue  # a variant this comparison no longer has
+            if signature(old, method, seed) == signature(config, method, seed):
+                kept[key] = record
+        if old != config:  # every moment on disk is a consistent pair: the kept records hold under both configs
+            write_json(folder / "state.json", {"stages": dict(sorted(kept.items()))})
+            write_json(folder / "config.json", config)
+        write_json(folder / "state.json", {"stages": dict(sorted({**kept, **finals}.items()))})
+    finally:
+        os.close(handle)  # and the lock with it

@@ -134,7 +134,12 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
         run.create(settings.recorded(), inputs)
     try:
         carry_records(run, settings, methods)
-        kept = (lambda: keep_records(run, settings.keep_records)) if settings.keep_records else (lambda: None)
+        accelerator.wait_for_everyone()  # every process has read the carried folders before one is written
+
+        def kept() -> None:  # --keep-records: called after each method run's final record
+            if settings.keep_records:
+                keep_records(run, settings.keep_records, settings)
+
         kept()
         for seed in range(settings.seeds):
             _run_seed(run, task, settings, methods, keys, seed, policy if seed == 0 else task.new_policy(seed), kept)
