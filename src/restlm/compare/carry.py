@@ -71,7 +71,7 @@ def keep_records(run, folder: str | Path, settings) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = json.loads((run.path / "config.json").read_text())
-    finals = {key: record for key, record in run.state["stages"].items() if layout.final_parts(key)}
+    finals = {key: _as_kept(record, folder) for key, record in run.state["stages"].items() if layout.final_parts(key)}
     handle = os.open(folder, os.O_RDONLY)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -97,3 +97,10 @@ def keep_records(run, folder: str | Path, settings) -> None:
         write_json(folder / "state.json", {"stages": dict(sorted({**kept, **finals}.items()))})
     finally:
         os.close(handle)  # and the lock with it
+
+
+def _as_kept(record: dict, folder: Path) -> dict:
+    """A final record as `folder` keeps it: one carried from `folder` itself goes back as it came."""
+    if record.get("carried_from") == str(folder):
+        return {k: v for k, v in record.items() if k != "carried_from"}
+    return record
