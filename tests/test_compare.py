@@ -140,7 +140,8 @@ def test_kept_records_hold_each_finished_method_and_carry_it_into_a_lost_runs_pl
     assert result.returncode == 0, result.stderr[-3000:]
     kept = json.loads((records / "state.json").read_text())["stages"]
     stages = json.loads((first / "state.json").read_text())["stages"]
-    assert sorted(kept) == ["seed0/rest/final", "seed0/sft/final"]  # the finals only: no Grow or Improve stage
+    finals = {name: [layout.method_final(seed, name) for seed in (0, 1)] for name in ("sft", "rest")}
+    assert sorted(kept) == [finals["rest"][0], finals["sft"][0]]  # the finals only: no Grow or Improve stage
     assert kept == {key: stages[key] for key in kept}
     assert json.loads((records / "config.json").read_text()) == json.loads((first / "config.json").read_text())
     assert not list(records.glob("**/*.safetensors"))
@@ -159,7 +160,7 @@ def test_kept_records_hold_each_finished_method_and_carry_it_into_a_lost_runs_pl
                          "--bootstrap", "200", "--keep-records", str(records))
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(json.loads((records / "state.json").read_text())["stages"]) == \
-        ["seed0/rest/final", "seed0/sft/final", "seed1/sft/final"]
+        [finals["rest"][0], *finals["sft"]]
     # a rerun of rest drops its old record (a lost rerun must not carry the record it was replacing); a changed
     # setting of rest drops it too, sft's stays
     from types import SimpleNamespace
@@ -169,10 +170,11 @@ def test_kept_records_hold_each_finished_method_and_carry_it_into_a_lost_runs_pl
 
     config = load_config(str(user_folder / "task.yaml"), [])
     state = json.loads((first / "state.json").read_text())
-    state["stages"] = {k: v for k, v in state["stages"].items() if not k.startswith("seed0/rest/")}
+    rest = layout.method_prefix(0, "rest")
+    state["stages"] = {k: v for k, v in state["stages"].items() if not layout.is_under(k, rest)}
     run = SimpleNamespace(is_main=True, path=first, state=state)
     keep_records(run, records, SimpleNamespace(rerun=["rest"], config=config))
-    assert sorted(json.loads((records / "state.json").read_text())["stages"]) == ["seed0/sft/final", "seed1/sft/final"]
+    assert sorted(json.loads((records / "state.json").read_text())["stages"]) == finals["sft"]
     keep_records(SimpleNamespace(is_main=True, path=first, state=json.loads((first / "state.json").read_text())),
                  records, SimpleNamespace(rerun=[], config=config))  # rest's record back, as the run finished it
     changed = tmp_path / "changed"
@@ -182,7 +184,7 @@ def test_kept_records_hold_each_finished_method_and_carry_it_into_a_lost_runs_pl
     (changed / "config.json").write_text(json.dumps(recorded))
     keep_records(SimpleNamespace(is_main=True, path=changed, state={"stages": {}}), records,
                  SimpleNamespace(rerun=[], config=config))
-    assert sorted(json.loads((records / "state.json").read_text())["stages"]) == ["seed0/sft/final", "seed1/sft/final"]
+    assert sorted(json.loads((records / "state.json").read_text())["stages"]) == finals["sft"]
     assert json.loads((records / "config.json").read_text()) == recorded
 
 
