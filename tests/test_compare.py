@@ -37,7 +37,7 @@ def run_compare(folder: Path, out: Path, *extra: str, timeout: float = 600) -> s
 def finished(user_folder, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("compare_runs") / "full"
     result = run_compare(user_folder, out, "--methods", METHODS, "--seeds", "2", "--eval-samples", "2",
-                         "--bootstrap", "200")
+                         "--bootstrap", "200", "--keep-records", str(out.parent / "records"))
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
@@ -133,59 +133,53 @@ def test_a_finished_method_is_carried_when_its_settings_match(user_folder, finis
     assert len(summary["ppo"]["by_seed"][0]["steps"]) == 3  # start and two steps
 
 
-def test_kept_records_hold_each_finished_method_and_carry_it_into_a_lost_runs_place(user_folder, tmp_path):
-    records, first, second = tmp_path / "records", tmp_path / "first", tmp_path / "second"
-    result = run_compare(user_folder, first, "--methods", "sft,rest", "--seeds", "1", "--eval-samples", "2",
-                         "--bootstrap", "200", "--keep-records", str(records))
-    assert result.returncode == 0, result.stderr[-3000:]
-    kept = json.loads((records / "state.json").read_text())["stages"]
-    stages = json.loads((first / "state.json").read_text())["stages"]
-    finals = {name: [layout.method_final(seed, name) for seed in (0, 1)] for name in ("sft", "rest")}
-    assert sorted(kept) == [finals["rest"][0], finals["sft"][0]]  # the finals only: no Grow or Improve stage
-    assert kept == {key: stages[key] for key in kept}
-    assert json.loads((records / "config.json").read_text()) == json.loads((first / "config.json").read_text())
-    assert not list(records.glob("**/*.safetensors"))
-    # the first directory is gone (a new machine): the same command into a new one runs nothing again
-    result = run_compare(user_folder, second, "--methods", "sft,rest", "--seeds", "1", "--eval-samples", "2",
-                         "--bootstrap", "200", "--keep-records", str(records), "--carry", str(records))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "== seed 0" not in result.stdout and not (second / "checkpoints").exists()  # not even the start
-    again = {m["method"]: m for m in json.loads((second / "compare.json").read_text())["methods"]}
-    before = {m["method"]: m for m in json.loads((first / "compare.json").read_text())["methods"]}
-    assert again["rest"]["by_seed"][0]["carried_from"] == str(records)
-    assert without_times(again["rest"]["by_seed"][0]) == without_times(before["rest"]["by_seed"][0])
-    assert json.loads((records / "state.json").read_text())["stages"] == kept  # as the first run wrote them
-    # another run of the same comparison elsewhere (sft alone, 2 seeds) adds its records and keeps the others
-    result = run_compare(user_folder, tmp_path / "third", "--methods", "sft", "--seeds", "2", "--eval-samples", "2",
-                         "--bootstrap", "200", "--keep-records", str(records))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(json.loads((records / "state.json").read_text())["stages"]) == \
-        [finals["rest"][0], *finals["sft"]]
-    # a rerun of rest drops its old record (a lost rerun must not carry the record it was replacing); a changed
-    # setting of rest drops it too, sft's stays
+def test_kept_records_hold_each_finished_method_and_carry_it_into_a_lost_runs_place(user_folder, finished, tmp_path):
+    import shutil
     from types import SimpleNamespace
 
     from restlm.compare.carry import keep_records
     from restlm.config import load_config
 
+    def held(folder: Path) -> dict:
+        return json.loads((folder / "state.json").read_text())["stages"]
+
+    kept, stages = held(finished.parent / "records"), held(finished)
+    assert sorted(kept) == sorted(key for key in stages if layout.final_parts(key))  # no Grow or Improve stage
+    assert len(kept) == 2 * len(METHODS.split(",")) and kept == {key: stages[key] for key in kept}
+    assert json.loads((finished.parent / "records" / "config.json").read_text()) == \
+        json.loads((finished / "config.json").read_text())
+    assert not list((finished.parent / "records").glob("**/*.safetensors"))
+    records, second = tmp_path / "records", tmp_path / "second"
+    shutil.copytree(finished.parent / "records", records)
+    # the run directory is gone (a new machine): the same command into a new one runs nothing again
+    result = run_compare(user_folder, second, "--methods", "sft,rest", "--seeds", "1", "--eval-samples", "2",
+                         "--bootstrap", "200", "--keep-records", str(records), "--carry", str(records))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "== seed 0" not in result.stdout and not (second / "checkpoints").exists()  # not even the start
+    again = {m["method"]: m for m in json.loads((second / "compare.json").read_text())["methods"]}
+    before = {m["method"]: m for m in json.loads((finished / "compare.json").read_text())["methods"]}
+    assert again["rest"]["by_seed"][0]["carried_from"] == str(records)
+    assert without_times(again["rest"]["by_seed"][0]) == without_times(before["rest"]["by_seed"][0])
+    assert held(records) == kept  # a run of the same comparison that holds fewer keeps the others, as they were
     config = load_config(str(user_folder / "task.yaml"), [])
-    state = json.loads((first / "state.json").read_text())
-    rest = layout.method_prefix(0, "rest")
-    state["stages"] = {k: v for k, v in state["stages"].items() if not layout.is_under(k, rest)}
-    run = SimpleNamespace(is_main=True, path=first, state=state)
-    keep_records(run, records, SimpleNamespace(rerun=["rest"], config=config))
-    assert sorted(json.loads((records / "state.json").read_text())["stages"]) == finals["sft"]
-    keep_records(SimpleNamespace(is_main=True, path=first, state=json.loads((first / "state.json").read_text())),
-                 records, SimpleNamespace(rerun=[], config=config))  # rest's record back, as the run finished it
+    rest = [layout.method_final(seed, "rest") for seed in (0, 1)]
+    # a rerun of rest drops its old records (a lost rerun must not carry the records it was replacing)
+    forgotten = {k: v for k, v in stages.items() if not layout.is_under(k, layout.method_prefix(0, "rest"))
+                 and not layout.is_under(k, layout.method_prefix(1, "rest"))}
+    keep_records(SimpleNamespace(is_main=True, path=finished, state={"stages": forgotten}), records,
+                 SimpleNamespace(rerun=["rest"], config=config))
+    assert sorted(held(records)) == sorted(set(kept) - set(rest))
+    # a changed setting of rest: its records are dropped with the new config, sft's stay
     changed = tmp_path / "changed"
     changed.mkdir()
-    recorded = json.loads((first / "config.json").read_text())
+    recorded = json.loads((finished / "config.json").read_text())
     recorded["experiment"]["rest"]["improve_steps"] += 1
     (changed / "config.json").write_text(json.dumps(recorded))
     keep_records(SimpleNamespace(is_main=True, path=changed, state={"stages": {}}), records,
                  SimpleNamespace(rerun=[], config=config))
-    assert sorted(json.loads((records / "state.json").read_text())["stages"]) == finals["sft"]
     assert json.loads((records / "config.json").read_text()) == recorded
+    assert {layout.method_final(seed, "sft") for seed in (0, 1)} <= set(held(records))
+    assert not set(rest) & set(held(records))
 
 
 def test_rerun_forgets_one_method_and_runs_it_again_keeping_the_others(user_folder, finished, tmp_path):
