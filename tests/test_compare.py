@@ -166,8 +166,8 @@ def test_kept_records_hold_each_finished_method_and_carry_it_into_a_lost_runs_pl
     # a rerun of rest drops its old records (a lost rerun must not carry the records it was replacing)
     forgotten = {k: v for k, v in stages.items() if not layout.is_under(k, layout.method_prefix(0, "rest"))
                  and not layout.is_under(k, layout.method_prefix(1, "rest"))}
-    keep_records(SimpleNamespace(is_main=True, path=finished, state={"stages": forgotten}), records,
-                 SimpleNamespace(rerun=["rest"], config=config))
+    keep_records(SimpleNamespace(is_main=True, path=finished, state={"stages": forgotten}),
+                 SimpleNamespace(keep_records=str(records), rerun=["rest"], config=config))
     assert sorted(held(records)) == sorted(set(kept) - set(rest))
     # a changed setting of rest: its records are dropped with the new config, sft's stay
     changed = tmp_path / "changed"
@@ -175,8 +175,8 @@ def test_kept_records_hold_each_finished_method_and_carry_it_into_a_lost_runs_pl
     recorded = json.loads((finished / "config.json").read_text())
     recorded["experiment"]["rest"]["improve_steps"] += 1
     (changed / "config.json").write_text(json.dumps(recorded))
-    keep_records(SimpleNamespace(is_main=True, path=changed, state={"stages": {}}), records,
-                 SimpleNamespace(rerun=[], config=config))
+    keep_records(SimpleNamespace(is_main=True, path=changed, state={"stages": {}}),
+                 SimpleNamespace(keep_records=str(records), rerun=[], config=config))
     assert json.loads((records / "config.json").read_text()) == recorded
     assert {layout.method_final(seed, "sft") for seed in (0, 1)} <= set(held(records))
     assert not set(rest) & set(held(records))

@@ -55,9 +55,9 @@ def carry_records(run, settings, methods: dict) -> None:
                     run.complete(key, {**stages[key], "carried_from": str(folder)})
 
 
-def keep_records(run, folder: str | Path, settings) -> None:
-    """Write `folder`/config.json (the run's) and `folder`/state.json holding the run's finished method records
-    (`seedS/METHOD/final`, no weights): a directory `--carry` reads. A record already there stays when its method
+def keep_records(run, settings) -> None:
+    """With `settings.keep_records` (a folder), write its config.json (the run's) and its state.json holding the
+    run's finished method records (`seedS/METHOD/final`, no weights): a directory `--carry` reads. A record already there stays when its method
     run's signature is the same under both configs (another run of this comparison wrote it), unless its method
     is being rerun; the run's own records win. Locked against another run writing the same folder."""
     import fcntl
@@ -66,9 +66,9 @@ def keep_records(run, folder: str | Path, settings) -> None:
     from restlm.errors import ConfigError
     from restlm.methods import build_method
 
-    if not run.is_main:
+    if not settings.keep_records or not run.is_main:
         return
-    folder = Path(folder)
+    folder = Path(settings.keep_records)
     folder.mkdir(parents=True, exist_ok=True)
     config = json.loads((run.path / "config.json").read_text())
     finals = {key: _as_kept(record, folder) for key, record in run.state["stages"].items() if layout.final_parts(key)}

@@ -27,6 +27,7 @@ from restlm.kept_checkpoints import shrink_checkpoints
 from restlm.methods import MethodRun, build_method, in_run_order
 from restlm.methods.sft import fine_tune, metrics_only
 from restlm.methods.variants import check_variants, config_for
+from restlm.compare.carry import carry_records, keep_records
 from restlm.runs import RunDir, StageRunner
 from restlm.tasks import build_task
 
@@ -91,7 +92,6 @@ class CompareSettings:
 
 def compare(settings: CompareSettings, out: str | Path) -> dict:
     """Run (or finish) the comparison in `out`; write compare.json and the report; return the summary."""
-    from restlm.compare.carry import carry_records, keep_records
     from restlm.compare.report import write_compare_report
     from restlm.compare.summary import summarise_compare
 
@@ -135,14 +135,9 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
     try:
         carry_records(run, settings, methods)
         accelerator.wait_for_everyone()  # every process has read the carried folders before one is written
-
-        def kept() -> None:  # --keep-records: called after each method run's final record
-            if settings.keep_records:
-                keep_records(run, settings.keep_records, settings)
-
-        kept()
+        keep_records(run, settings)  # what is recorded or carried already
         for seed in range(settings.seeds):
-            _run_seed(run, task, settings, methods, keys, seed, policy if seed == 0 else task.new_policy(seed), kept)
+            _run_seed(run, task, settings, methods, keys, seed, policy if seed == 0 else task.new_policy(seed))
         summary = summarise_compare(run, task, settings, keys)
         if run.is_main:
             write_json(run.path / layout.COMPARE_SUMMARY, summary)
@@ -213,7 +208,7 @@ def _differing(old, new, prefix: str = "") -> list[str]:
 
 
 def _run_seed(run: RunDir, task, settings: CompareSettings, methods: dict, keys: tuple[str, str, str], seed: int,
-              policy, kept) -> None:
+              policy) -> None:
     config, (_, proxy, gold) = settings.config, keys
     if all(run.stage(layout.method_final(seed, name)) is not None for name in methods):
         _seed_finished(run, methods, seed, config, policy)  # every method run recorded or carried: no start needed
@@ -243,7 +238,7 @@ def _run_seed(run: RunDir, task, settings: CompareSettings, methods: dict, keys:
             reference.load_weights(run.checkpoint_dir(start_key))
         stages(final_key, lambda key: _final(task, policy, None if name == "sft" else reference, name, record,
                                              (proxy, gold), settings.eval_samples), after=stages.in_memory, trains=False)
-        kept()  # --keep-records: this method run is safe from here on
+        keep_records(run, settings)  # --keep-records: this method run is safe from here on
     _seed_finished(run, methods, seed, config, policy)
 
 
