@@ -32,12 +32,12 @@ def run_compare(folder: Path, out: Path, *extra: str, timeout: float = 600) -> s
 
 
 
-
 @pytest.fixture(scope="module")
 def finished(user_folder, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("compare_runs") / "full"
     result = run_compare(user_folder, out, "--methods", METHODS, "--seeds", "2", "--eval-samples", "2",
-                         "--bootstrap", "200", "--keep-records", str(out.parent / "records"))
+                         "--bootstrap", "200", "--keep-records", str(out.parent / "records"),
+                         "--carry", str(out.parent / "records"))  # a records folder not yet written is skipped
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
@@ -239,6 +239,8 @@ REFUSALS = [
      "--rerun: bc_matched reads the records of rest"),
     ("a rerun of rest while ppo spends its budget", ["--methods", "sft,rest,ppo", "--rerun", "rest"],
      "--rerun: ppo reads the records of rest (its runs, or without --budget its token budget): rerun it too"),
+    ("a carry folder with no records", ["--carry", "nowhere"], "--carry nowhere: not a finished compare directory"),
+    ("a carry folder holding a restlm run", ["--carry", "a_run"], "--carry a_run: holds a `restlm run`, not a comparison"),
 ]
 
 
@@ -246,6 +248,9 @@ REFUSALS = [
 def test_bad_input_is_one_line_exit_2_and_nothing_written(case, flags, expected, user_folder, tmp_path, monkeypatch,
                                                            capfd):
     (user_folder / "empty.jsonl").write_text("")
+    (user_folder / "a_run").mkdir(exist_ok=True)
+    (user_folder / "a_run" / "config.json").write_text('{"rest": {}}')
+    (user_folder / "a_run" / "state.json").write_text('{"stages": {}}')
     monkeypatch.chdir(user_folder)
     monkeypatch.setattr(sys, "path", list(sys.path))
     out = tmp_path / "out"

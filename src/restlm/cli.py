@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     comparison.add_argument("--carry", action="append", default=[], metavar="DIR",
                             help="reuse the finished method runs of another compare directory whose settings match")
     comparison.add_argument("--keep-records", metavar="DIR", help="write every finished method record (no weights) "
-                            "to DIR as it finishes, a directory --carry reads if --out is lost")
+                            "to DIR as it finishes, a directory --carry reads if --out is lost (--carry DIR is skipped "
+                            "while DIR holds none yet)")
     comparison.add_argument("--rerun", default="", metavar="METHODS",
                             help="comma-separated methods of --methods whose finished runs (every seed) are "
                             "forgotten and run again, e.g. after a fix; the start and the other methods are kept "

@@ -33,38 +33,67 @@ def signature(recorded: dict, method, seed: int) -> dict:
     return values
 
 
-def carry_records(run, settings, methods: dict) -> None:
-    """Copy into `run` the final records of other directories' method runs whose signatures match (on every
+def read_records(folder: Path) -> tuple[dict, dict]:
+    """A compare directory's (or a records folder's) config.json and its stage records; RunDirError naming the
+    folder when it holds neither."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        stages = json.loads((folder / "state.json").read_text())["stages"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
+        raise RunDirError(f"{folder}: not a finished compare directory ({error})") from None
+    if not isinstance(config, dict) or "experiment" not in config:
+        raise RunDirError(f"{folder}: holds a `restlm run`, not a comparison")
+    return config, stages
+
+
+def matching_finals(stages: dict, theirs: dict, ours: dict, method_of, skip=()) -> dict:
+    """The final method records in `stages`, written under config `theirs`, that hold under config `ours`: their
+    method (`method_of(name)`, None when it has none) depends on no setting that differs, and is not in `skip`."""
+    kept = {}
+    for key, record in stages.items():
+        seed, name = layout.final_parts(key) or (None, None)
+        if name is None or name in skip:
+            continue
+        method = method_of(name)
+        if method is not None and signature(theirs, method, seed) == signature(ours, method, seed):
+            kept[key] = record
+    return kept
+
+
+def read_carried(settings) -> list[tuple[Path, dict, dict]]:
+    """Each `--carry` folder with its config and stage records, read before the run directory is made so that a
+    bad folder is refused with nothing written. The `--keep-records` folder, named with `--carry` too, may hold
+    nothing yet (a first run)."""
+    carried = []
+    for folder in map(Path, settings.carry):
+        if settings.keep_records and folder == Path(settings.keep_records) and not (folder / "state.json").exists():
+            continue
+        try:
+            carried.append((folder, *read_records(folder)))
+        except RunDirError as error:
+            raise RunDirError(f"--carry {error}") from None
+    return carried
+
+
+def carry_records(run, settings, methods: dict, carried: list[tuple[Path, dict, dict]]) -> None:
+    """Copy into `run` the final records of the `carried` folders' method runs whose signatures match (on every
     process: each must skip what was carried; only the main one writes)."""
     recorded = settings.recorded()
-    for folder in map(Path, settings.carry):
-        try:
-            other = json.loads((folder / "config.json").read_text())
-            stages = json.loads((folder / "state.json").read_text())["stages"]
-        except (OSError, json.JSONDecodeError, KeyError) as error:
-            raise RunDirError(f"--carry {folder}: not a finished compare directory ({error})") from None
-        if "experiment" not in other:
-            raise RunDirError(f"--carry {folder}: holds a `restlm run`, not a comparison")
-        for seed in range(settings.seeds):
-            for name, method in methods.items():
-                if name in settings.rerun:  # asked to run again, not to be copied
-                    continue
-                key = layout.method_final(seed, name)
-                if run.stage(key) is None and key in stages and \
-                        signature(other, method, seed) == signature(recorded, method, seed):
-                    run.complete(key, {**stages[key], "carried_from": str(folder)})
+    for folder, other, stages in carried:
+        for key, record in matching_finals(stages, other, recorded, methods.get, settings.rerun).items():
+            if layout.final_parts(key)[0] < settings.seeds and run.stage(key) is None:
+                run.complete(key, {**record, "carried_from": str(folder)})
 
 
 def keep_records(run, settings) -> None:
     """With `settings.keep_records` (a folder), write its config.json (the run's) and its state.json holding the
-    run's finished method records (`seedS/METHOD/final`, no weights): a directory `--carry` reads. A record already there stays when its method
-    run's signature is the same under both configs (another run of this comparison wrote it), unless its method
-    is being rerun; the run's own records win. Locked against another run writing the same folder."""
+    run's finished method records (`seedS/METHOD/final`, no weights): a directory `--carry` reads. A record
+    already there stays when its method run's signature is the same under both configs (another run of this
+    comparison wrote it), unless its method is being rerun; the run's own records win. Locked against another
+    run writing the same folder."""
     import fcntl
 
     from restlm.atomic_files import write_json
-    from restlm.errors import ConfigError
-    from restlm.methods import build_method
 
     if not settings.keep_records or not run.is_main:
         return
@@ -76,27 +105,28 @@ def keep_records(run, settings) -> None:
     try:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            old = json.loads((folder / "config.json").read_text())
-            old_stages = json.loads((folder / "state.json").read_text())["stages"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError):
+            old, old_stages = read_records(folder)
+        except RunDirError:
             old, old_stages = None, {}  # nothing there yet, or not records: written anew
-        kept = {}
-        for key, record in old_stages.items():
-            seed, name = layout.final_parts(key) or (None, None)
-            if name is None or name in settings.rerun:
-                continue
-            try:
-                method = build_method(name, settings.config)
-            except ConfigError:
-                continue  # a variant this comparison no longer has
-            if signature(old, method, seed) == signature(config, method, seed):
-                kept[key] = record
+        kept = matching_finals(old_stages, old, config, lambda name: _method_or_none(name, settings.config),
+                               settings.rerun)
         if old != config:  # every moment on disk is a consistent pair: the kept records hold under both configs
             write_json(folder / "state.json", {"stages": dict(sorted(kept.items()))})
             write_json(folder / "config.json", config)
         write_json(folder / "state.json", {"stages": dict(sorted({**kept, **finals}.items()))})
     finally:
         os.close(handle)  # and the lock with it
+
+
+def _method_or_none(name: str, config):
+    """The method `name` as `config` defines it; None for a variant the comparison no longer has."""
+    from restlm.errors import ConfigError
+    from restlm.methods import build_method
+
+    try:
+        return build_method(name, config)
+    except ConfigError:
+        return None
 
 
 def _as_kept(record: dict, folder: Path) -> dict:

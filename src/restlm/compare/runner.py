@@ -27,7 +27,7 @@ from restlm.kept_checkpoints import shrink_checkpoints
 from restlm.methods import MethodRun, build_method, in_run_order
 from restlm.methods.sft import fine_tune, metrics_only
 from restlm.methods.variants import check_variants, config_for
-from restlm.compare.carry import carry_records, keep_records
+from restlm.compare.carry import carry_records, keep_records, read_carried
 from restlm.runs import RunDir, StageRunner
 from restlm.tasks import build_task
 
@@ -119,6 +119,7 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
         if method.online and settings.budget is not None:
             method.check_budget(config_for(settings.config, name), settings.budget)
     inputs = task.input_fingerprints()
+    carried = read_carried(settings)
     if resume:
         run.resume()
         run.check_inputs(inputs)
@@ -133,7 +134,7 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
     else:
         run.create(settings.recorded(), inputs)
     try:
-        carry_records(run, settings, methods)
+        carry_records(run, settings, methods, carried)
         accelerator.wait_for_everyone()  # every process has read the carried folders before one is written
         keep_records(run, settings)  # what is recorded or carried already
         for seed in range(settings.seeds):

@@ -35,8 +35,7 @@ def run_compare(task: str, out: str, methods: str, seeds: int, extra: list[str],
     exit code."""
     from restlm import cli
 
-    kept = [] if records is None else ["--keep-records", records] + (
-        ["--carry", records] if (Path(records) / "state.json").exists() else [])
+    kept = [] if records is None else ["--keep-records", records, "--carry", records]
     return cli.main(["compare", "--task", task, "--methods", methods, "--seeds", str(seeds), "--eval-samples", "1",
                      "--out", out, *kept, *extra])
 
