@@ -15,6 +15,7 @@ saved and loaded (`reward_model:PATH`) as one, and cheaper to score than the ful
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -132,6 +133,28 @@ def apply_probe(reward_model: RewardModel, fit: ProbeFit) -> RewardModel:
             head.bias.zero_()
     reward_model.model.eval()
     return reward_model
+
+
+@contextmanager
+def first_layers(reward_model: RewardModel, count: int):
+    """The backbone runs its first `count` layers only, inside the block (what cut_backbone keeps, undone after):
+    features of shallow layers need no pass through the deep ones. transformers installs its hidden-state
+    hooks on the first pass that asks for them, on the layers there then: one pass of one token over the whole
+    backbone first, or the restored layers would never report their states."""
+    extra = {"use_cache": False} if reward_model.kind == "causal" else {}
+    with torch.no_grad():
+        backbone(reward_model)(input_ids=torch.zeros((1, 1), dtype=torch.long, device=reward_model.device),
+                               output_hidden_states=True, **extra)
+    layers, config = _layer_list(reward_model), reward_model.model.config
+    removed, types = list(layers[count:]), getattr(config, "layer_types", None)
+    cut_backbone(reward_model, count)
+    try:
+        yield
+    finally:
+        layers.extend(removed)
+        config.num_hidden_layers = len(layers)
+        if isinstance(types, list):
+            config.layer_types = types
 
 
 def cut_backbone(reward_model: RewardModel, count: int) -> None:

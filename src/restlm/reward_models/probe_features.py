@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from restlm.reward_models.model import RewardModel
-from restlm.reward_models.probe import backbone, layer_count, one_output_head
+from restlm.reward_models.probe import backbone, first_layers, layer_count, one_output_head
 
 FEATURES_VERSION = "1"  # raise when these functions compute other numbers: feature caches are then redone
 POOLS = ("last", "mean")
@@ -44,9 +44,11 @@ def probe_features(reward_model: RewardModel, prompts: Sequence[str], responses:
     out = {f"{pool}@{layer}": np.zeros((len(prompts), width), dtype=np.float32) for pool in pools for layer in layers}
     out.update({name: np.zeros((len(prompts), SCALARS[name]), dtype=np.float32) for name in scalars})
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(responses[i]))
+    # logp reads the last layer; a pool reads no deeper than its layers, length none
+    depth = count if "logp" in scalars else max(layers if pools else [], default=1)
     was_training = reward_model.model.training
     reward_model.model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), first_layers(reward_model, depth):
         for start in tqdm(range(0, len(order), batch_size), desc="probe features", leave=False):
             idx = order[start : start + batch_size]
             batch, response = reward_model.encode_marking_responses([prompts[i] for i in idx],
@@ -58,14 +60,14 @@ def probe_features(reward_model: RewardModel, prompts: Sequence[str], responses:
             for layer in layers:
                 if "last" in pools:
                     out[f"last@{layer}"][idx] = _head_input(reward_model, hidden[layer], batch["attention_mask"],
-                                                            last=layer == count).float().cpu().numpy()
+                                                            last=layer == depth).float().cpu().numpy()
                 if "mean" in pools:
-                    states = _normed(reward_model, hidden[layer], last=layer == count)
+                    states = _normed(reward_model, hidden[layer], last=layer == depth)
                     weights = response.unsqueeze(-1).to(states.dtype)
                     mean = (states * weights).sum(1) / weights.sum(1).clamp_min(1)
                     out[f"mean@{layer}"][idx] = mean.float().cpu().numpy()
             if "logp" in scalars:
-                out["logp"][idx] = _response_log_probs(reward_model, hidden[count], batch["input_ids"], response)
+                out["logp"][idx] = _response_log_probs(reward_model, hidden[depth], batch["input_ids"], response)
             if "length" in scalars:
                 out["length"][idx] = np.log1p(response.sum(1, keepdim=True).float().cpu().numpy())
     reward_model.model.train(was_training)
