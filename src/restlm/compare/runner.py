@@ -138,7 +138,7 @@ def compare(settings: CompareSettings, out: str | Path) -> dict:
         accelerator.wait_for_everyone()  # every process has read the carried folders before one is written
         keep_records(run, settings)  # what is recorded or carried already
         for seed in range(settings.seeds):
-            _run_seed(run, task, settings, methods, keys, seed, policy if seed == 0 else task.new_policy(seed))
+            _run_seed(run, task, settings, methods, keys, seed, policy)
         summary = summarise_compare(run, task, settings, keys)
         if run.is_main:
             write_json(run.path / layout.COMPARE_SUMMARY, summary)
@@ -209,11 +209,14 @@ def _differing(old, new, prefix: str = "") -> list[str]:
 
 
 def _run_seed(run: RunDir, task, settings: CompareSettings, methods: dict, keys: tuple[str, str, str], seed: int,
-              policy) -> None:
+              first_policy) -> None:
+    """Seed `seed`'s start and method runs; seed 0 trains `first_policy` (loaded for the checks), another seed a
+    policy of its own, loaded only when a method run of it is left."""
     config, (_, proxy, gold) = settings.config, keys
     if all(run.stage(layout.method_final(seed, name)) is not None for name in methods):
-        _seed_finished(run, methods, seed, config, policy)  # every method run recorded or carried: no start needed
+        _seed_finished(run, methods, seed, config, first_policy)  # every method run recorded or carried: no start
         return
+    policy = first_policy if seed == 0 else task.new_policy(seed)
     init, start_key = layout.seed_stage(seed, "init"), layout.compare_start(seed)
     stages = StageRunner(run, policy, in_memory=init)
     evaluate = _timed(task.evaluate)
