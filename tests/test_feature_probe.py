@@ -15,7 +15,7 @@ from restlm.reward_models import RewardModel, pairwise_accuracy
 from restlm.reward_models.commands import main_reward_model
 from restlm.reward_models.feature_probe import PROBE_FILE, FeatureProbe
 from restlm.reward_models.fitting import both_responses
-from restlm.reward_models.probe import _layer_list as probe_layers
+from restlm.reward_models.probe import backbone_layers
 from restlm.reward_models.probe_features import probe_features
 from restlm.reward_models.probe_runs import run_probe_model
 from restlm.rewards import build_reward
@@ -88,7 +88,6 @@ def test_cli_probe_features(tied_llama_dir, tmp_path, capsys):
         assert not (tmp_path / "other").exists()
 
 
-@pytest.mark.real
 @pytest.mark.parametrize("kind", ["reward_bert_dir", "tied_llama_dir"])
 def test_features_of_a_shallow_layer_skip_the_deeper_ones_and_equal_a_full_pass(kind, request):
     """layers=[1] runs layer 1 only (the forward is cut, then whole again); layers=[1, 2] runs both: the
@@ -98,7 +97,7 @@ def test_features_of_a_shallow_layer_skip_the_deeper_ones_and_equal_a_full_pass(
     prompts, responses = [p.prompt for p in pairs], [p.chosen for p in pairs]
     seen = []  # (layer, tokens in) of every pass; first_layers' one-token pass over all layers is (i, 1)
     hooks = [layer.register_forward_hook(lambda _, args, __, i=i: seen.append((i, args[0].shape[:2].numel())))
-             for i, layer in enumerate(probe_layers(reward_model))]
+             for i, layer in enumerate(backbone_layers(reward_model))]
     shallow = probe_features(reward_model, prompts, responses, [1], ("last", "mean"), batch_size=4)
     assert {i for i, tokens in seen if tokens > 1} == {0}
     seen.clear()
@@ -111,6 +110,7 @@ def test_features_of_a_shallow_layer_skip_the_deeper_ones_and_equal_a_full_pass(
         assert np.abs(shallow[name]).sum() > 0
 
 
+@pytest.mark.real
 def test_smollm2_feature_probe_on_real_hh_pairs(tmp_path):
     """SmolLM2's mean response state, the response's log-probability and its length (reward_model_features.md's
     features, less `last` to keep the fit quick) on 40 real pairs: the saved probe scores as its features predict."""

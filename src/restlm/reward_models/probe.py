@@ -42,7 +42,7 @@ def backbone(reward_model: RewardModel):
     return reward_model.model.base_model
 
 
-def _layer_list(reward_model: RewardModel) -> torch.nn.ModuleList:
+def backbone_layers(reward_model: RewardModel) -> torch.nn.ModuleList:
     base = backbone(reward_model)
     layers = getattr(base, "layers", None)
     if layers is None and hasattr(base, "encoder"):
@@ -53,7 +53,7 @@ def _layer_list(reward_model: RewardModel) -> torch.nn.ModuleList:
 
 
 def layer_count(reward_model: RewardModel) -> int:
-    return len(_layer_list(reward_model))
+    return len(backbone_layers(reward_model))
 
 
 def default_layers(count: int, tried: int = 8) -> list[int]:
@@ -145,7 +145,7 @@ def first_layers(reward_model: RewardModel, count: int):
     with torch.no_grad():
         backbone(reward_model)(input_ids=torch.zeros((1, 1), dtype=torch.long, device=reward_model.device),
                                output_hidden_states=True, **extra)
-    layers, config = _layer_list(reward_model), reward_model.model.config
+    layers, config = backbone_layers(reward_model), reward_model.model.config
     removed, types = list(layers[count:]), getattr(config, "layer_types", None)
     cut_backbone(reward_model, count)
     try:
@@ -160,7 +160,7 @@ def first_layers(reward_model: RewardModel, count: int):
 def cut_backbone(reward_model: RewardModel, count: int) -> None:
     """Keep the backbone's first `count` layers, in place: its last state is then layer `count`'s as the final
     norm (Llama) or the layer's own LayerNorm (BERT) leaves it, what the probe features of that layer read."""
-    layers = _layer_list(reward_model)
+    layers = backbone_layers(reward_model)
     del layers[count:]
     config = reward_model.model.config
     config.num_hidden_layers = count
