@@ -179,3 +179,29 @@ def test_finished_run_can_be_resumed_in_the_same_process(tiny_model_dir, tiny_da
                                rest__grow_steps=0, rest__grow_sizes="[8]")
     assert cli.main(["run", *set_args(overrides)]) == 0
     assert cli.main(["run", "--resume", str(path)]) == 0, capfd.readouterr().err
+
+
+@pytest.mark.parametrize("kept", ["records alone", "all but the checkpoints"])
+def test_a_run_directory_that_lost_files_is_refused_in_one_line(uninterrupted, tmp_path, capfd, kept):
+    """A copy of config.json and state.json alone (the grown sets and NLL records gone), or a copy without the
+    checkpoints whose next stage must load them: each is refused in one line naming the missing file."""
+    import shutil
+
+    whole, path = uninterrupted(), tmp_path / "copy"
+    path.mkdir()
+    for name in ("config.json", "state.json", "inputs.json"):
+        shutil.copy(whole / name, path / name)
+    if kept == "all but the checkpoints":
+        for folder in ("grown", "train_nll"):
+            shutil.copytree(whole / folder, path / folder)
+        state = json.loads((path / "state.json").read_text())
+        last = list(state["stages"])[-1]  # forgotten: resuming runs it again, from its predecessor's weights
+        del state["stages"][last]
+        (path / "state.json").write_text(json.dumps(state))
+    assert cli.main(["run", "--resume", str(path)]) == 2
+    lines = stderr_lines(capfd.readouterr().err)
+    assert len(lines) == 1 and "the run directory has lost files" in lines[0], lines
+    if kept == "records alone":
+        assert lines[0].startswith(f"restlm: error: {path}/") and ".jsonl: missing, though stage " in lines[0]
+    else:
+        assert lines[0].startswith(f"restlm: error: {path / 'checkpoints'}/") and ": no checkpoint, though stage" in lines[0]

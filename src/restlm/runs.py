@@ -18,6 +18,10 @@ from restlm.errors import RunDirError
 INPUTS_FILE = "inputs.json"  # a fingerprint of every input the run reads
 
 
+LOST_FILES = ("the run directory has lost files (a copy of config.json and state.json alone?): resume a whole copy "
+              "of it, or start a new run")
+
+
 class RunDir:
     """One run's folder. Only the main process writes; others read what it wrote."""
 
@@ -86,9 +90,20 @@ class RunDir:
         # no state.json: the run was killed while being created, before any stage finished
         try:
             self.state = json.loads(state.read_text()) if state.exists() else {"stages": {}}
-            return json.loads((self.path / "config.json").read_text())
+            config = json.loads((self.path / "config.json").read_text())
         except json.JSONDecodeError as error:
             raise RunDirError(f"{self.path}: unreadable run files ({error})") from None
+        self._check_written_files()
+        return config
+
+    def _check_written_files(self) -> None:
+        """Refuse a run whose finished stages' files (`*_file`: grown sets, NLL records) are gone, as they are
+        when only config.json and state.json were copied: one line, not a traceback when a replay reads them."""
+        for key, record in self.state["stages"].items():
+            for field, relative in record.items():
+                if field.endswith("_file") and isinstance(relative, str) and not (self.path / relative).is_file():
+                    raise RunDirError(f"{self.path / relative}: missing, though stage {key} that wrote it is "
+                                      f"recorded; {LOST_FILES}")
 
     def check_inputs(self, inputs: dict) -> None:
         """Refuse to resume when an input the run read has changed since it started (naming it).
@@ -189,6 +204,13 @@ class RunDir:
     def checkpoint_dir(self, key: str) -> Path:
         return self.path / "checkpoints" / key
 
+    def saved_weights(self, key: str) -> Path:
+        """The checkpoint folder of finished stage `key`, to load weights from; one line when it is gone."""
+        folder = self.checkpoint_dir(key)
+        if not (folder / "model.safetensors").is_file():
+            raise RunDirError(f"{folder}: no checkpoint, though stage {key} is recorded; {LOST_FILES}")
+        return folder
+
     def remove_checkpoint(self, key: str) -> None:
         if self.is_main:
             shutil.rmtree(self.checkpoint_dir(key), ignore_errors=True)
@@ -219,7 +241,7 @@ class StageRunner:
         if done is not None:
             return done
         if after != self.in_memory:
-            self.policy.load_weights(self.run.checkpoint_dir(after))
+            self.policy.load_weights(self.run.saved_weights(after))
             self.in_memory = after
         record = compute(key)
         record["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # so far, this process

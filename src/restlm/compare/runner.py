@@ -227,7 +227,7 @@ def _run_seed(run: RunDir, task, settings: CompareSettings, methods: dict, keys:
         if run.stage(final_key) is not None:
             continue
         if stages.in_memory != start_key:
-            policy.load_weights(run.checkpoint_dir(start_key))
+            policy.load_weights(run.saved_weights(start_key))
             stages.in_memory = start_key
         budget = settings.budget
         if budget is None and method.online and "rest" in methods:
@@ -239,7 +239,7 @@ def _run_seed(run: RunDir, task, settings: CompareSettings, methods: dict, keys:
                                       start_key, start, seed, budget, evaluate))
         if name != "sft" and reference is None:
             reference = task.new_policy(seed)
-            reference.load_weights(run.checkpoint_dir(start_key))
+            reference.load_weights(run.saved_weights(start_key))
         stages(final_key, lambda key: _final(task, policy, None if name == "sft" else reference, name, record,
                                              (proxy, gold), settings.eval_samples), after=stages.in_memory, trains=False)
         keep_records(run, settings)  # --keep-records: this method run is safe from here on

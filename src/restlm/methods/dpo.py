@@ -50,7 +50,7 @@ class DPOMethod(Method):
             steps.append({"step": "dpo", "sampled_tokens": tokens, **metrics_only(metrics)})
             best = 0 if run.start_metrics[run.task.selection_metric] >= metrics[run.task.selection_metric] else 1
             if best == 0:
-                run.policy.load_weights(run.stages.run.checkpoint_dir(run.start))
+                run.policy.load_weights(run.stages.run.saved_weights(run.start))
             return {"steps": steps, "chosen_step": steps[best]["step"], "sampled_tokens": tokens,
                     "wall_time_s": wall, "pairs": len(pairs), "dpo_steps": stats.steps,
                     "first_loss": (stats.losses or [None])[0], "last_loss": (stats.losses or [None])[-1]}
